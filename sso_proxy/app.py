@@ -1,0 +1,87 @@
+"""create_app: middleware order, the proxy's own endpoints, the catch-all forwarder.
+
+Middlewares, outer to inner: request id -> error pages. The proxy's own endpoints live under
+``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz`` and ``/readyz`` (contract §5); every
+other path on a route host belongs to its upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from sso_proxy import login, pages
+from sso_proxy.authrequest import auth_handler
+from sso_proxy.config import Config
+from sso_proxy.errors import NotFound, StoreUnavailable
+from sso_proxy.keys import RUNTIME
+from sso_proxy.middleware import error_middleware, request_id_middleware
+from sso_proxy.proxy import proxy_handler
+from sso_proxy.runtime import Runtime
+
+CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstream bodies stream
+
+
+def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Application:
+    """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app."""
+    app = web.Application(
+        middlewares=[request_id_middleware(), error_middleware()],
+        client_max_size=CLIENT_MAX_SIZE,
+        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+    )
+    if runtime is not None:
+        app[RUNTIME] = runtime
+    else:
+        app.cleanup_ctx.append(runtime_context(config))
+    add_routes(app)
+    return app
+
+
+def runtime_context(config: Config):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        runtime = await Runtime.open(config)
+        app[RUNTIME] = runtime
+        yield
+        await runtime.close()
+
+    return context
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/oauth2/start", login.start)
+    router.add_get("/oauth2/callback", login.callback)
+    router.add_get("/oauth2/handoff", login.handoff)
+    router.add_get("/oauth2/sign_out", login.sign_out_page)
+    router.add_post("/oauth2/sign_out", login.sign_out)
+    router.add_get("/oauth2/userinfo", login.userinfo)
+    router.add_get("/oauth2/auth", auth_handler)
+    router.add_route("*", "/oauth2/{tail:.*}", not_found)
+    router.add_get("/.well-known/jwks.json", jwks)
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    router.add_route("*", "/{tail:.*}", proxy_handler)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise NotFound()
+
+
+async def jwks(request: web.Request) -> web.StreamResponse:
+    response = pages.json_response(request.app[RUNTIME].signer.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.content_type = "application/json"
+    return response
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    try:
+        await request.app[RUNTIME].store.ping()
+    except StoreUnavailable:
+        return web.json_response({"status": "unavailable", "session_store": "down"}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,195 @@
+"""The ``sso-proxy`` command (contract §1)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sso_proxy.config import Config, load_config, summary
+from sso_proxy.errors import ConfigError
+from sso_proxy.log import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sso-proxy",
+        description="Identity-aware reverse proxy and SSO sidecar for MOPH Health ID + Provider ID.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy")
+    serve.add_argument("--config", required=True, help="YAML config file")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("config_file", nargs="?", help="YAML config file")
+    check.add_argument("--config", dest="config_opt", help="YAML config file")
+
+    mock = sub.add_parser("mock-idp", help="run the bundled mock of MOPH Health ID + Provider ID")
+    mock.add_argument("--listen", default="127.0.0.1:4190", help="HOST:PORT (default 127.0.0.1:4190)")
+    mock.add_argument("--users", help="YAML file of test users (default: the bundled fixtures)")
+    from sso_proxy.mockidp.cli_args import add_mock_idp_arguments
+
+    add_mock_idp_arguments(mock)
+
+    demo = sub.add_parser("demo", help="run the mock IdP, three sample apps and the proxy on localhost")
+    demo.add_argument("--port", type=int, default=4180, help="proxy port (default 4180)")
+
+    policy = sub.add_parser("policy", help="access rules tools")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    explain = policy_sub.add_parser("explain", help="explain the decision for a profile and URL")
+    explain.add_argument("--config", required=True)
+    explain.add_argument("--profile", required=True, help="Provider ID profile JSON (raw API response or data)")
+    explain.add_argument("--method", default="GET")
+    explain.add_argument("--ial", type=float, default=None, help="IAL of the Health ID login (default: from profile)")
+    explain.add_argument("url")
+
+    sessions = sub.add_parser("sessions", help="list or revoke sessions")
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
+    listing = sessions_sub.add_parser("list", help="list active sessions")
+    listing.add_argument("--config", required=True)
+    revoke = sessions_sub.add_parser("revoke", help="end every session of one user")
+    revoke.add_argument("--config", required=True)
+    revoke.add_argument("--provider-id", required=True)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_sub.add_parser("generate", help="write a new EC P-256 signing key (PEM)")
+    generate.add_argument("--out", required=True)
+    return parser
+
+
+def load_or_report(path: str) -> Config | None:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return config
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = args.config_opt or args.config_file
+    if not path:
+        print("check-config: give the file: sso-proxy check-config --config FILE", file=sys.stderr)
+        return 2
+    config = load_or_report(path)
+    if config is None:
+        return 1
+    if not config.signing.key_files and not config.signing.ephemeral:
+        print(
+            "warning: signing.key_files is empty: `serve` will refuse to start "
+            "(sso-proxy keys generate --out FILE)",
+            file=sys.stderr,
+        )
+    print(summary(config))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    configure_logging(config.log_level)
+    from sso_proxy.server import serve
+    from sso_proxy.workers import run_workers
+
+    try:
+        if config.workers > 1:
+            return run_workers(config, args.config)
+        asyncio.run(serve(config, args.config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_mock(args: argparse.Namespace) -> int:
+    from sso_proxy.mockidp import run_mock_idp
+    from sso_proxy.mockidp.cli_args import settings_from_args
+
+    configure_logging("info")
+    host, _, port = args.listen.rpartition(":")
+    try:
+        asyncio.run(run_mock_idp(host or "127.0.0.1", int(port), settings_from_args(args), args.users))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sso_proxy.demo.launcher import run_demo
+
+    try:
+        asyncio.run(run_demo(port=args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from sso_proxy.explain import explain
+
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    try:
+        profile = json.loads(Path(args.profile).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"--profile {args.profile}: cannot read JSON: {exc}", file=sys.stderr)
+        return 2
+    text, code = explain(config, profile, args.url, args.method, args.ial)
+    print(text)
+    return code
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from sso_proxy.sessions.cli import cli_list, cli_revoke
+
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    configure_logging("info")
+    if args.sessions_command == "list":
+        return asyncio.run(cli_list(config))
+    return asyncio.run(cli_revoke(config, args.provider_id))
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from sso_proxy.keys_file import write_key_file
+
+    try:
+        key = write_key_file(args.out)
+    except (OSError, ConfigError, FileExistsError) as exc:
+        print(f"keys generate: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} (kid {key.kid}); add it to signing.key_files")
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "check-config": cmd_check,
+    "mock-idp": cmd_mock,
+    "demo": cmd_demo,
+    "policy": cmd_policy,
+    "sessions": cmd_sessions,
+    "keys": cmd_keys,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

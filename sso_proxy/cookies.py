@@ -1,0 +1,87 @@
+"""The proxy's own cookies: names, attributes, and removal before forwarding.
+
+SECURITY: the session cookie is an opaque random id (no tokens, no identity inside), HttpOnly,
+SameSite=Lax, and with ``cookie_secure`` it is Secure and carries the ``__Host-`` prefix, which
+browsers only accept from a secure origin, host-only, Path=/ — so a sibling subdomain cannot plant
+or overwrite it. With a shared ``cookie_domain`` the prefix becomes ``__Secure-``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sso_proxy.config import SessionConfig
+
+STATE_MAX_AGE = 600
+
+
+@dataclass(frozen=True)
+class CookiePolicy:
+    session_name: str
+    state_name: str
+    secure: bool
+    domain: str | None
+
+    @classmethod
+    def from_config(cls, cfg: SessionConfig) -> CookiePolicy:
+        base = cfg.cookie_name
+        if cfg.cookie_secure and cfg.cookie_domain:
+            session_name = f"__Secure-{base}"
+        elif cfg.cookie_secure:
+            session_name = f"__Host-{base}"
+        else:
+            session_name = base
+        state_name = f"__Host-{base}_login" if cfg.cookie_secure else f"{base}_login"
+        return cls(session_name, state_name, cfg.cookie_secure, cfg.cookie_domain)
+
+    @property
+    def all_names(self) -> frozenset[str]:
+        """Every cookie name the proxy may set (in any prefix form), stripped before forwarding."""
+        names = {self.session_name, self.state_name}
+        for name in list(names):
+            bare = name.removeprefix("__Host-").removeprefix("__Secure-")
+            names.update({bare, f"__Host-{bare}", f"__Secure-{bare}"})
+        return frozenset(names)
+
+    def domain_for(self, host: str) -> str | None:
+        """Shared-domain mode applies only to hosts inside ``cookie_domain`` (label-aligned)."""
+        if self.domain and (host == self.domain or host.endswith("." + self.domain)):
+            return self.domain
+        return None
+
+    def set_session(self, response: web.StreamResponse, session_id: str, *, host: str, max_age: int) -> None:
+        domain = self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        response.set_cookie(
+            self.session_name,
+            session_id,
+            max_age=max_age,
+            path="/",
+            domain=domain,
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    def clear_session(self, response: web.StreamResponse, *, host: str) -> None:
+        domain = self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        response.del_cookie(
+            self.session_name, path="/", domain=domain, secure=self.secure, httponly=True, samesite="Lax"
+        )
+        if domain:  # also clear a host-only copy left by the hand-off
+            response.del_cookie(self.session_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    def set_state(self, response: web.StreamResponse, nonce: str) -> None:
+        response.set_cookie(
+            self.state_name,
+            nonce,
+            max_age=STATE_MAX_AGE,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    def clear_state(self, response: web.StreamResponse) -> None:
+        response.del_cookie(self.state_name, path="/", secure=self.secure, httponly=True, samesite="Lax")

@@ -1,0 +1,1 @@
+"""The demo: mock IdP + three sample apps + the proxy, all on localhost."""

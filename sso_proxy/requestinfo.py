@@ -1,0 +1,61 @@
+"""Who and where a request is from, as far as we may believe it (computed once per request)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from sso_proxy.forwarded import client_view
+
+if TYPE_CHECKING:
+    from sso_proxy.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    ip: str
+    proto: str
+    host: str  # lower case, no port: what routes match
+    host_port: str  # as the client addressed us: for building absolute URLs
+    forwarded_for: str  # X-Forwarded-For chain to send upstream (trusted part + peer)
+
+
+CLIENT_INFO: web.RequestKey[ClientInfo] = web.RequestKey("sso_proxy.client_info")
+
+
+def split_host(host_port: str) -> str:
+    host = host_port.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def client_info(request: web.Request, rt: Runtime) -> ClientInfo:
+    cached = request.get(CLIENT_INFO)
+    if cached is not None:
+        return cached
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else "0.0.0.0"
+    view = client_view(
+        peer_ip,
+        request.headers,
+        rt.config.trusted_proxies,
+        scheme=request.scheme,
+        host=request.headers.get("Host", ""),
+    )
+    info = ClientInfo(
+        ip=view.ip,
+        proto=view.proto,
+        host=split_host(view.host),
+        host_port=view.host.strip().lower(),
+        forwarded_for=", ".join(view.forwarded_for_chain),
+    )
+    request[CLIENT_INFO] = info
+    return info
+
+
+def own_origin(request: web.Request, rt: Runtime) -> str:
+    info = client_info(request, rt)
+    return f"{info.proto}://{info.host_port}"

@@ -1,0 +1,176 @@
+"""Everything a running proxy holds, built from one Config; swapped whole on reload.
+
+The session store, the HTTP client and the upstream connection pools live for the whole process;
+routes, rules, signing keys and the MOPH client are rebuilt from each new config. A config that
+fails validation never gets this far, so the old Runtime keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from sso_proxy.config import Config
+from sso_proxy.cookies import CookiePolicy
+from sso_proxy.keys_file import SigningKey, ephemeral_keys, load_signing_keys
+from sso_proxy.log import get_logger
+from sso_proxy.moph import MophClient
+from sso_proxy.routing import RouteTable
+from sso_proxy.sessions import INVALIDATE_ALL, Session, SessionStore, make_store
+from sso_proxy.signing import AssertionCache, Signer
+from sso_proxy.upstream import Forwarder
+
+log = get_logger("sso_proxy.runtime")
+HEARTBEAT_EVERY = 0.2
+HEARTBEAT_FRESH = 0.5
+
+
+def signing_keys(config: Config) -> list[SigningKey]:
+    if config.signing.key_files:
+        return load_signing_keys(config.signing.key_files)
+    if config.signing.ephemeral:
+        return ephemeral_keys()
+    from sso_proxy.errors import ConfigError
+
+    raise ConfigError(
+        [
+            "signing.key_files: no signing key configured. Create one with "
+            "`sso-proxy keys generate --out /etc/sso-proxy/signing.pem` "
+            "(or set signing.ephemeral: true for a throw-away demo key)"
+        ]
+    )
+
+
+@dataclass
+class SessionCache:
+    """A short in-process cache of sessions, so a busy page does not hit the store per request.
+
+    Keyed by the store's non-secret storage hint. Entries live ``ttl`` seconds at most and are
+    dropped at once when any replica publishes an invalidation (sign-out, revoke), so revocation
+    takes effect everywhere well within a second. ``ttl`` 0 disables it.
+    """
+
+    ttl: float
+    entries: dict[str, tuple[Session, float]] = field(default_factory=dict)
+    max_entries: int = 100_000
+
+    def get(self, hint: str, now: float) -> Session | None:
+        hit = self.entries.get(hint)
+        if hit is None:
+            return None
+        if now - hit[1] > self.ttl:
+            self.entries.pop(hint, None)
+            return None
+        return hit[0]
+
+    def put(self, hint: str, session: Session, now: float) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        self.entries[hint] = (session, now)
+
+    def drop(self, hint: str) -> None:
+        if hint == INVALIDATE_ALL:
+            self.entries.clear()
+        else:
+            self.entries.pop(hint, None)
+
+
+class Runtime:
+    """The live state of one proxy process."""
+
+    def __init__(self, config: Config, *, store: SessionStore, http: aiohttp.ClientSession) -> None:
+        self.store = store
+        self.http = http
+        self.forwarder = Forwarder()
+        self.cache = SessionCache(ttl=config.session.identity_cache)
+        self._listener: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        # SECURITY: the cache may answer only while the store is known to be up (a ping within
+        # HEARTBEAT_FRESH seconds), so an outage turns into 503s at once, as contract §6 asks.
+        self.store_ok_at = 0.0
+        self.apply(config)
+
+    def apply(self, config: Config) -> None:
+        """Switch to ``config`` (already validated). Raises ConfigError if keys cannot load."""
+        keys = signing_keys(config)
+        self.config = config
+        self.table = RouteTable(config.routes)
+        self.cookies = CookiePolicy.from_config(config.session)
+        self.signer = Signer(keys, issuer=config.public_url, lifetime=config.signing.assertion_lifetime)
+        self.assertions = AssertionCache(self.signer)
+        self.moph = MophClient(config.health_id, config.provider_id, self.http)
+        self.cache.ttl = config.session.identity_cache
+
+    @classmethod
+    async def open(cls, config: Config) -> Runtime:
+        store = make_store(config.session, secret=config.session.cookie_secret)
+        http = aiohttp.ClientSession(auto_decompress=False, trust_env=False)
+        try:
+            runtime = cls(config, store=store, http=http)
+        except BaseException:
+            await http.close()
+            await store.close()
+            raise
+        await runtime.forwarder.start()
+        runtime._listener = asyncio.create_task(runtime._listen_invalidations())
+        runtime._heartbeat = asyncio.create_task(runtime._beat())
+        return runtime
+
+    async def close(self) -> None:
+        for task in (self._listener, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.forwarder.close()
+        await self.http.close()
+        await self.store.close()
+
+    async def _listen_invalidations(self) -> None:
+        while True:
+            try:
+                async for hint in self.store.invalidations():
+                    self.cache.drop(hint)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # store down: drop everything, retry shortly
+                self.cache.entries.clear()
+                await asyncio.sleep(0.5)
+
+    async def _beat(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.store.ping(), HEARTBEAT_FRESH)
+                self.store_ok_at = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.store_ok_at = 0.0
+                self.cache.entries.clear()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    async def load_session(self, request: web.Request) -> Session | None:
+        """The request's session, or None; raises StoreUnavailable when the store is down."""
+        session_id = request.cookies.get(self.cookies.session_name)
+        if not session_id or len(session_id) > 256:
+            return None
+        now = time.time()
+        hint = self.store.storage_hint(session_id)
+        fresh = time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH
+        cached = self.cache.get(hint, now) if fresh else None
+        if cached is not None and cached.id == session_id:
+            return cached
+        session = await self.store.get(session_id, now=now)
+        if session is not None:
+            self.cache.put(hint, session, now)
+        return session
+
+    def forget_session(self, session_id: str) -> None:
+        self.cache.drop(self.store.storage_hint(session_id))

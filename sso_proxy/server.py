@@ -1,0 +1,82 @@
+"""Run the proxy: bind, serve until SIGTERM/SIGINT, drain, exit 0; SIGHUP re-reads the config."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from sso_proxy.app import create_app
+from sso_proxy.config import Config, load_config
+from sso_proxy.errors import ConfigError
+from sso_proxy.keys import RUNTIME
+from sso_proxy.log import get_logger
+from sso_proxy.runtime import Runtime
+
+log = get_logger("sso_proxy.server")
+DRAIN_SECONDS = 20.0
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def reload_config(runtime: Runtime, path: str) -> bool:
+    """Load ``path``; on any problem keep serving the old config and log every problem."""
+    try:
+        config = load_config(path)
+        runtime.apply(config)
+    except ConfigError as exc:
+        log.error("config_reload_refused", path=path, problems=exc.problems)
+        return False
+    for warning in config.warnings:
+        log.warning("config_warning", warning=warning)
+    log.info("config_reloaded", path=path, routes=len(config.routes))
+    return True
+
+
+async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event | None = None) -> None:
+    runtime = await Runtime.open(config)
+    app = create_app(config, runtime=runtime)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
+    await runner.setup()
+    host, port = split_listen(config.listen)
+    site = web.TCPSite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
+    await site.start()
+    metrics_runner = await start_metrics(config, app)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if config_path:
+        path = str(Path(config_path))
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path))
+        )
+    log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("draining", seconds=DRAIN_SECONDS)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await runner.cleanup()
+        await runtime.close()
+        log.info("stopped")
+
+
+async def start_metrics(config: Config, app: web.Application) -> web.AppRunner | None:
+    if not config.metrics_listen:
+        return None
+    from sso_proxy.metrics import create_metrics_app
+
+    runner = web.AppRunner(create_metrics_app(app[RUNTIME]), access_log=None)
+    await runner.setup()
+    host, port = split_listen(config.metrics_listen)
+    await web.TCPSite(runner, host, port).start()
+    return runner

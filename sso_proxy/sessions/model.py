@@ -1,0 +1,80 @@
+"""Session values and the pure rules of their lifetime (time is always passed in).
+
+A session is alive while BOTH hold: it was used within ``idle_timeout`` (sliding) and it is
+younger than ``max_lifetime`` (absolute, counted from login, never extended). Every store uses
+these functions, so memory and Redis behave identically.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sso_proxy.identity import Identity
+
+# A session's last_seen is rewritten at most this often: a busy page costs reads, not writes.
+TOUCH_INTERVAL = 1.0
+# Yielded by ``SessionStore.invalidations()`` after every (re)subscription: messages may have
+# been missed, so a cache must drop everything.
+INVALIDATE_ALL = "*"
+SESSION_ID_BYTES = 32
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class Session:
+    """One login. ``id`` is the cookie value: a bearer secret that no store keeps as-is."""
+
+    id: str = field(repr=False)  # SECURITY: kept out of repr() so it never lands in a log line
+    identity: Identity
+    created_at: float
+    last_seen: float
+    provider_access_token: str | None = field(default=None, repr=False)
+
+    @property
+    def provider_id(self) -> str:
+        return self.identity.provider_id
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What ``sso-proxy sessions list`` shows: nothing here lets anyone use the session."""
+
+    handle: str
+    provider_id: str
+    name_th: str | None
+    created_at: float
+    last_seen: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    idle_timeout: float
+    max_lifetime: float
+
+    def expires_at(self, created_at: float, last_seen: float) -> float:
+        """The moment the session dies unless used again (never after the absolute limit)."""
+        return min(last_seen + self.idle_timeout, created_at + self.max_lifetime)
+
+    def is_alive(self, created_at: float, last_seen: float, now: float) -> bool:
+        return now < self.expires_at(created_at, last_seen)
+
+    def ttl_after_touch(self, created_at: float, now: float) -> float:
+        """Seconds the stored record must live after a use at ``now``: min(idle, remaining life)."""
+        return max(0.0, min(self.idle_timeout, created_at + self.max_lifetime - now))
+
+
+def new_session_id() -> str:
+    """SECURITY: 256 random bits from the OS CSPRNG: unguessable, and fresh per login (no fixation)."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def looks_like_session_id(value: str) -> bool:
+    """SECURITY: garbage cookies are refused before any store work (no oversized keys, no probing)."""
+    return _SESSION_ID.fullmatch(value) is not None
+
+
+def needs_touch(last_seen: float, now: float) -> bool:
+    return now - last_seen >= TOUCH_INTERVAL

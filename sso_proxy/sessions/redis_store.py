@@ -1,0 +1,234 @@
+"""The Redis session store: shared by every replica, holding only ciphertext.
+
+Layout (every name is an HMAC under a key derived from cookie_secret, see ``crypto``):
+
+    sso:s:<hmac(session id)>    HASH  d = AES-GCM(record, aad = key name)   t = last_seen + MAC
+                                      TTL = min(idle_timeout, remaining max_lifetime)
+    sso:u:<hmac(provider_id)>   SET   the <hmac(session id)> of that user's sessions (for revoke)
+                                      TTL = max_lifetime from the newest login
+    sso:st:<hmac(state key)>    STRING AES-GCM(JSON, aad = key name), TTL from put_state, GETDEL'd
+    sso:invalidate              pub/sub channel of session hints (never cookie values)
+
+A use of the session rewrites only ``t`` and the TTL (a tiny Lua script, at most once a second),
+never the sealed record. Multi-key operations are done key by key, so Redis Cluster works too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from sso_proxy.identity import Identity
+from sso_proxy.log import get_logger
+from sso_proxy.sessions.crypto import SESSION_PREFIX, SessionCrypto
+from sso_proxy.sessions.model import (
+    INVALIDATE_ALL,
+    Lifetime,
+    Session,
+    SessionInfo,
+    looks_like_session_id,
+    needs_touch,
+    new_session_id,
+)
+from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
+from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
+
+log = get_logger("sso_proxy.sessions")
+CHANNEL = "sso:invalidate"
+
+# Write a new session atomically: value, touch stamp and expiry together or not at all.
+_WRITE = (
+    "redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2]) return redis.call('PEXPIRE', KEYS[1], ARGV[3])"
+)
+# SECURITY: touch only an existing session; a sign-out racing a touch must not resurrect a stub.
+_TOUCH = (
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+    "redis.call('HSET', KEYS[1], 't', ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
+)
+_INDEX = "redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class RedisStore:
+    """SessionStore on Redis (single node, Sentinel-managed master, or Cluster)."""
+
+    def __init__(self, client: RedisClient, lifetime: Lifetime, *, secret: str) -> None:
+        self._client = client
+        self._lifetime = lifetime
+        self._crypto = SessionCrypto(secret)
+
+    def storage_hint(self, session_id: str) -> str:
+        return self._crypto.session_digest(session_id)
+
+    async def create(self, identity: Identity, *, provider_access_token: str | None, now: float) -> Session:
+        session_id = new_session_id()
+        name = self._crypto.session_key(session_id)
+        sealed = self._crypto.seal(dump_record(identity, now, provider_access_token), name)
+        ttl = _ms(self._lifetime.ttl_after_touch(now, now))
+        with unavailable_on_failure("create"):
+            # SECURITY: index first, so a session can never exist that revoke-by-user would miss.
+            user_key = self._crypto.user_key(identity.provider_id)
+            digest = name.removeprefix(SESSION_PREFIX)
+            await self._client.eval(_INDEX, 1, user_key, digest, _ms(self._lifetime.max_lifetime))
+            await self._client.eval(_WRITE, 1, name, sealed, self._crypto.stamp(name, now), ttl)
+        return Session(session_id, identity, now, now, provider_access_token)
+
+    async def get(self, session_id: str, *, now: float) -> Session | None:
+        if not looks_like_session_id(session_id):
+            return None
+        name = self._crypto.session_key(session_id)
+        with unavailable_on_failure("get"):
+            sealed, stamp = await self._client.hmget(name, ["d", "t"])
+        found = self._unseal(name, sealed, stamp)
+        if found is None:
+            return None
+        record, last_seen = found
+        if not self._lifetime.is_alive(record.created_at, last_seen, now):
+            return None
+        if needs_touch(last_seen, now):
+            if not await self._touch(name, record.created_at, now):
+                return None  # deleted between our read and our touch: signed out
+            last_seen = now
+        return Session(
+            session_id, record.identity, record.created_at, last_seen, record.provider_access_token
+        )
+
+    async def _touch(self, name: str, created_at: float, now: float) -> bool:
+        ttl = _ms(self._lifetime.ttl_after_touch(created_at, now))
+        with unavailable_on_failure("touch"):
+            touched = await self._client.eval(_TOUCH, 1, name, self._crypto.stamp(name, now), ttl)
+        return bool(touched)
+
+    def _unseal(self, name: str, sealed: Any, stamp: Any) -> tuple[Record, float] | None:
+        if not isinstance(sealed, bytes) or not isinstance(stamp, bytes):
+            return None
+        plaintext = self._crypto.open(sealed, name)
+        last_seen = self._crypto.read_stamp(name, stamp)
+        record = load_record(plaintext) if plaintext is not None else None
+        if record is None or last_seen is None:
+            # Foreign, tampered or sealed with another cookie_secret: not a session of ours.
+            log.warning("session_unreadable", handle=name.removeprefix(SESSION_PREFIX)[:8])
+            return None
+        return record, last_seen
+
+    async def delete(self, session_id: str) -> None:
+        if not looks_like_session_id(session_id):
+            return
+        name = self._crypto.session_key(session_id)
+        with unavailable_on_failure("delete"):
+            sealed = await self._client.hget(name, "d")
+            await self._client.delete(name)
+            if isinstance(sealed, bytes) and (plaintext := self._crypto.open(sealed, name)):
+                record = load_record(plaintext)
+                if record is not None:
+                    user_key = self._crypto.user_key(record.identity.provider_id)
+                    await self._client.srem(user_key, self.storage_hint(session_id))
+        await self.publish_invalidation(self.storage_hint(session_id))
+
+    async def delete_user(self, provider_id: str) -> int:
+        user_key = self._crypto.user_key(provider_id)
+        with unavailable_on_failure("delete_user"):
+            members = await self._client.smembers(user_key)
+            digests = sorted(_text(member) for member in members)
+            ended = 0
+            for digest in digests:
+                ended += await self._client.delete(SESSION_PREFIX + digest)
+            if digests:
+                # Only what we ended leaves the index: a login racing this call stays revocable.
+                await self._client.srem(user_key, *digests)
+        for digest in digests:
+            await self.publish_invalidation(digest)
+        return ended
+
+    async def list_sessions(self, *, now: float | None = None) -> list[SessionInfo]:
+        """Every session (or every one alive at ``now``), oldest login first."""
+        out: list[SessionInfo] = []
+        with unavailable_on_failure("list"):
+            async for raw_name in self._client.scan_iter(match=SESSION_PREFIX + "*", count=500):
+                name = _text(raw_name)
+                sealed, stamp = await self._client.hmget(name, ["d", "t"])
+                info = self._info(name, sealed, stamp)
+                if info is not None and (now is None or now < info.expires_at):
+                    out.append(info)
+        return sorted(out, key=lambda info: (info.created_at, info.handle))
+
+    def _info(self, name: str, sealed: Any, stamp: Any) -> SessionInfo | None:
+        if sealed is None:
+            return None  # expired between SCAN and HMGET
+        found = self._unseal(name, sealed, stamp)
+        if found is None:
+            return None
+        record, last_seen = found
+        return SessionInfo(
+            handle=name.removeprefix(SESSION_PREFIX)[:8],
+            provider_id=record.identity.provider_id,
+            name_th=record.identity.name_th,
+            created_at=record.created_at,
+            last_seen=last_seen,
+            expires_at=self._lifetime.expires_at(record.created_at, last_seen),
+        )
+
+    async def put_state(self, key: str, value: Mapping[str, Any], ttl: float) -> None:
+        name = self._crypto.state_key(key)
+        sealed = self._crypto.seal(dump_state(value), name)
+        with unavailable_on_failure("put_state"):
+            await self._client.set(name, sealed, px=_ms(ttl))
+
+    async def take_state(self, key: str) -> dict[str, Any] | None:
+        name = self._crypto.state_key(key)
+        with unavailable_on_failure("take_state"):
+            # SECURITY: GETDEL is atomic: two concurrent callbacks cannot both use one state.
+            sealed = await self._client.getdel(name)
+        if not isinstance(sealed, bytes):
+            return None
+        plaintext = self._crypto.open(sealed, name)
+        return load_state(plaintext) if plaintext is not None else None
+
+    async def ping(self) -> None:
+        with unavailable_on_failure("ping"):
+            await self._client.ping()
+
+    async def close(self) -> None:
+        try:
+            await self._client.aclose()
+        except REDIS_FAILURES:
+            log.warning("session_store_close_failed")
+
+    async def publish_invalidation(self, storage_hint: str) -> None:
+        with unavailable_on_failure("publish"):
+            await self._client.publish(CHANNEL, storage_hint)
+
+    async def invalidations(self) -> AsyncIterator[str]:
+        """Storage hints of ended sessions, from every replica; reconnects by itself.
+
+        ``INVALIDATE_ALL`` comes first and after every reconnect: what was published while we
+        were not listening is lost, so a cache must start over.
+        """
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                yield INVALIDATE_ALL
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and isinstance(message.get("data"), bytes):
+                        yield message["data"].decode("ascii", "replace")
+            except REDIS_FAILURES as exc:
+                log.warning("session_invalidations_lost", error=type(exc).__name__)
+            finally:
+                await _close_quietly(pubsub)
+            await asyncio.sleep(1.0)
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    with contextlib.suppress(*REDIS_FAILURES):
+        await pubsub.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

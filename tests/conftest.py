@@ -1,0 +1,30 @@
+"""Shared fixtures. A real redis-server is started once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the whole run (fails with the apt-get line when missing)."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The shared server's URL, emptied for this test (and brought back if a test froze it)."""
+    if redis_server.paused:
+        redis_server.resume()
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.restart()
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url
