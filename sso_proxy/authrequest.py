@@ -15,7 +15,7 @@ from aiohttp import web
 
 from sso_proxy.errors import BadRequest
 from sso_proxy.gate import admit, matched_hcode, resolve_target
-from sso_proxy.headers import clean_header_value, percent_encode
+from sso_proxy.headers import auth_request_headers
 from sso_proxy.keys import RUNTIME
 from sso_proxy.requestinfo import client_info
 
@@ -26,9 +26,11 @@ async def auth_handler(request: web.Request) -> web.StreamResponse:
     uris = request.headers.getall("X-Original-URI", [])
     # SECURITY: without exactly one original URI we cannot know what is being asked: never 2xx.
     if len(uris) != 1 or not uris[0].startswith("/"):
-        raise BadRequest("X-Original-URI header missing or malformed", message_th="ไม่พบหรือรูปแบบ X-Original-URI ไม่ถูกต้อง")
+        raise BadRequest(
+            "X-Original-URI header missing or malformed", message_th="ไม่พบหรือรูปแบบ X-Original-URI ไม่ถูกต้อง"
+        )
     method = request.headers.get("X-Original-Method", "GET").upper()
-    target = resolve_target(rt, info.host, uris[0], method)
+    target = resolve_target(rt, request, info.host, uris[0], method)
     if target.public:
         return web.Response(status=202)
     session = await rt.load_session(request)
@@ -44,14 +46,8 @@ async def auth_handler(request: web.Request) -> web.StreamResponse:
     identity = session.identity
     hcode = matched_hcode(admitted)
     assertion = rt.assertions.get(session.id, target.route.name, identity, hcode, time.time())
-    headers = {
-        "X-Auth-Request-User": clean_header_value(identity.provider_id),
-        "X-Auth-Request-Assertion": assertion,
-        "X-Auth-Request-Name-Th": percent_encode(identity.name_th or ""),
-        "Cache-Control": "no-store",
-    }
-    if identity.email:
-        headers["X-Auth-Request-Email"] = clean_header_value(identity.email)
-    if hcode:
-        headers["X-Auth-Request-Hcode"] = clean_header_value(hcode)
-    return web.Response(status=202, headers=headers)
+    headers = auth_request_headers(identity, hcode=hcode, assertion=assertion)
+    response = web.Response(status=202, headers={"Cache-Control": "no-store"})
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response

@@ -42,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     explain = policy_sub.add_parser("explain", help="explain the decision for a profile and URL")
     explain.add_argument("--config", required=True)
-    explain.add_argument("--profile", required=True, help="Provider ID profile JSON (raw API response or data)")
+    explain.add_argument(
+        "--profile", required=True, help="Provider ID profile JSON (raw API response or data)"
+    )
     explain.add_argument("--method", default="GET")
-    explain.add_argument("--ial", type=float, default=None, help="IAL of the Health ID login (default: from profile)")
+    explain.add_argument(
+        "--ial", type=float, default=None, help="IAL of the Health ID login (default: from profile)"
+    )
     explain.add_argument("url")
 
     sessions = sub.add_parser("sessions", help="list or revoke sessions")
@@ -147,7 +151,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         print(f"--profile {args.profile}: cannot read JSON: {exc}", file=sys.stderr)
         return 2
     text, code = explain(config, profile, args.url, args.method, args.ial)
-    print(text)
+    print(text, end="" if text.endswith("\n") else "\n")
     return code
 
 

@@ -6,6 +6,7 @@ anywhere: a typo must never silently weaken a rule.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -13,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from sso_proxy import policy
-from sso_proxy.configread import Node, Problems, default_environ, expand_env
-from sso_proxy.errors import ConfigError
+from sso_proxy.configread import Node, Problems, default_environ, expand_env, load_yaml
+from sso_proxy.errors import BadRequest, ConfigError
+from sso_proxy.headers import is_protected_header
+from sso_proxy.paths import normalise_path
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -110,7 +113,7 @@ class RouteConfig:
     pass_moph_center_token: bool = False
     title: str | None = None
 
-    @property
+    @functools.cached_property
     def policy(self) -> policy.RoutePolicy:
         return policy.RoutePolicy(allow=self.allow, deny=self.deny)
 
@@ -168,7 +171,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 def parse_config(text: str, environ: Mapping[str, str] | None = None, *, source: str = "") -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -353,6 +356,9 @@ def read_signing(node: Node) -> SigningConfig:
     if lifetime > 300:
         node.problems.add(node.child("assertion_lifetime").path, "must be at most 300s (contract §4)")
         lifetime = 300.0
+    elif lifetime < 10:
+        node.problems.add(node.child("assertion_lifetime").path, "must be at least 10s")
+        lifetime = 120.0
     return SigningConfig(key_files=key_files, ephemeral=ephemeral, assertion_lifetime=lifetime)
 
 
@@ -389,16 +395,21 @@ def read_route(node: Node) -> RouteConfig | None:
     upstream = check_http_url(upstream_node) or ""
     prefix = read_prefix(node.child("path_prefix"), "/")
     allow_node = node.child("allow")
-    allow = policy.compile_rule_list(allow_node.value, allow_node.path, node.problems, present=node.present("allow"))
+    allow = policy.compile_rule_list(
+        allow_node.value, allow_node.path, node.problems, present=node.present("allow")
+    )
     deny_node = node.child("deny")
-    deny = policy.compile_rule_list(deny_node.value, deny_node.path, node.problems, present=True) or ()
+    deny = (
+        policy.compile_rule_list(deny_node.value, deny_node.path, node.problems, present=node.present("deny"))
+        or ()
+    )
     headers = read_header_map(node.child("headers"))
     return RouteConfig(
         name=name,
         title=node.child("title").string(),
         host=host or "",
         upstream=upstream,
-        path_prefix=prefix,
+        path_prefix=prefix or "/",
         timeout=node.child("timeout").duration(30.0),
         public_paths=tuple(
             p for p in node.child("public_paths").list_of(lambda n: read_prefix(n, None)) if p is not None
@@ -434,10 +445,17 @@ def read_prefix(node: Node, default: str | None) -> str | None:
     if not text.startswith("/"):
         node.problems.add(node.path, f"must start with '/', got {text!r}")
         return default
-    if any(part in (".", "..") for part in text.split("/")) or "%" in text or "\\" in text:
-        node.problems.add(node.path, "must be a plain normalised path (no '.', '..', '%' or '\\')")
-        return default
-    return text
+    try:
+        normal = normalise_path(text)
+    except BadRequest:
+        normal = ""
+    if normal and unquote(normal) == unquote(text):
+        return normal  # e.g. Thai written as-is: stored in the percent-encoded form requests use
+    hint = f" (write {normal!r})" if normal else ""
+    node.problems.add(
+        node.path, f"must be a plain normalised path{hint}: no '.', '..', '//', '\\' or ambiguous escapes"
+    )
+    return default
 
 
 def read_methods(node: Node) -> frozenset[str] | None:
@@ -469,7 +487,16 @@ def read_header_map(node: Node) -> dict[str, str]:
         text = Node(template, path, node.problems).string()
         if text is None:
             continue
-        for _, field_name, spec, conv in string.Formatter().parse(text):
+        if is_protected_header(name) and name.lower() not in ("remote-user", "remote_user", "x-remote-user"):
+            # SECURITY: a mapping may not reuse the contract's identity header names.
+            node.problems.add(path, "is one of sso-proxy's own identity headers; pick another name")
+            continue
+        try:
+            fields = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            node.problems.add(path, f"not a valid template ({exc}); write fields like {{provider_id}}")
+            continue
+        for _, field_name, spec, conv in fields:
             if field_name is None:
                 continue
             if field_name not in TEMPLATE_FIELDS or spec or conv:

@@ -52,7 +52,9 @@ class CookiePolicy:
         return None
 
     def set_session(self, response: web.StreamResponse, session_id: str, *, host: str, max_age: int) -> None:
-        domain = self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        domain = (
+            self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        )
         response.set_cookie(
             self.session_name,
             session_id,
@@ -65,12 +67,16 @@ class CookiePolicy:
         )
 
     def clear_session(self, response: web.StreamResponse, *, host: str) -> None:
-        domain = self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        domain = (
+            self.domain_for(host) if self.session_name.startswith("__Secure-") or not self.secure else None
+        )
         response.del_cookie(
             self.session_name, path="/", domain=domain, secure=self.secure, httponly=True, samesite="Lax"
         )
         if domain:  # also clear a host-only copy left by the hand-off
-            response.del_cookie(self.session_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+            response.del_cookie(
+                self.session_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
+            )
 
     def set_state(self, response: web.StreamResponse, nonce: str) -> None:
         response.set_cookie(

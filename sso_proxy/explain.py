@@ -61,7 +61,9 @@ def explain(
         return f"Cannot explain: {exc}\n", EXIT_NO_ROUTE
     lines = request_lines(request) + user_lines(identity)
     if request.path == "/oauth2" or request.path.startswith("/oauth2/") or request.path in _OWN_PATHS:
-        lines.append("Route:    none: this path is served by sso-proxy itself on every host; rules do not apply")
+        lines.append(
+            "Route:    none: this path is served by sso-proxy itself on every host; rules do not apply"
+        )
         return render(lines), EXIT_NO_ROUTE
     route = RouteTable(config.routes).match(request.host, request.path, request.method)
     if route is None:
@@ -134,7 +136,9 @@ def profile_ial(data: Mapping[str, Any]) -> float | None:
 def request_lines(request: Request) -> list[str]:
     lines = [f"Request:  {request.method} {request.host}{request.path}"]
     if request.path != request.raw_path:
-        lines.append(f"          (path {request.raw_path!r} is normalised to {request.path!r}, as the proxy does)")
+        lines.append(
+            f"          (path {request.raw_path!r} is normalised to {request.path!r}, as the proxy does)"
+        )
     return lines
 
 
@@ -190,7 +194,8 @@ def decision_lines(route: RouteConfig, base: str, decision: Decision, identity: 
     if decision.allowed:
         org = decision.organization
         if org is not None:
-            lines.append(f"Matched:  {org_label(identity.organizations.index(org), org)}")
+            index = next(i for i, entry in enumerate(identity.organizations) if entry is org)
+            lines.append(f"Matched:  {org_label(index, org)}")
         hcode = org.hcode if org is not None and org.hcode else identity.first_hcode()
         lines.append(f"X-Provider-Hcode would be: {hcode or '(none)'}")
     lines.append("Why:")
@@ -202,7 +207,11 @@ def why_lines(route: RouteConfig, base: str, decision: Decision, identity: Ident
     if decision.rule.startswith("deny["):
         index = int(decision.rule[5:-1])
         return trace(route.deny[index], identity, f"{base}.deny[{index}]", 1)
-    lines = [f"  {base}.deny: {len(route.deny)} rule(s), none matched" if route.deny else f"  {base}: no deny rules"]
+    lines = [
+        f"  {base}.deny: {len(route.deny)} rule(s), none matched"
+        if route.deny
+        else f"  {base}: no deny rules"
+    ]
     if decision.rule.startswith("allow["):
         index = int(decision.rule[6:-1])
         lines += trace((route.allow or ())[index], identity, f"{base}.allow[{index}]", 1)

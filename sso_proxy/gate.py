@@ -13,9 +13,11 @@ from aiohttp import web
 from sso_proxy.config import RouteConfig
 from sso_proxy.errors import Forbidden, NotFound
 from sso_proxy.log import audit
+from sso_proxy.metrics import DECISIONS, ROUTE_NAME
 from sso_proxy.paths import normalise_path, split_target
 from sso_proxy.policy import Decision, evaluate
 from sso_proxy.requestinfo import ClientInfo
+from sso_proxy.routing import prefix_matches
 from sso_proxy.runtime import Runtime
 from sso_proxy.sessions import Session
 
@@ -50,33 +52,28 @@ class Denied(Forbidden):
             f"Your account is signed in, but is not permitted to use “{app}”.{note_en} "
             "If you need access, please contact your hospital's IT office.",
             message_th=(
-                f"ท่านเข้าสู่ระบบแล้ว แต่ไม่มีสิทธิ์ใช้งาน “{app}”{note_th} "
-                "หากต้องการสิทธิ์ กรุณาติดต่องานไอทีของหน่วยงาน"
+                f"ท่านเข้าสู่ระบบแล้ว แต่ไม่มีสิทธิ์ใช้งาน “{app}”{note_th} หากต้องการสิทธิ์ กรุณาติดต่องานไอทีของหน่วยงาน"
             ),
         )
         self.route_name = route.name
 
 
-def resolve_target(rt: Runtime, host: str, raw_target: str, method: str) -> Target:
+def resolve_target(rt: Runtime, request: web.Request, host: str, raw_target: str, method: str) -> Target:
     """Route for host + target; raises BadRequest (ambiguous path) or NotFound."""
     raw_path, query = split_target(raw_target)
     path = normalise_path(raw_path)
     route = rt.table.match(host, path, method)
     if route is None:
         raise NotFound()
-    public = any(path_has_prefix(path, prefix) for prefix in route.public_paths)
+    request[ROUTE_NAME] = route.name
+    public = any(prefix_matches(prefix, path) for prefix in route.public_paths)
     return Target(route=route, path=path, query=query, public=public)
-
-
-def path_has_prefix(path: str, prefix: str) -> bool:
-    if prefix.endswith("/"):
-        return path.startswith(prefix)
-    return path == prefix or path.startswith(prefix + "/")
 
 
 def admit(target: Target, session: Session, info: ClientInfo) -> Admitted:
     """Apply the route's rules; raise Denied (403) with an audit event when they refuse."""
     decision = evaluate(target.route.policy, session.identity)
+    DECISIONS.labels(target.route.name, "allowed" if decision.allowed else "denied").inc()
     if not decision.allowed:
         audit(
             "access_denied",

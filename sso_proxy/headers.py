@@ -13,6 +13,7 @@ Two jobs, both security decisions:
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import string
 import unicodedata
@@ -64,13 +65,20 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _RFC2047_CHUNK = 45  # bytes per encoded word: 60 base64 chars + 12 of framing <= 75 (RFC 2047 §2)
 
 
+@functools.lru_cache(maxsize=2048)
 def canonical_name(name: str) -> str:
     """The spelling-independent form of a header name: lower case, every separator run as '-'.
 
     CGI/WSGI/PHP turn ``X-Forwarded-User`` into ``HTTP_X_FORWARDED_USER``, so ``X_Forwarded_User``
-    reaches an app as the same variable; some servers do the same with '.'.
+    reaches an app as the same variable; some servers do the same with '.'. Cached: the same few
+    dozen names arrive on every request.
     """
     return _SEPARATORS.sub("-", name.strip().lower())
+
+
+@functools.lru_cache(maxsize=2048)
+def _is_token(name: str) -> bool:
+    return _TOKEN.fullmatch(name) is not None
 
 
 _PROTECTED = frozenset(canonical_name(name) for name in IDENTITY_HEADERS)
@@ -100,6 +108,7 @@ def drop_unsafe_chars(value: str) -> str:
     return "".join(ch for ch in value if unicodedata.category(ch) not in _UNSAFE_CATEGORIES)
 
 
+@functools.lru_cache(maxsize=1024)
 def percent_encode(value: str) -> str:
     """UTF-8 percent-encoding (RFC 3986 §2.1): only unreserved ``A-Z a-z 0-9 - . _ ~`` stay as is."""
     return quote(value, safe="", encoding="utf-8", errors="strict")
@@ -310,7 +319,7 @@ def strip_client_headers(
     out: list[tuple[str, str]] = []
     for name, value in items:
         # SECURITY: a name that is not an RFC 9110 token may be read differently by the upstream.
-        if not _TOKEN.fullmatch(name):
+        if not _is_token(name):
             continue
         canon = canonical_name(name)
         # SECURITY: hop-by-hop and Connection-listed headers must not reach the upstream, else a

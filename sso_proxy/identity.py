@@ -208,9 +208,7 @@ class Identity:
     def to_storage(self) -> dict[str, Any]:
         """Everything needed to rebuild this value (tokens included): for the encrypted session."""
         data = self.to_public_dict()
-        data["organization"] = [
-            {**dict(org.public), **dict(org.tokens)} for org in self.organizations
-        ]
+        data["organization"] = [{**dict(org.public), **dict(org.tokens)} for org in self.organizations]
         return data
 
     @classmethod

@@ -18,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from sso_proxy import pages
+from sso_proxy import metrics, pages
 from sso_proxy.errors import (
     Forbidden,
     IdpError,
@@ -63,7 +63,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     raw_rd = request.query.get("rd")
     if info.host != rt.config.public_host:
         # State and session cookies live on the login host: start there.
-        raise web.HTTPFound(login_start_url(rt, raw_rd or ""))
+        return pages.redirect(login_start_url(rt, raw_rd or ""))
     rd = checked_rd(rt, raw_rd)
     existing = await rt.load_session(request)
     if existing is not None:
@@ -75,7 +75,7 @@ async def start(request: web.Request) -> web.StreamResponse:
     await rt.store.put_state(
         "login:" + state, {"rd": rd, "nonce": digest(nonce), "t": time.time()}, STATE_TTL
     )
-    response = web.HTTPFound(rt.moph.authorize_url(redirect_uri=rt.config.redirect_uri, state=state))
+    response = pages.redirect(rt.moph.authorize_url(redirect_uri=rt.config.redirect_uri, state=state))
     # SECURITY: binds the state to this browser, so a state (or callback link) from someone
     # else's login cannot be completed here (login CSRF).
     rt.cookies.set_state(response, nonce)
@@ -87,6 +87,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     """``GET /oauth2/callback``: the registered redirect_uri."""
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
+    started = time.perf_counter()
     state = request.query.get("state", "")
     record = await rt.store.take_state("login:" + state) if state else None
     rd = str(record.get("rd", "/")) if record else "/"
@@ -110,6 +111,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, IdpError):
             extra = {"idp": exc.idp, "idp_status": exc.http_status, "idp_message": exc.idp_message}
         audit("login_failed", reason=reason, client_ip=info.ip, detail=exc.detail, **extra)
+        metrics.LOGINS.labels(reason).inc()
         exc.retry_url = retry  # type: ignore[attr-defined]
         raise
     session = await rt.store.create(
@@ -125,6 +127,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     response = await finish_redirect(rt, request, session.id, rd, fresh=True)
     rt.cookies.clear_state(response)
+    metrics.LOGINS.labels("ok").inc()
+    metrics.LOGIN_SECONDS.observe(time.perf_counter() - started)
     return response
 
 
@@ -144,8 +148,7 @@ async def finish_redirect(
             "handoff:" + code, {"sid": session_id, "host": host, "path": path}, HANDOFF_TTL
         )
         location = f"{target.scheme}://{target.netloc}/oauth2/handoff?" + urlencode({"code": code})
-    response = web.HTTPFound(location)
-    pages.apply_page_headers(response)
+    response = pages.redirect(location)
     if fresh or request.cookies.get(rt.cookies.session_name) != session_id:
         rt.cookies.set_session(
             response, session_id, host=rt.config.public_host, max_age=int(rt.config.session.max_lifetime)
@@ -168,9 +171,8 @@ async def handoff(request: web.Request) -> web.StreamResponse:
     if not path.startswith("/") or path.startswith("//"):
         path = "/"
     if session is None:
-        raise web.HTTPFound(login_start_url(rt, f"{info.proto}://{info.host_port}{path}"))
-    response = web.HTTPFound(path)
-    pages.apply_page_headers(response)
+        return pages.redirect(login_start_url(rt, f"{info.proto}://{info.host_port}{path}"))
+    response = pages.redirect(path)
     rt.cookies.set_session(response, session_id, host=info.host, max_age=int(rt.config.session.max_lifetime))
     return response
 
@@ -235,7 +237,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     raw_rd = form.get("rd")
     rd = checked_rd(rt, str(raw_rd)) if isinstance(raw_rd, str) and raw_rd else None
     if rd and rd != "/":
-        response: web.StreamResponse = web.HTTPSeeOther(rd)
+        response: web.StreamResponse = pages.redirect(rd, status=303)
     else:
         response = pages.html_response(
             pages.page(

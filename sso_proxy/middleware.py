@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from sso_proxy import pages
 from sso_proxy.errors import Forbidden, SsoProxyError, StoreUnavailable, Unauthenticated
@@ -22,7 +23,7 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("sso_proxy.request_id")
 log = get_logger("sso_proxy.http")
 
 
-def request_id_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def request_id_middleware() -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = secrets.token_hex(8)
@@ -34,7 +35,7 @@ def request_id_middleware() -> Callable[[web.Request, Handler], Awaitable[web.St
     return middleware
 
 
-def error_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def error_middleware() -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:

@@ -102,3 +102,10 @@ def button_form(action: str, label_th: str, label_en: str, fields: Mapping[str, 
 
 def link_button(href: str, label_th: str, label_en: str) -> str:
     return f'<p><a class="button" href="{esc(href)}">{esc(label_th)} / {esc(label_en)}</a></p>'
+
+
+def redirect(location: str, *, status: int = 302) -> web.Response:
+    """A redirect from the proxy's own pages (not cached, not framed)."""
+    response = web.Response(status=status, headers={"Location": location})
+    apply_page_headers(response)
+    return response

@@ -37,11 +37,7 @@ _EXAMPLE_RULE = '{organization: {hcode: "10999"}}'
 
 
 def compile_rule_list(raw: Any, path: str, problems: Problems, *, present: bool) -> tuple[Rule, ...] | None:
-    """Compile a route's ``allow`` or ``deny`` list; None only when the key is absent.
-
-    ``deny`` with no value is taken as "no deny rules": the config reader cannot tell it apart
-    from an omitted key.
-    """
+    """Compile a route's ``allow`` or ``deny`` list; None only when the key is absent."""
     if not present:
         return None
     if raw is None:
@@ -51,6 +47,8 @@ def compile_rule_list(raw: Any, path: str, problems: Problems, *, present: bool)
                 "has no value: write `allow: []` to admit nobody, or remove the key to admit "
                 "any logged-in Provider ID holder",
             )
+        else:
+            problems.add(path, "has no value: list deny rules, or remove the key")
         return ()
     if not isinstance(raw, list):
         hint = " (put '- ' before each rule)" if isinstance(raw, dict) else ""
@@ -87,6 +85,8 @@ def compile_rule(raw: Any, path: str, problems: Problems) -> Rule | None:
 
 
 def _rule_key_hint(key: str) -> str:
+    if key.lower().startswith("ial"):
+        return " (did you mean 'ial_min'?)"  # difflib would offer 'all'
     if key in ORG_MATCH_FIELDS:
         return f" ({key!r} belongs inside organization: write organization: {{{key}: ...}})"
     return suggest(key, set(RULE_KEYS))

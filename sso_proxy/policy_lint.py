@@ -19,10 +19,11 @@ always be met by some entry; two ``hcode:`` keys in one mapping are a YAML dupli
 YAML reader must refuse (PyYAML silently keeps the last one).
 
 Route checks: a path_prefix or public path not written in the normalised form the router
-compares (``//``, raw non-ASCII, ...), which can never match; methods of a route already taken by an earlier route with the same host and
-path_prefix; a route ``/app`` left only the exact path ``/app`` by a route ``/app/``; public
-paths outside the route's prefix, or covering all of it. With segment-aware prefixes a longer
-prefix never covers every path of a shorter one, so those are the shadowing cases that exist.
+compares (``//``, raw non-ASCII, ...), which can never match; methods of a route already taken
+by an earlier route with the same host and path_prefix; a route ``/app`` left only the exact
+path ``/app`` by a route ``/app/``; public paths outside the route's prefix, or covering all of it.
+With segment-aware prefixes a longer prefix never covers every path of a shorter one, so those
+are the shadowing cases that exist (identical host + prefix + methods is a config error).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sso_proxy.errors import BadRequest
+from sso_proxy.paths import normalise_path
 from sso_proxy.policy_rules import (
     IAL_MAX,
     AllOf,
@@ -42,8 +45,6 @@ from sso_proxy.policy_rules import (
     describe_rule,
     values_text,
 )
-from sso_proxy.errors import BadRequest
-from sso_proxy.paths import normalise_path
 from sso_proxy.routing import prefix_matches
 
 if TYPE_CHECKING:
@@ -88,10 +89,9 @@ def lint_route_rules(allow: tuple[Rule, ...] | None, deny: tuple[Rule, ...], bas
                 break
     for index, rule in enumerate(deny):
         path = f"{base}.deny[{index}]"
-        out += [
-            f"{where}: can never match ({reason}), so it refuses nobody"
-            for where, reason in dead_parts(rule, path)
-        ]
+        for where, reason in dead_parts(rule, path):
+            tail = ", so it refuses nobody" if where == path else ""
+            out.append(f"{where}: can never match: {reason}{tail}")
         if always_matches(rule):
             out.append(f"{path}: matches everyone: nobody can pass this route")
     return out

@@ -11,18 +11,21 @@ from sso_proxy import pages
 from sso_proxy.errors import Unauthenticated
 from sso_proxy.forwarded import outgoing_forwarded_headers
 from sso_proxy.gate import Admitted, Target, admit, matched_hcode, resolve_target
-from sso_proxy.headers import identity_headers, render_header_map, strip_client_headers
+from sso_proxy.headers import identity_headers, render_header_map, strip_client_headers, token_headers
 from sso_proxy.keys import RUNTIME
 from sso_proxy.requestinfo import ClientInfo, client_info
 from sso_proxy.runtime import Runtime
 
 Headers = list[tuple[str, str]]
+REPLACED = frozenset(
+    {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
+)
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
-    target = resolve_target(rt, info.host, request.raw_path, request.method)
+    target = resolve_target(rt, request, info.host, request.raw_path, request.method)
     if target.public:
         # Public paths are forwarded without login; client identity headers are still stripped.
         return await forward(rt, request, info, target, [])
@@ -39,9 +42,7 @@ def login_required(rt: Runtime, request: web.Request, info: ClientInfo, target: 
         raise Unauthenticated()
     original = f"{info.proto}://{info.host_port}{target.path_qs}"
     location = f"{rt.config.public_url}/oauth2/start?" + urlencode({"rd": original})
-    response = web.HTTPFound(location)
-    pages.apply_page_headers(response)
-    return response
+    return pages.redirect(location)
 
 
 def added_identity_headers(rt: Runtime, admitted: Admitted) -> Headers:
@@ -52,15 +53,18 @@ def added_identity_headers(rt: Runtime, admitted: Admitted) -> Headers:
     assertion = rt.assertions.get(session.id, route.name, identity, hcode, time.time())
     added = identity_headers(identity, hcode=hcode, assertion=assertion)
     if route.headers:
-        org = admitted.decision.organization or (identity.organizations[0] if identity.organizations else None)
+        org = admitted.decision.organization or (
+            identity.organizations[0] if identity.organizations else None
+        )
         added += render_header_map(route.headers, identity, org, route.header_encoding)
-    if route.pass_access_token and session.provider_access_token:
-        added.append(("X-Forwarded-Access-Token", session.provider_access_token))
-    if route.pass_moph_center_token:
-        org = admitted.decision.organization or (identity.organizations[0] if identity.organizations else None)
-        token = org.tokens.get("moph_access_token_idp") if org is not None else None
-        if token:
-            added.append(("X-Moph-Access-Token", token))
+    if route.pass_access_token or route.pass_moph_center_token:
+        added += token_headers(
+            access_token=session.provider_access_token,
+            org=admitted.decision.organization
+            or (identity.organizations[0] if identity.organizations else None),
+            pass_access_token=route.pass_access_token,
+            pass_moph_center_token=route.pass_moph_center_token,
+        )
     return added
 
 
@@ -71,8 +75,9 @@ async def forward(
     headers = strip_client_headers(
         request.headers.items(), extra=tuple(route.headers), cookie_names=rt.cookies.all_names
     )
-    headers = [(k, v) for k, v in headers if k.lower() not in ("host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip")]
-    headers += outgoing_forwarded_headers(info)
+    # SECURITY: the client's own forwarding headers are replaced by what we believe (forwarded.py).
+    headers = [(k, v) for k, v in headers if k.lower() not in REPLACED]
+    headers += outgoing_forwarded_headers(info.view)
     headers += added
     return await rt.forwarder.forward(
         request, upstream=route.upstream, path_qs=target.path_qs, headers=headers, timeout=route.timeout

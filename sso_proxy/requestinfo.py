@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sso_proxy.forwarded import client_view
+from sso_proxy.forwarded import ClientView, client_view
 
 if TYPE_CHECKING:
     from sso_proxy.runtime import Runtime
@@ -19,7 +19,7 @@ class ClientInfo:
     proto: str
     host: str  # lower case, no port: what routes match
     host_port: str  # as the client addressed us: for building absolute URLs
-    forwarded_for: str  # X-Forwarded-For chain to send upstream (trusted part + peer)
+    view: ClientView  # the believed X-Forwarded-* view, for the headers sent upstream
 
 
 CLIENT_INFO: web.RequestKey[ClientInfo] = web.RequestKey("sso_proxy.client_info")
@@ -33,7 +33,7 @@ def split_host(host_port: str) -> str:
 
 
 def client_info(request: web.Request, rt: Runtime) -> ClientInfo:
-    cached = request.get(CLIENT_INFO)
+    cached: ClientInfo | None = request.get(CLIENT_INFO)
     if cached is not None:
         return cached
     peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -50,7 +50,7 @@ def client_info(request: web.Request, rt: Runtime) -> ClientInfo:
         proto=view.proto,
         host=split_host(view.host),
         host_port=view.host.strip().lower(),
-        forwarded_for=", ".join(view.forwarded_for_chain),
+        view=view,
     )
     request[CLIENT_INFO] = info
     return info

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from sso_proxy import metrics
 from sso_proxy.config import Config
 from sso_proxy.cookies import CookiePolicy
 from sso_proxy.keys_file import SigningKey, ephemeral_keys, load_signing_keys
@@ -105,13 +106,13 @@ class Runtime:
         self.cookies = CookiePolicy.from_config(config.session)
         self.signer = Signer(keys, issuer=config.public_url, lifetime=config.signing.assertion_lifetime)
         self.assertions = AssertionCache(self.signer)
-        self.moph = MophClient(config.health_id, config.provider_id, self.http)
+        self.moph = MophClient(config.health_id, config.provider_id, self.http, observer=metrics.observe_idp)
         self.cache.ttl = config.session.identity_cache
 
     @classmethod
     async def open(cls, config: Config) -> Runtime:
         store = make_store(config.session, secret=config.session.cookie_secret)
-        http = aiohttp.ClientSession(auto_decompress=False, trust_env=False)
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
         try:
             runtime = cls(config, store=store, http=http)
         except BaseException:
@@ -167,7 +168,13 @@ class Runtime:
         cached = self.cache.get(hint, now) if fresh else None
         if cached is not None and cached.id == session_id:
             return cached
-        session = await self.store.get(session_id, now=now)
+        started = time.perf_counter()
+        try:
+            session = await self.store.get(session_id, now=now)
+        except Exception:
+            metrics.observe_store("get", time.perf_counter() - started, False)
+            raise
+        metrics.observe_store("get", time.perf_counter() - started, True)
         if session is not None:
             self.cache.put(hint, session, now)
         return session

@@ -53,9 +53,7 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
     loop.add_signal_handler(signal.SIGINT, stop.set)
     if config_path:
         path = str(Path(config_path))
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path))
-        )
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
     log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
     if ready is not None:
         ready.set()

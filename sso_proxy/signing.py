@@ -10,6 +10,7 @@ signing on every request of a busy page costs more than everything else on the h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections import OrderedDict
@@ -30,7 +31,11 @@ REFRESH_MARGIN = 30.0
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    """Compact JSON, Thai as raw UTF-8; escaped only if the IdP sent text UTF-8 cannot hold."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates ("\ud800" in MOPH's JSON): \u-escape, never crash
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
 
 
 class Signer:
@@ -99,6 +104,11 @@ class Signer:
         return {"keys": [dict(jwk) for jwk in self._jwks["keys"]]}
 
 
+def _digest(session_key: str) -> bytes:
+    # SECURITY: the cache never holds the bearer secret itself, only a one-way digest of it.
+    return hashlib.blake2b(session_key.encode("utf-8"), digest_size=16).digest()
+
+
 @dataclass(frozen=True)
 class _Cached:
     token: str
@@ -111,9 +121,10 @@ class _Cached:
 class AssertionCache:
     """Reuses one assertion per (session, route) while it has enough life left.
 
-    ``session_key`` must be a server-side session id (never the cookie value). Entries are
-    refreshed when less than ``refresh_margin`` remains (30 s or a quarter of the lifetime, but at
-    most half of it), when the identity or hcode changed, or when the clock stepped backwards.
+    ``session_key`` may be the session cookie value itself: only a digest of it is kept, so a
+    memory dump of the cache yields no usable session. Entries are refreshed when less than
+    ``refresh_margin`` remains (30 s or a quarter of the lifetime, but at most half of it), when
+    the identity or hcode changed, or when the clock stepped backwards.
     The cache is bounded (least recently used sessions go first) and is not thread-safe: it
     belongs to one event loop.
     """
@@ -125,7 +136,7 @@ class AssertionCache:
         self.max_sessions = max_sessions
         lifetime = signer.lifetime
         self.refresh_margin = min(max(REFRESH_MARGIN, lifetime / 4), lifetime / 2)
-        self._entries: OrderedDict[str, dict[str, _Cached]] = OrderedDict()
+        self._entries: OrderedDict[bytes, dict[str, _Cached]] = OrderedDict()
 
     def __len__(self) -> int:
         return sum(len(routes) for routes in self._entries.values())
@@ -133,12 +144,13 @@ class AssertionCache:
     def get(
         self, session_key: str, route_name: str, identity: Identity, hcode: str | None, now: float
     ) -> str:
-        routes = self._entries.get(session_key)
+        digest = _digest(session_key)
+        routes = self._entries.get(digest)
         if routes is None:
-            routes = self._entries[session_key] = {}
+            routes = self._entries[digest] = {}
             self._evict()
         else:
-            self._entries.move_to_end(session_key)
+            self._entries.move_to_end(digest)
         entry = routes.get(route_name)
         if entry is not None and self._usable(entry, identity, hcode, now):
             return entry.token
@@ -154,7 +166,7 @@ class AssertionCache:
 
     def invalidate(self, session_key: str) -> None:
         """Forget a session's assertions (sign-out)."""
-        self._entries.pop(session_key, None)
+        self._entries.pop(_digest(session_key), None)
 
     def clear(self) -> None:
         self._entries.clear()

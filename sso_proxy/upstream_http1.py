@@ -55,7 +55,9 @@ class ResponseHead:
 class Http1Connection(asyncio.Protocol):
     """Transport callbacks plus the per-exchange API used by ``upstream_exchange``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Http1Connection], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Http1Connection], None]
+    ) -> None:
         self._loop = loop
         self._on_idle_lost = on_idle_lost
         self._transport: asyncio.Transport | None = None
@@ -165,13 +167,25 @@ class Http1Connection(asyncio.Protocol):
         has_body = not (self._head_only or status == 204 or status == 304)
         if not has_body:
             self.complete = True
-            self._keep_alive = parser.should_keep_alive()
+            self._keep_alive = (
+                self._head_keep_alive(parser) if self._head_only else parser.should_keep_alive()
+            )
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         fut = self._head_fut
         if fut is not None and not fut.done():
             fut.set_result(ResponseHead(status, self._reason, self._headers, has_body))
+
+    def _head_keep_alive(self, parser: httptools.HttpResponseParser) -> bool:
+        """Keep-alive for a HEAD answer. llhttp does not know the request was HEAD: an answer without
+        Content-Length looks EOF-delimited to it, though a HEAD answer never has a body."""
+        tokens = {
+            t.strip().lower() for n, v in self._headers if n.lower() == "connection" for t in v.split(",")
+        }
+        if parser.get_http_version() == "1.1":
+            return "close" not in tokens
+        return "keep-alive" in tokens
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -225,7 +239,7 @@ class Http1Connection(asyncio.Protocol):
         if self._transport is not None and not self.lost:
             self._transport.write(data)
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, stall_timeout: float) -> None:
         """Wait while the upstream is not taking request body bytes."""
         if self.lost:
             raise UpstreamClosed("connection closed while sending the request")
@@ -234,7 +248,7 @@ class Http1Connection(asyncio.Protocol):
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._drain_waiter = waiter
         try:
-            await asyncio.wait_for(waiter, timeout)
+            await asyncio.wait_for(waiter, stall_timeout)
         except TimeoutError:
             raise UpstreamStalled("the upstream stopped reading the request body") from None
         finally:
@@ -258,7 +272,7 @@ class Http1Connection(asyncio.Protocol):
             self._transport.resume_reading()
         return data
 
-    async def read(self, timeout: float) -> bytes:
+    async def read(self, stall_timeout: float) -> bytes:
         """Next body bytes; b"" once the response is complete. Raises ``Http1Failure``."""
         while not self._chunks:
             if self._error is not None:
@@ -268,7 +282,7 @@ class Http1Connection(asyncio.Protocol):
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._body_waiter = waiter
             try:
-                await asyncio.wait_for(waiter, timeout)
+                await asyncio.wait_for(waiter, stall_timeout)
             except TimeoutError:
                 self._fail(UpstreamStalled("the upstream stopped sending the response body"))
             finally:
@@ -288,6 +302,12 @@ class Http1Connection(asyncio.Protocol):
         )
         if self._timer is not None:
             self._timer.cancel()
+        fut = self._head_fut
+        if fut is not None:
+            if not fut.done():
+                fut.cancel()
+            elif not fut.cancelled():
+                fut.exception()  # mark retrieved: the caller has already acted on it
         if self._reading_paused and self._transport is not None and reusable:
             self._transport.resume_reading()
         self._reset_exchange(None)
@@ -331,12 +351,24 @@ _NOT_COPIED = frozenset(
 )
 
 
-def build_head(method: str, target: str, host: str, headers: list[tuple[str, str]], framing: str) -> bytes:
-    """The request head in one buffer. ``framing`` is "" or one "Content-Length/Transfer-Encoding" line."""
+def build_head(
+    method: str,
+    target: str,
+    host: str,
+    headers: list[tuple[str, str]],
+    framing: str,
+    also_drop: frozenset[str] = frozenset(),
+) -> bytes:
+    """The request head in one buffer.
+
+    ``framing`` is "" or one Content-Length / Transfer-Encoding line; ``also_drop`` holds lower-case
+    names the client listed in its ``Connection`` header (hop-by-hop by declaration).
+    """
+    skip = _NOT_COPIED | also_drop if also_drop else _NOT_COPIED
     parts = [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"]
     lines = 3  # request line, Host, and the blank line that ends the head
     for name, value in headers:
-        if name.lower() not in _NOT_COPIED:
+        if name.lower() not in skip:
             parts += (name, ": ", value, "\r\n")
             lines += 1
     if framing:

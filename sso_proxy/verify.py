@@ -87,9 +87,11 @@ def decode_assertion(
     token: str, keys: PublicKeys, *, issuer: str, audience: str, leeway: float, now: float
 ) -> dict[str, Any]:
     """Verify ``token`` against ``keys`` and return its claims; raise AssertionInvalid otherwise."""
+    if not token.isascii():
+        raise AssertionInvalid("malformed token: not ASCII")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise AssertionInvalid(f"malformed token: {exc}") from None
     # SECURITY: allow-list before any key is chosen: stops alg=none and HS256-with-public-key forgery.
     if header.get("alg") not in ALGORITHMS:
@@ -107,7 +109,7 @@ def decode_assertion(
             audience=audience,
             options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_iat": False},
         )
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise AssertionInvalid(str(exc) or type(exc).__name__) from None
     check_times(claims, leeway=leeway, now=now)
     return claims

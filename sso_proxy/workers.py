@@ -25,7 +25,9 @@ def _child(config: Config, config_path: str) -> None:
 
 def run_workers(config: Config, config_path: str) -> int:
     ctx = multiprocessing.get_context("spawn")
-    children = [ctx.Process(target=_child, args=(config, config_path), daemon=False) for _ in range(config.workers)]
+    children = [
+        ctx.Process(target=_child, args=(config, config_path), daemon=False) for _ in range(config.workers)
+    ]
     for child in children:
         child.start()
 

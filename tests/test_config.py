@@ -188,3 +188,36 @@ def test_check_config_cli_misspelled_rule_key(tmp_path: Path) -> None:
     result = run_cli("check-config", "--config", str(bad))
     assert result.returncode == 1
     assert "routes[0].allow[0].organization.hcod: unknown key" in result.stderr
+
+
+def test_duplicate_keys_are_errors() -> None:
+    text = yaml.safe_dump(BASE).replace(
+        "- host: app.h.example", '- allow: [{organization: {hcode: "10999", hcode: "10998"}}]\n  host: app.h.example'
+    )
+    problems = problems_of(text)
+    assert "duplicate key 'hcode'" in problems[0] and "line" in problems[0]
+
+
+def test_thai_path_prefix_is_stored_percent_encoded() -> None:
+    config = parse_config(with_change("routes[0].path_prefix", "/ลางาน"), {})
+    assert config.routes[0].path_prefix == "/%E0%B8%A5%E0%B8%B2%E0%B8%87%E0%B8%B2%E0%B8%99"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("routes[0].headers", {"X-Emp": "{"}, "routes[0].headers.X-Emp: not a valid template"),
+        ("routes[0].headers", {"X-Forwarded-User": "{email}"}, "routes[0].headers.X-Forwarded-User: is one of"),
+        ("routes[0].path_prefix", "//a", "routes[0].path_prefix: must be a plain normalised path (write '/a')"),
+        ("signing.assertion_lifetime", "5s", "signing.assertion_lifetime: must be at least 10s"),
+    ],
+)
+def test_more_problems(path: str, value: object, expected: str) -> None:
+    problems = problems_of(with_change(path, value))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_valueless_deny_is_an_error() -> None:
+    text = yaml.safe_dump(BASE).replace("- host: app.h.example", "- deny:\n  host: app.h.example")
+    problems = problems_of(text)
+    assert any(p.startswith("routes[0].deny") for p in problems), problems

@@ -124,7 +124,7 @@ async def test_bodies_over_the_cap_are_refused(
     calls: list[tuple[str, float, str]] = []
     with pytest.raises(IdpUnavailable) as caught:
         await http(session, calls).call("probe", "GET", base_url + path, raw)
-    assert caught.value.idp == "health_id"
+    assert (caught.value.idp, caught.value.http_status) == ("health_id", 200)
     assert calls[-1][2] == "body_too_large"
 
 
@@ -294,12 +294,21 @@ def test_provider_errors(status: int, message: str, expected: type[IdpError]) ->
 
 
 @pytest.mark.parametrize(
-    ("status", "cls"), [(500, IdpUnavailable), (503, IdpUnavailable), (301, IdpUnavailable)]
+    ("status", "cls"),
+    [
+        (500, IdpUnavailable),
+        (503, IdpUnavailable),
+        (301, IdpUnavailable),
+        (429, IdpUnavailable),
+        (418, IdpError),
+    ],
 )
-def test_non_4xx_failures(status: int, cls: type[IdpError]) -> None:
+def test_other_failures(status: int, cls: type[IdpError]) -> None:
     with pytest.raises(cls) as caught:
         read_envelope(reply(status, b'{"status": 500, "message": "Internal Server Error"}'), _any)
+    assert type(caught.value) is cls
     assert caught.value.http_status == status
+    assert caught.value.idp_message == "Internal Server Error"
 
 
 async def test_logs_hold_no_body_or_header_values(session: aiohttp.ClientSession, base_url: str) -> None:

@@ -242,3 +242,32 @@ async def test_failed_fetch_is_not_cached(private_keys: list[rsa.RSAPrivateKey])
     with pytest.raises(RuntimeError):
         await cache.current()
     assert (await cache.current()).public_numbers() == private_keys[0].public_key().public_numbers()
+
+
+async def test_concurrent_waiters_share_one_failure() -> None:
+    """While MOPH is down, a burst fails together after ONE attempt (no queue of timeouts)."""
+    calls = 0
+
+    async def down() -> rsa.RSAPublicKey:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        raise ConnectionError("down")
+
+    cache = PublicKeyCache(down, clock=lambda: NOW)
+    results = await asyncio.gather(*(cache.current() for _ in range(20)), return_exceptions=True)
+    assert calls == 1
+    assert all(isinstance(r, ConnectionError) for r in results)
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_fetch(private_keys: list[rsa.RSAPrivateKey]) -> None:
+    fetch = CountingFetcher(private_keys)
+    cache = PublicKeyCache(fetch, clock=lambda: NOW)
+    impatient = asyncio.ensure_future(cache.current())
+    patient = asyncio.ensure_future(cache.current())
+    await asyncio.sleep(0)
+    impatient.cancel()
+    key = await patient
+    assert impatient.cancelled()
+    assert fetch.calls == 1
+    assert await cache.current() is key

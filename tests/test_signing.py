@@ -132,7 +132,9 @@ def test_missing_values_are_null_not_absent(signer: Signer) -> None:
 def test_every_assertion_has_a_fresh_jti(signer: Signer) -> None:
     identity = make_identity()
     jtis = {
-        verify_with_pyjwt(signer.assertion(identity, route_name="a", hcode=None, now=NOW)[0], signer, "a")["jti"]
+        verify_with_pyjwt(signer.assertion(identity, route_name="a", hcode=None, now=NOW)[0], signer, "a")[
+            "jti"
+        ]
         for _ in range(20)
     }
     assert len(jtis) == 20
@@ -208,7 +210,9 @@ def test_wrong_audience_is_refused_by_pyjwt(signer: Signer) -> None:
 
 
 def cache_for(lifetime: float = 120, max_sessions: int = 100) -> AssertionCache:
-    return AssertionCache(Signer(ephemeral_keys(), issuer=ISSUER, lifetime=lifetime), max_sessions=max_sessions)
+    return AssertionCache(
+        Signer(ephemeral_keys(), issuer=ISSUER, lifetime=lifetime), max_sessions=max_sessions
+    )
 
 
 def test_cache_reuses_until_30_seconds_before_expiry() -> None:
@@ -293,3 +297,18 @@ def test_cache_tokens_verify(signer: Signer) -> None:
 def test_signing_key_repr_hides_the_private_key() -> None:
     key: SigningKey = ephemeral_keys()[0]
     assert "private" not in repr(key) and key.kid in repr(key)
+
+
+def test_cache_keeps_only_a_digest_of_the_session_secret() -> None:
+    cache, identity = cache_for(), make_identity()
+    secret = "Zk3v9QJx0c2cQm1E9s8n4w7tBq5yH2uLrP6dA0fGkYw"
+    cache.get(secret, "r", identity, None, NOW)
+    assert secret not in repr(vars(cache)) and secret.encode() not in repr(vars(cache)).encode()
+    assert len(cache) == 1
+
+
+def test_lone_surrogates_from_the_idp_do_not_break_signing(signer: Signer) -> None:
+    profile = json.loads('{"provider_id": "P1", "name_th": "\\u0e01\\ud800\\u0e02"}')  # valid JSON, bad text
+    identity = identity_from_profile(profile, ial=None)
+    token, _ = signer.assertion(identity, route_name="a", hcode=None, now=NOW)
+    assert verify_with_pyjwt(token, signer, "a")["name_th"] == "ก\ud800ข"

@@ -95,7 +95,16 @@ def test_openssl_cli_key_is_accepted_when_openssl_exists(tmp_path: Path) -> None
     path = tmp_path / "openssl.pem"
     try:
         subprocess.run(
-            ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path)],
+            [
+                "openssl",
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                str(path),
+            ],
             check=True,
             capture_output=True,
         )
@@ -111,7 +120,9 @@ def test_every_bad_key_file_is_reported_at_once_with_its_key_path(tmp_path: Path
     text.write_text("hello")
     rsa_file = tmp_path / "rsa.pem"
     rsa_file.write_bytes(
-        pem_of(rsa.generate_private_key(public_exponent=65537, key_size=2048), serialization.PrivateFormat.PKCS8)
+        pem_of(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048), serialization.PrivateFormat.PKCS8
+        )
     )
     p384 = tmp_path / "p384.pem"
     p384.write_bytes(pem_of(ec.generate_private_key(ec.SECP384R1()), serialization.PrivateFormat.PKCS8))

@@ -28,7 +28,8 @@ def create_demo_app(kind: str, *, jwks_url: str, issuer: str) -> web.Application
     app[KIND] = kind
     routes = [kind, f"{kind}-approve"]
     app[VERIFIERS] = {
-        name: AssertionVerifier(jwks_url, issuer=issuer, audience=f"{issuer}/routes/{name}") for name in routes
+        name: AssertionVerifier(jwks_url, issuer=issuer, audience=f"{issuer}/routes/{name}")
+        for name in routes
     }
     app.router.add_route("*", "/{tail:.*}", show_identity)
     return app

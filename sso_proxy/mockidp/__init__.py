@@ -1,9 +1,9 @@
 """A faithful mock of MOPH Health ID + Provider ID for tests, benchmarks and the demo.
 
 TEST ONLY: it signs tokens for invented people on request and has an unauthenticated admin
-API (``/_mock/...``) for faults, key rotation and the request log. See ``docs`` in each module:
+API (``/_mock/...``) for faults, key rotation and the request log. Module docstrings say more:
 ``health`` and ``provider`` for the MOPH endpoints, ``admin`` and ``faults`` for the knobs,
-``users.yaml`` for the people.
+``testing`` for test helpers, ``users.yaml`` for the people.
 """
 
 from sso_proxy.mockidp.app import create_mock_idp_app, run_mock_idp

@@ -66,7 +66,7 @@ async def run_mock_idp(host: str, port: int, settings: MockSettings, users_path:
         await site.start()
         log.info(
             "mock_idp_listening",
-            addresses=[str(a) for a in runner.addresses],
+            addresses=[f"{a[0]}:{a[1]}" for a in runner.addresses],
             users=len(app[MOCK_STATE].users),
         )
         await asyncio.Event().wait()

@@ -1,7 +1,9 @@
 """Command-line arguments of ``sso-proxy mock-idp``, kept next to the mock they configure.
 
-Every option also reads an environment variable (``MOCK_IDP_*``) so container setups need no
-command line; flags win over the environment.
+``sso_proxy.cli`` owns ``--listen`` and ``--users``; this module adds the options that build
+``MockSettings``. Each also reads an environment variable (``MOCK_IDP_*``) so container setups
+need no command line; flags win over the environment. ``parse_listen`` is offered for callers
+that want strict HOST:PORT parsing.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ _DEFAULTS = MockSettings()
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) -> (host, port); ``argparse`` type function."""
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``) -> (host, port); usable as an ``argparse`` type."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
@@ -24,40 +26,37 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def add_mock_idp_arguments(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
+    options = (
+        ("--health-client-id", "MOCK_IDP_HEALTH_CLIENT_ID", _DEFAULTS.health_client_id),
+        ("--health-client-secret", "MOCK_IDP_HEALTH_CLIENT_SECRET", _DEFAULTS.health_client_secret),
+        ("--provider-client-id", "MOCK_IDP_PROVIDER_CLIENT_ID", _DEFAULTS.provider_client_id),
+        ("--provider-secret-key", "MOCK_IDP_PROVIDER_SECRET_KEY", _DEFAULTS.provider_secret_key),
+    )
+    for flag, variable, default in options:
+        parser.add_argument(flag, default=env(variable, default), help=f"(env {variable}; default: built-in)")
     parser.add_argument(
-        "--listen", type=parse_listen, default=parse_listen(env("MOCK_IDP_LISTEN", "127.0.0.1:8090")),
-        help="HOST:PORT to serve both Health ID and Provider ID on (default 127.0.0.1:8090)",
-    )  # fmt: skip
-    parser.add_argument("--users", default=env("MOCK_IDP_USERS"), help="users YAML (default: bundled)")
-    parser.add_argument(
-        "--health-client-id", default=env("MOCK_IDP_HEALTH_CLIENT_ID", _DEFAULTS.health_client_id)
+        "--redirect-uri",
+        action="append",
+        dest="redirect_uris",
+        metavar="URI",
+        help="registered redirect URI, exact match; repeatable (env MOCK_IDP_REDIRECT_URIS, space-separated;"
+        " none: accept any http(s) URI)",
     )
     parser.add_argument(
-        "--health-client-secret", default=env("MOCK_IDP_HEALTH_CLIENT_SECRET", _DEFAULTS.health_client_secret)
+        "--code-ttl",
+        type=float,
+        default=float(env("MOCK_IDP_CODE_TTL", str(_DEFAULTS.code_ttl))),
+        help="authorization code lifetime in seconds (env MOCK_IDP_CODE_TTL; default 600)",
     )
-    parser.add_argument(
-        "--provider-client-id", default=env("MOCK_IDP_PROVIDER_CLIENT_ID", _DEFAULTS.provider_client_id)
-    )
-    parser.add_argument(
-        "--provider-secret-key", default=env("MOCK_IDP_PROVIDER_SECRET_KEY", _DEFAULTS.provider_secret_key)
-    )
-    parser.add_argument(
-        "--redirect-uri", action="append", dest="redirect_uris", metavar="URI",
-        default=[uri for uri in env("MOCK_IDP_REDIRECT_URIS", "").split() if uri],
-        help="registered redirect URI, exact match (repeatable; none: accept any http(s) URI)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--code-ttl", type=float, default=float(env("MOCK_IDP_CODE_TTL", str(_DEFAULTS.code_ttl))),
-        help="authorization code lifetime in seconds (default 600)",
-    )  # fmt: skip
 
 
 def settings_from_args(ns: argparse.Namespace) -> MockSettings:
+    redirect_uris = ns.redirect_uris or os.environ.get("MOCK_IDP_REDIRECT_URIS", "").split()
     return MockSettings(
         health_client_id=ns.health_client_id,
         health_client_secret=ns.health_client_secret,
         provider_client_id=ns.provider_client_id,
         provider_secret_key=ns.provider_secret_key,
-        redirect_uris=list(ns.redirect_uris or []),
+        redirect_uris=list(redirect_uris),
         code_ttl=ns.code_ttl,
     )

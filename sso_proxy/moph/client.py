@@ -77,7 +77,7 @@ class MophClient:
         )
         token = _access_token(data, healthid.IDP, "health_token")
         # SECURITY: aud must be OUR client id: a token minted for another app is not a login here.
-        claims = await self._verify(self._health_keys, token, healthid.IDP, audience=None)
+        claims = await self._verify(self._health_keys, token, healthid.IDP, audience=self._health.client_id)
         return health_token(data, token, claims, now=self._clock())
 
     async def provider_token(self, health: HealthToken) -> ProviderToken:

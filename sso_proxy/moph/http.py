@@ -26,6 +26,7 @@ MAX_BODY_BYTES = 1 << 20
 _CHUNK = 64 * 1024
 # Success markers of the two envelopes: Health ID says "success", Provider ID says 200.
 _SUCCESS_STATUSES = ("success", "ok", 200, "200")
+_RETRY_LATER = (408, 429)
 
 Observer = Callable[[str, float, str], None]
 """``observer(call_name, seconds, outcome)``.
@@ -51,7 +52,9 @@ class Reply:
 
 
 class _BodyTooLarge(Exception):
-    pass
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def unavailable(reply: Reply, why: str, *, message: str = "", message_th: str = "") -> IdpUnavailable:
@@ -105,8 +108,8 @@ class IdpHttp:
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "connection_error"
             raise self._failed(name, f"connection failed ({type(exc).__name__})") from None
-        except _BodyTooLarge:
-            outcome = "body_too_large"
+        except _BodyTooLarge as exc:
+            outcome, status = "body_too_large", exc.status
             raise self._failed(name, f"body larger than {self._max_body} bytes", status) from None
         except IdpError as exc:
             outcome = exc.code
@@ -123,7 +126,7 @@ class IdpHttp:
         async with asyncio.timeout(self._timeout):
             # SECURITY: a redirect from MOPH is a fault, never followed (it could leak credentials).
             async with self._session.request(
-                method, url, timeout=timeout, allow_redirects=False, **kwargs
+                method, url, timeout=timeout, allow_redirects=False, raise_for_status=False, **kwargs
             ) as response:
                 body = await read_capped(response, self._max_body)
                 return Reply(self.idp, name, response.status, body)
@@ -133,7 +136,8 @@ class IdpHttp:
 
     def _report(self, name: str, seconds: float, outcome: str, status: int | None) -> None:
         # Only the call name, status, latency and outcome: bodies may hold tokens or citizen ids.
-        log.info(
+        emit = log.info if outcome == "ok" else log.warning
+        emit(
             "idp_call",
             idp=self.idp,
             call=name,
@@ -153,13 +157,13 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The whole body, or ``_BodyTooLarge`` as soon as it passes ``limit`` (after decompression)."""
     # SECURITY: bounded read; a huge or endless body must not exhaust memory.
     if response.content_length is not None and response.content_length > limit:
-        raise _BodyTooLarge
+        raise _BodyTooLarge(response.status)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(_CHUNK):
         size += len(chunk)
         if size > limit:
-            raise _BodyTooLarge
+            raise _BodyTooLarge(response.status)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -218,8 +222,9 @@ def raise_for_status(reply: Reply, classify: Classifier) -> None:
     if 200 <= status < 300:
         return
     message, message_th = idp_messages(parse_json_object(reply))
-    if 400 <= status < 500:
+    if 400 <= status < 500 and status not in _RETRY_LATER:
         raise error_for(reply, classify(status, message), message, message_th, status)
+    # 5xx, 3xx, 408 and 429 all mean "not now": the user may retry.
     why = "unexpected redirect" if 300 <= status < 400 else f"answered HTTP {status}"
     raise unavailable(reply, why, message=message, message_th=message_th)
 

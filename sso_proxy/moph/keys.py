@@ -109,7 +109,9 @@ KeyFetcher = Callable[[], Awaitable[RSAPublicKey]]
 class PublicKeyCache:
     """One IdP's verification key: fetched on first use, kept ``max_age`` seconds, refetched on demand.
 
-    Concurrent fetches coalesce behind one lock: a burst of logins after a rotation makes one call.
+    Concurrent fetches coalesce into ONE in-flight call whose result (key or error) every waiter
+    shares: a burst of logins after a rotation makes one call, and while MOPH is down a burst fails
+    together within one timeout instead of queueing behind a lock for one timeout each.
     """
 
     def __init__(
@@ -120,7 +122,7 @@ class PublicKeyCache:
         self._max_age = max_age
         self._key: RSAPublicKey | None = None
         self._fetched_at = -math.inf
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[RSAPublicKey] | None = None
 
     def _fresh(self) -> RSAPublicKey | None:
         if self._key is not None and self._clock() - self._fetched_at < self._max_age:
@@ -129,18 +131,28 @@ class PublicKeyCache:
 
     async def current(self) -> RSAPublicKey:
         """The cached key, fetching it when absent or older than ``max_age``."""
-        key = self._fresh()
-        if key is not None:
-            return key
-        async with self._lock:
-            return self._fresh() or await self._load()
+        return self._fresh() or await self._shared_load()
 
     async def refresh(self, stale: RSAPublicKey) -> RSAPublicKey:
         """A newly fetched key after ``stale`` failed; reuses a refetch another task already made."""
-        async with self._lock:
-            if self._key is not None and self._key is not stale:
-                return self._key
-            return await self._load()
+        if self._key is not None and self._key is not stale:
+            return self._key
+        return await self._shared_load()
+
+    async def _shared_load(self) -> RSAPublicKey:
+        task = self._inflight
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._load())
+            task.add_done_callback(self._load_done)
+            self._inflight = task
+        # shield: one impatient caller being cancelled must not cancel the fetch for the others.
+        return await asyncio.shield(task)
+
+    def _load_done(self, task: asyncio.Task[RSAPublicKey]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an error nobody awaited is not reported as lost
 
     async def _load(self) -> RSAPublicKey:
         key = await self._fetch()

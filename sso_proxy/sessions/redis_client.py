@@ -8,7 +8,6 @@ Redis restart leaves behind without stretching an outage into long back-off wait
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 from typing import Any, cast
@@ -28,15 +27,15 @@ RedisClient = Redis | RedisCluster
 
 # Every way a Redis call can fail for reasons outside our code: connection refused/reset, read or
 # connect timeout, LOADING after a restart, READONLY during failover, no master known to Sentinel.
-REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
 @contextlib.contextmanager
 def unavailable_on_failure(operation: str) -> Iterator[None]:
-    """SECURITY: fail closed. A Redis failure is StoreUnavailable (503), never "no session" (401):
-    treating an outage as "not found" would log everybody out and lose their sessions."""
+    """A Redis failure is StoreUnavailable (503), never "no session" (401)."""
     try:
         yield
+    # SECURITY: fail closed; reading an outage as "not found" would log everybody out (contract §6).
     except REDIS_FAILURES as exc:
         raise StoreUnavailable(detail=f"redis {operation}: {type(exc).__name__}: {exc}") from exc
 
@@ -71,8 +70,9 @@ def sentinel_master(cfg: SessionConfig, options: dict[str, Any]) -> Redis:
     if not cfg.redis_sentinel_master:
         raise ValueError("session.redis_sentinel_master is required with redis_sentinels")
     sentinels = [parse_host_port(entry) for entry in cfg.redis_sentinels]
-    timeouts = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout")}
-    manager = Sentinel(sentinels, sentinel_kwargs=timeouts, **options)  # type: ignore[no-untyped-call]
+    # The sentinels get the same short timeouts and single retry (their default back-off is ~8 s).
+    own = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")}
+    manager = Sentinel(sentinels, sentinel_kwargs=own, **options)  # type: ignore[no-untyped-call]
     master = manager.master_for(cfg.redis_sentinel_master, **url_credentials(cfg.redis_url))
     return cast(Redis, master)
 

@@ -68,6 +68,7 @@ class RedisStore:
     async def create(self, identity: Identity, *, provider_access_token: str | None, now: float) -> Session:
         session_id = new_session_id()
         name = self._crypto.session_key(session_id)
+        # SECURITY: only ciphertext goes to Redis; a dump shows no name, token or cookie.
         sealed = self._crypto.seal(dump_record(identity, now, provider_access_token), name)
         ttl = _ms(self._lifetime.ttl_after_touch(now, now))
         with unavailable_on_failure("create"):
@@ -206,20 +207,28 @@ class RedisStore:
     async def invalidations(self) -> AsyncIterator[str]:
         """Storage hints of ended sessions, from every replica; reconnects by itself.
 
-        ``INVALIDATE_ALL`` comes first and after every reconnect: what was published while we
-        were not listening is lost, so a cache must start over.
+        ``INVALIDATE_ALL`` comes on every (re)subscription, including the silent reconnects the
+        Redis client does on its own: what was published while we were not listening is lost,
+        so a cache must start over.
         """
+        connected = True
         while True:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                yield INVALIDATE_ALL
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and isinstance(message.get("data"), bytes):
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message.get("type") == "subscribe":
+                        connected = True
+                        yield INVALIDATE_ALL
+                    elif message.get("type") == "message" and isinstance(message.get("data"), bytes):
                         yield message["data"].decode("ascii", "replace")
             except REDIS_FAILURES as exc:
-                log.warning("session_invalidations_lost", error=type(exc).__name__)
+                if connected:  # once per outage, not once per retry
+                    log.warning("session_invalidations_lost", error=type(exc).__name__)
+                connected = False
             finally:
                 await _close_quietly(pubsub)
             await asyncio.sleep(1.0)

@@ -1,0 +1,125 @@
+"""WebSocket upgrades: connect to the upstream first, then accept the client and relay frames both ways.
+
+Connecting upstream before answering the client means an unreachable upstream still gets a proper
+502/504 page (or the upstream's own refusal status), never an accepted socket that dies at once.
+A close from either side is passed on to the other with its code and reason.
+Built on aiohttp's WebSocket client: upgrades are rare and long-lived, speed is not the issue here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+from sso_proxy.errors import UpstreamError, UpstreamTimeout
+
+MAX_MESSAGE = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 10.0
+
+# Handshake and hop-by-hop headers: aiohttp's client writes its own for the upstream hop.
+_NOT_COPIED = frozenset(
+    {
+        "host",
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    }
+)
+# Close codes an endpoint may put in a close frame (RFC 6455 §7.4); others are mapped.
+_SENDABLE = frozenset({*range(1000, 1004), *range(1007, 1015), *range(3000, 5000)})
+
+
+def is_websocket_upgrade(request: web.BaseRequest) -> bool:
+    upgrade = request.headers.get("Upgrade")
+    if upgrade is None or upgrade.lower() != "websocket" or request.method != "GET":
+        return False
+    tokens = request.headers.get("Connection", "").lower().split(",")
+    return any(token.strip() == "upgrade" for token in tokens)
+
+
+async def proxy_websocket(
+    session: aiohttp.ClientSession,
+    request: web.BaseRequest,
+    *,
+    url: str,
+    headers: list[tuple[str, str]],
+    host: str,
+    handshake_timeout: float,
+) -> web.StreamResponse:
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    up_headers: CIMultiDict[str] = CIMultiDict((n, v) for n, v in headers if n.lower() not in _NOT_COPIED)
+    up_headers["Host"] = host
+    try:
+        async with asyncio.timeout(handshake_timeout):
+            upstream = await session.ws_connect(
+                url, headers=up_headers, protocols=protocols, max_msg_size=MAX_MESSAGE, compress=0
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        if 400 <= exc.status < 600:
+            return web.Response(status=exc.status)  # the upstream's own refusal (403, 404 ...)
+        raise UpstreamError(detail=f"websocket handshake refused: {exc.status}") from None
+    except TimeoutError:
+        raise UpstreamTimeout(detail="websocket handshake timed out") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(detail=f"websocket connect failed: {exc}") from None
+    client = web.WebSocketResponse(
+        protocols=(upstream.protocol,) if upstream.protocol else (),
+        max_msg_size=MAX_MESSAGE,
+        timeout=CLOSE_TIMEOUT,
+    )
+    try:
+        await client.prepare(request)
+        await _relay(client, upstream)
+    finally:
+        await upstream.close()
+    return client
+
+
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+    pumps = {
+        asyncio.ensure_future(_pump(client, upstream, abnormal=1001)),
+        asyncio.ensure_future(_pump(upstream, client, abnormal=1011)),
+    }
+    try:
+        _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        # The finished pump has closed the other side, which ends the other pump's receive().
+        if pending:
+            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+    finally:
+        for pump in pumps:
+            pump.cancel()
+
+
+async def _pump(src: Socket, dst: Socket, *, abnormal: int) -> None:
+    """Copy messages from ``src`` to ``dst`` until ``src`` closes, then close ``dst`` the same way."""
+    while True:
+        msg = await src.receive()
+        if msg.type is WSMsgType.TEXT:
+            await dst.send_str(msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            await dst.send_bytes(msg.data)
+        else:
+            break
+    if msg.type is WSMsgType.CLOSE:
+        code, reason = msg.data, msg.extra or ""
+    else:
+        code, reason = src.close_code, ""
+    if code == 1005 or code is None:
+        code = 1000 if msg.type is WSMsgType.CLOSE else abnormal
+    await dst.close(code=code if code in _SENDABLE else abnormal, message=reason.encode("utf-8"))
