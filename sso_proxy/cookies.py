@@ -21,6 +21,7 @@ STATE_MAX_AGE = 600
 class CookiePolicy:
     session_name: str
     state_name: str
+    handoff_name: str
     secure: bool
     domain: str | None
 
@@ -34,12 +35,13 @@ class CookiePolicy:
         else:
             session_name = base
         state_name = f"__Host-{base}_login" if cfg.cookie_secure else f"{base}_login"
-        return cls(session_name, state_name, cfg.cookie_secure, cfg.cookie_domain)
+        handoff_name = f"__Host-{base}_handoff" if cfg.cookie_secure else f"{base}_handoff"
+        return cls(session_name, state_name, handoff_name, cfg.cookie_secure, cfg.cookie_domain)
 
     @property
     def all_names(self) -> frozenset[str]:
         """Every cookie name the proxy may set (in any prefix form), stripped before forwarding."""
-        names = {self.session_name, self.state_name}
+        names = {self.session_name, self.state_name, self.handoff_name}
         for name in list(names):
             bare = name.removeprefix("__Host-").removeprefix("__Secure-")
             names.update({bare, f"__Host-{bare}", f"__Secure-{bare}"})
@@ -91,3 +93,17 @@ class CookiePolicy:
 
     def clear_state(self, response: web.StreamResponse) -> None:
         response.del_cookie(self.state_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    def set_handoff(self, response: web.StreamResponse, nonce: str) -> None:
+        response.set_cookie(
+            self.handoff_name,
+            nonce,
+            max_age=STATE_MAX_AGE,
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    def clear_handoff(self, response: web.StreamResponse) -> None:
+        response.del_cookie(self.handoff_name, path="/", secure=self.secure, httponly=True, samesite="Lax")

@@ -26,7 +26,7 @@ _SENSITIVE = (
     "code",
     "state",
 )
-_ALLOWED_EXACT = {"hash_cid", "status_code", "error_code"}
+_ALLOWED_EXACT = {"hash_cid", "status_code", "error_code", "hcode", "hcodes"}
 AUDIT_EVENTS = frozenset(
     {"login_succeeded", "login_failed", "access_denied", "signed_out", "session_revoked"}
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -41,8 +42,18 @@ def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def login_start_url(rt: Runtime, rd: str) -> str:
-    return f"{rt.config.public_url}/oauth2/start?" + urlencode({"rd": rd})
+_HN = re.compile(r"[0-9a-f]{64}")
+
+
+def login_start_url(rt: Runtime, rd: str, *, hn: str | None = None) -> str:
+    query = {"rd": rd, "hn": hn} if hn else {"rd": rd}
+    return f"{rt.config.public_url}/oauth2/start?" + urlencode(query)
+
+
+def handoff_binding(request: web.Request) -> str | None:
+    """The hand-off binding (hash of a nonce cookie on the route host) carried in ``hn``."""
+    hn = request.query.get("hn", "")
+    return hn if _HN.fullmatch(hn) else None
 
 
 def checked_rd(rt: Runtime, rd: str | None) -> str:
@@ -62,18 +73,24 @@ async def start(request: web.Request) -> web.StreamResponse:
     info = client_info(request, rt)
     raw_rd = request.query.get("rd")
     if info.host != rt.config.public_host:
-        # State and session cookies live on the login host: start there.
-        return pages.redirect(login_start_url(rt, raw_rd or ""))
+        # State and session cookies live on the login host: start there. SECURITY: a nonce
+        # cookie set here, on the route host, binds the later hand-off to THIS browser, so a
+        # hand-off link made for someone else's session cannot log this browser in (login CSRF).
+        nonce = secrets.token_urlsafe(32)
+        response = pages.redirect(login_start_url(rt, raw_rd or "", hn=digest(nonce)))
+        rt.cookies.set_handoff(response, nonce)
+        return response
     rd = checked_rd(rt, raw_rd)
+    hn = handoff_binding(request)
     existing = await rt.load_session(request)
     if existing is not None:
-        return await finish_redirect(rt, request, existing.id, rd)
+        return await finish_redirect(rt, request, existing.id, rd, hn=hn)
     state = secrets.token_urlsafe(32)  # SECURITY: 256 random bits; unguessable, single use
     nonce = request.cookies.get(rt.cookies.state_name) or ""
     if len(nonce) < 32:
         nonce = secrets.token_urlsafe(32)
     await rt.store.put_state(
-        "login:" + state, {"rd": rd, "nonce": digest(nonce), "t": time.time()}, STATE_TTL
+        "login:" + state, {"rd": rd, "nonce": digest(nonce), "hn": hn, "t": time.time()}, STATE_TTL
     )
     response = pages.redirect(rt.moph.authorize_url(redirect_uri=rt.config.redirect_uri, state=state))
     # SECURITY: binds the state to this browser, so a state (or callback link) from someone
@@ -125,7 +142,10 @@ async def callback(request: web.Request) -> web.StreamResponse:
         ial=identity.ial,
         client_ip=info.ip,
     )
-    response = await finish_redirect(rt, request, session.id, rd, fresh=True)
+    hn = record.get("hn") if record else None
+    response = await finish_redirect(
+        rt, request, session.id, rd, fresh=True, hn=hn if isinstance(hn, str) else None
+    )
     rt.cookies.clear_state(response)
     metrics.LOGINS.labels("ok").inc()
     metrics.LOGIN_SECONDS.observe(time.perf_counter() - started)
@@ -133,21 +153,34 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def finish_redirect(
-    rt: Runtime, request: web.Request, session_id: str, rd: str, *, fresh: bool = False
+    rt: Runtime,
+    request: web.Request,
+    session_id: str,
+    rd: str,
+    *,
+    fresh: bool = False,
+    hn: str | None = None,
 ) -> web.StreamResponse:
-    """Send the browser to ``rd``, via a one-time hand-off when ``rd`` is on another host."""
+    """Send the browser to ``rd``; another host gets the session through a one-time hand-off.
+
+    A hand-off needs the route host's binding ``hn``; without one the browser first goes through
+    that host's ``/oauth2/start``, which sets the nonce cookie and comes back here with it.
+    """
     target = urlsplit(rd)
     host = (target.hostname or "").lower()
     location = rd
     if host and host != rt.config.public_host and rt.cookies.domain_for(host) is None:
-        code = secrets.token_urlsafe(32)
-        path = target.path or "/"
-        if target.query:
-            path += "?" + target.query
-        await rt.store.put_state(
-            "handoff:" + code, {"sid": session_id, "host": host, "path": path}, HANDOFF_TTL
-        )
-        location = f"{target.scheme}://{target.netloc}/oauth2/handoff?" + urlencode({"code": code})
+        origin = f"{target.scheme}://{target.netloc}"
+        if hn is None:
+            location = f"{origin}/oauth2/start?" + urlencode({"rd": rd})
+        else:
+            code = secrets.token_urlsafe(32)
+            path = target.path or "/"
+            if target.query:
+                path += "?" + target.query
+            record = {"sid": session_id, "host": host, "path": path, "hn": hn}
+            await rt.store.put_state("handoff:" + code, record, HANDOFF_TTL)
+            location = f"{origin}/oauth2/handoff?" + urlencode({"code": code})
     response = pages.redirect(location)
     if fresh or request.cookies.get(rt.cookies.session_name) != session_id:
         rt.cookies.set_session(
@@ -162,9 +195,13 @@ async def handoff(request: web.Request) -> web.StreamResponse:
     info = client_info(request, rt)
     code = request.query.get("code", "")
     record = await rt.store.take_state("handoff:" + code) if code else None
-    # SECURITY: a hand-off code works once, briefly, and only on the host it was made for.
+    # SECURITY: a hand-off code works once, briefly, only on the host it was made for, and only
+    # in the browser whose nonce cookie on this host matches the binding (no login CSRF).
     if record is None or record.get("host") != info.host:
         raise StateError(detail="hand-off code unknown, used, expired or for another host")
+    nonce = request.cookies.get(rt.cookies.handoff_name, "")
+    if not nonce or not hmac.compare_digest(digest(nonce), str(record.get("hn", ""))):
+        raise StateError(detail="hand-off not bound to this browser")
     session_id = str(record["sid"])
     session = await rt.store.get(session_id, now=time.time())
     path = str(record.get("path", "/"))
@@ -173,6 +210,7 @@ async def handoff(request: web.Request) -> web.StreamResponse:
     if session is None:
         return pages.redirect(login_start_url(rt, f"{info.proto}://{info.host_port}{path}"))
     response = pages.redirect(path)
+    rt.cookies.clear_handoff(response)
     rt.cookies.set_session(response, session_id, host=info.host, max_age=int(rt.config.session.max_lifetime))
     return response
 

@@ -41,8 +41,9 @@ def login_required(rt: Runtime, request: web.Request, info: ClientInfo, target: 
     if pages.wants_json(request):
         raise Unauthenticated()
     original = f"{info.proto}://{info.host_port}{target.path_qs}"
-    location = f"{rt.config.public_url}/oauth2/start?" + urlencode({"rd": original})
-    return pages.redirect(location)
+    # Start on this host: /oauth2/start binds the later hand-off to this browser, then moves on
+    # to the login host.
+    return pages.redirect("/oauth2/start?" + urlencode({"rd": original}))
 
 
 def added_identity_headers(rt: Runtime, admitted: Admitted) -> Headers:

@@ -13,12 +13,14 @@ aiohttp's client (``upstream_ws``).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import aiohttp
 from aiohttp import web
 
 from sso_proxy.errors import UpstreamError
+from sso_proxy.upstream_deadlines import Deadlines
 from sso_proxy.upstream_exchange import UpstreamAborted, forward_http
 from sso_proxy.upstream_pool import Pool
 from sso_proxy.upstream_url import UpstreamTarget, parse_upstream
@@ -37,6 +39,7 @@ class Forwarder:
         self._pools: dict[tuple[str, str, int], Pool] = {}
         self._ssl: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._deadlines: Deadlines | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -102,11 +105,14 @@ class Forwarder:
     def _add_pool(self, target: UpstreamTarget) -> Pool:
         if target.scheme == "https" and self._ssl is None:
             self._ssl = ssl.create_default_context()
+        if self._deadlines is None:
+            self._deadlines = Deadlines(asyncio.get_running_loop())
         pool = Pool(
             target,
             limit=self._pool_per_host,
             connect_timeout=self._connect_timeout,
             ssl_context=self._ssl if target.scheme == "https" else None,
+            deadlines=self._deadlines,
         )
         self._pools[target.pool_key] = pool
         return pool

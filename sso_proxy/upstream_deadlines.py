@@ -25,7 +25,7 @@ class Deadlines:
         self._buckets: dict[int, set[Expirable]] = {}
 
     def add(self, item: Expirable, delay: float) -> int:
-        """Call ``item.expire()`` in about ``delay`` seconds unless removed; returns the key for ``remove``."""
+        """Call ``item.expire()`` in about ``delay`` seconds unless removed; returns a key for ``remove``."""
         key = math.ceil((self._loop.time() + delay) / TICK)
         bucket = self._buckets.get(key)
         if bucket is None:

@@ -75,9 +75,11 @@ async def _exchange(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + route_timeout
     for attempt in (0, 1):
-        conn = await pool.acquire(
-            max(deadline - loop.time(), 0.0), fresh=attempt > 0, retryable=plan.retryable
-        )
+        conn = None if attempt else pool.acquire_nowait(retryable=plan.retryable)
+        if conn is None:
+            conn = await pool.acquire(
+                max(deadline - loop.time(), 0.0), fresh=attempt > 0, retryable=plan.retryable
+            )
         try:
             fut = conn.start_exchange(head, head_only=request.method == hdrs.METH_HEAD)
             if plan.body == "none":
@@ -147,8 +149,8 @@ async def _relay(
     if conn.complete:
         body = conn.take()  # the whole answer is here already: one response, one write
         pool.release(conn)
-        return make_response(head.status, head.reason, head.headers, body=body)
-    resp = make_response(head.status, head.reason, head.headers, body=None)
+        return make_response(head.status, head.reason, head.headers, head.has_content_type, body=body)
+    resp = make_response(head.status, head.reason, head.headers, head.has_content_type, body=None)
     released = False
     try:
         await resp.prepare(request)

@@ -24,6 +24,9 @@ from typing import cast
 
 import httptools
 
+from sso_proxy.upstream_deadlines import Deadlines
+from sso_proxy.upstream_response import digest_headers
+
 HIGH_WATER = 256 * 1024  # buffered response body before we stop reading the upstream socket
 LOW_WATER = 64 * 1024
 
@@ -48,17 +51,22 @@ class UpstreamStalled(Http1Failure):
 class ResponseHead:
     status: int
     reason: str
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, str]]  # end-to-end headers only (see upstream_response.digest_headers)
     has_body: bool  # False for HEAD requests, 204 and 304
+    has_content_type: bool
 
 
 class Http1Connection(asyncio.Protocol):
     """Transport callbacks plus the per-exchange API used by ``upstream_exchange``."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, on_idle_lost: Callable[[Http1Connection], None]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deadlines: Deadlines,
+        on_idle_lost: Callable[[Http1Connection], None],
     ) -> None:
         self._loop = loop
+        self._deadlines = deadlines
         self._on_idle_lost = on_idle_lost
         self._transport: asyncio.Transport | None = None
         self.lost = False
@@ -66,18 +74,17 @@ class Http1Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._reset_exchange(None)
-
-    def _reset_exchange(self, parser: httptools.HttpResponseParser | None) -> None:
-        self._parser = parser
+        # Kept across exchanges only after a message llhttp itself saw complete; else a fresh one.
+        self._parser: httptools.HttpResponseParser | None = None
+        self._active = False  # an exchange is in progress
         self._head_only = False
         self._head_fut: asyncio.Future[ResponseHead] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._reason = ""
-        self._headers: list[tuple[str, str]] = []
-        self._framed = False  # Content-Length or chunked seen: the body does not end at EOF
+        self._deadline: int | None = None
+        self._reason = b""
+        self._raw: list[tuple[bytes, bytes]] = []
         self._interim = False  # parsing a 1xx response that we swallow
-        self._head_seen = False
+        self._framed = True  # Content-Length or chunked: the body does not end at EOF
+        self.head: ResponseHead | None = None
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._body_waiter: asyncio.Future[None] | None = None
@@ -87,7 +94,7 @@ class Http1Connection(asyncio.Protocol):
         self._error: Http1Failure | None = None
         self._dirty = False
         self._sent = False
-        self.got_bytes = False
+        self.got_bytes = False  # any response byte in this exchange
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
 
@@ -96,7 +103,7 @@ class Http1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None:
+        if not self._active or parser is None:
             # SECURITY: bytes nobody asked for must never be read as the answer to the next request.
             self._dirty = True
             self.close()
@@ -120,11 +127,11 @@ class Http1Connection(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(UpstreamClosed("connection closed while sending the request"))
-        if self._parser is None:
+        if not self._active:
             self._on_idle_lost(self)
             return
         if not self.complete:
-            if self._head_seen and not self._framed and self._error is None:
+            if self.head is not None and not self._framed and self._error is None:
                 self.complete = True  # body delimited by EOF (no Content-Length, not chunked)
             else:
                 self._fail(UpstreamClosed("connection closed before the response was complete"))
@@ -142,50 +149,48 @@ class Http1Connection(asyncio.Protocol):
     # ---- httptools callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._headers = []
-        self._framed = False
+        if self.complete:
+            # SECURITY: a second response to one request (pipelined garbage, a confused upstream)
+            # would be read as the answer to the next request if this connection were reused.
+            self._dirty = True
+        self._raw = []
 
     def on_status(self, status: bytes) -> None:
-        self._reason = status.decode("latin-1")
+        self._reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._head_seen:
-            return  # trailers of a chunked body: not forwarded
-        lname = name.lower()
-        if lname == b"content-length" or lname == b"transfer-encoding":
-            self._framed = True
-        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+        if self.head is None:  # after the head: trailers of a chunked body, not forwarded
+            self._raw.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         assert parser is not None
+        if self.complete:
+            self._dirty = True  # the head of a second response: never let it replace the first
+            return
         status = parser.get_status_code()
         if status < 200:
             self._interim = True  # 100 Continue / 103 Early Hints: the final response follows
             return
-        self._head_seen = True
+        digest = digest_headers(self._raw)
         has_body = not (self._head_only or status == 204 or status == 304)
+        head = ResponseHead(status, self._reason.decode("latin-1"), digest.headers, has_body, digest.has_type)
+        self.head = head
+        self._framed = digest.framed
         if not has_body:
             self.complete = True
-            self._keep_alive = (
-                self._head_keep_alive(parser) if self._head_only else parser.should_keep_alive()
-            )
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            if self._head_only:
+                # llhttp does not know the request was HEAD: an answer without Content-Length
+                # looks EOF-delimited to it, though a HEAD answer never has a body.
+                self._keep_alive = digest.keep_alive(parser.get_http_version())
+            else:
+                self._keep_alive = parser.should_keep_alive()
+        if self._deadline is not None:
+            self._deadlines.remove(self, self._deadline)
+            self._deadline = None
         fut = self._head_fut
         if fut is not None and not fut.done():
-            fut.set_result(ResponseHead(status, self._reason, self._headers, has_body))
-
-    def _head_keep_alive(self, parser: httptools.HttpResponseParser) -> bool:
-        """Keep-alive for a HEAD answer. llhttp does not know the request was HEAD: an answer without
-        Content-Length looks EOF-delimited to it, though a HEAD answer never has a body."""
-        tokens = {
-            t.strip().lower() for n, v in self._headers if n.lower() == "connection" for t in v.split(",")
-        }
-        if parser.get_http_version() == "1.1":
-            return "close" not in tokens
-        return "keep-alive" in tokens
+            fut.set_result(head)
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
@@ -213,27 +218,38 @@ class Http1Connection(asyncio.Protocol):
 
     def start_exchange(self, head: bytes, *, head_only: bool) -> asyncio.Future[ResponseHead]:
         """Send a request head; return the future of the response head."""
-        self._reset_exchange(httptools.HttpResponseParser(self))
+        if self._parser is None:
+            self._parser = httptools.HttpResponseParser(self)
+        self._active = True
         self._head_only = head_only
+        self._interim = False
+        self.head = None
+        self.complete = False
+        self._keep_alive = False
+        self._error = None
+        self._dirty = False
+        self._sent = False
+        self.got_bytes = False
         self.exchanges += 1
         fut: asyncio.Future[ResponseHead] = self._loop.create_future()
         self._head_fut = fut
-        if self.lost:
+        if self.lost or self._transport is None:
             self._fail(UpstreamClosed("connection already closed"))
         else:
-            self.write(head)
+            self._transport.write(head)
         return fut
 
     def request_sent(self, timeout: float) -> None:
         """The whole request is out; the response head must now come within ``timeout`` seconds."""
         self._sent = True
-        fut = self._head_fut
-        if fut is not None and not fut.done():
-            self._timer = self._loop.call_later(timeout, self._head_timeout)
+        if self.head is None and self._error is None:
+            self._deadline = self._deadlines.add(self, timeout)
 
-    def _head_timeout(self) -> None:
-        self._timer = None
-        self._fail(UpstreamStalled("no response head within the timeout"))
+    def expire(self) -> None:
+        """Called by ``Deadlines`` when the response head is overdue."""
+        self._deadline = None
+        if self.head is None:
+            self._fail(UpstreamStalled("no response head within the timeout"))
 
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self.lost:
@@ -300,17 +316,25 @@ class Http1Connection(asyncio.Protocol):
             and not self.lost
             and not self._chunks
         )
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._deadline is not None:
+            self._deadlines.remove(self, self._deadline)
+            self._deadline = None
         fut = self._head_fut
         if fut is not None:
             if not fut.done():
                 fut.cancel()
             elif not fut.cancelled():
                 fut.exception()  # mark retrieved: the caller has already acted on it
-        if self._reading_paused and self._transport is not None and reusable:
+            self._head_fut = None
+        self._active = False
+        if not reusable or self._head_only:
+            self._parser = None  # its state is not "between messages": never feed it again
+        if self._chunks:
+            self._chunks.clear()
+            self._buffered = 0
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
             self._transport.resume_reading()
-        self._reset_exchange(None)
         return reusable
 
     def close(self) -> None:

@@ -9,6 +9,8 @@ Rules that keep reuse safe:
 * at most ``limit`` exchanges run at once per origin; more wait (within their timeout);
 * a request that must not be retried (POST, or anything with a body) only takes an idle connection
   that was in use very recently: the upstream is then least likely to be closing it right now.
+
+The common case (a free slot and an idle connection) is a plain method call, no coroutine.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections import deque
 
 from sso_proxy.errors import UpstreamError, UpstreamTimeout
+from sso_proxy.upstream_deadlines import Deadlines
 from sso_proxy.upstream_http1 import Http1Connection
 from sso_proxy.upstream_url import UpstreamTarget
 
@@ -33,15 +37,27 @@ class Pool:
         limit: int,
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None,
+        deadlines: Deadlines,
     ) -> None:
         self._target = target
         self._limit = limit
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context
+        self._deadlines = deadlines
         self._idle: list[Http1Connection] = []
-        self._slots = asyncio.Semaphore(limit)
+        self._busy = 0  # slots taken (exchanges in progress or connecting)
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self.opened = 0  # connections opened so far (for tests and metrics)
+
+    def acquire_nowait(self, *, retryable: bool) -> Http1Connection | None:
+        """An idle connection and a slot, if both are free right now."""
+        if self._busy >= self._limit or self._closed:
+            return None
+        conn = self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
+        if conn is not None:
+            self._busy += 1
+        return conn
 
     async def acquire(self, within: float, *, fresh: bool = False, retryable: bool = True) -> Http1Connection:
         """A connection ready for one exchange; raises ``UpstreamError`` / ``UpstreamTimeout``."""
@@ -49,16 +65,16 @@ class Pool:
             raise UpstreamError(detail="forwarder is shut down")
         await self._take_slot(within)
         try:
-            conn = None if fresh else self._pop_idle(UNSAFE_MAX_IDLE if not retryable else IDLE_TTL)
+            conn = None if fresh else self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
             return conn if conn is not None else await self._connect(within)
         except BaseException:
-            self._slots.release()
+            self._give_slot()
             raise
 
     def release(self, conn: Http1Connection) -> None:
         """End the exchange and give back the slot; keep the connection only if it is safe to reuse."""
         reusable = conn.end_exchange()
-        self._slots.release()
+        self._give_slot()
         if reusable and not self._closed and len(self._idle) < self._limit:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
@@ -68,7 +84,7 @@ class Pool:
     def discard(self, conn: Http1Connection) -> None:
         """End the exchange after a failure: the connection is closed, never reused."""
         conn.end_exchange()
-        self._slots.release()
+        self._give_slot()
         conn.close()
 
     def close(self) -> None:
@@ -82,15 +98,31 @@ class Pool:
         return len(self._idle)
 
     async def _take_slot(self, within: float) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()
+        if self._busy < self._limit and not self._waiters:
+            self._busy += 1
             return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(self._slots.acquire(), within)
+            await asyncio.wait_for(waiter, within)  # _give_slot hands its slot over directly
         except TimeoutError:
             raise UpstreamTimeout(detail=f"all {self._limit} upstream connections busy") from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_slot()  # handed a slot just as we were cancelled: pass it on
+            raise
+
+    def _give_slot(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot moves to the waiter; _busy is unchanged
+                return
+        self._busy -= 1
 
     def _pop_idle(self, max_idle: float) -> Http1Connection | None:
+        if not self._idle:
+            return None
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle[-1]
@@ -114,7 +146,7 @@ class Pool:
         try:
             async with asyncio.timeout(min(within, self._connect_timeout)):
                 _, conn = await loop.create_connection(
-                    lambda: Http1Connection(loop, self._forget),
+                    lambda: Http1Connection(loop, self._deadlines, self._forget),
                     target.host,
                     target.port,
                     ssl=self._ssl,

@@ -296,3 +296,30 @@ async def test_public_paths_need_no_login_and_strip_identity(stack: Stack) -> No
         assert response.status == 200
         headers = echoed_headers(json.loads(await response.text()))
         assert "x-forwarded-user" not in headers
+
+
+async def test_handoff_link_is_bound_to_the_browser(stack: Stack) -> None:
+    """A hand-off link made for the attacker's session does not log a victim in (login CSRF)."""
+    async with browser() as attacker:
+        await login(attacker, stack, "doctor")
+        url = stack.url("other.test", "/")
+        handoff = None
+        for _ in range(6):
+            async with attacker.get(url, allow_redirects=False) as response:
+                url = str(response.url.join(aiohttp_url(response.headers["Location"])))
+            if urlsplit(url).path == "/oauth2/handoff":
+                handoff = url
+                break
+        assert handoff is not None
+    async with browser() as victim, victim.get(handoff, allow_redirects=False) as response:
+        assert response.status == 400
+        assert not [c for c in victim.cookie_jar if c.key == stack.runtime.cookies.session_name]
+
+
+async def test_login_started_on_login_host_reaches_route_host(stack: Stack) -> None:
+    """rd on another host without a binding goes through that host's /oauth2/start first."""
+    async with browser() as client:
+        start = stack.url("sso.test", "/oauth2/start?rd=" + stack.url("other.test", "/deep?q=1"))
+        response, hops = await follow(client, start, user="staff")
+        assert response.status == 200
+        assert str(response.url) == stack.url("other.test", "/deep?q=1")

@@ -103,9 +103,7 @@ def test_forwarded_host_validated(host: str, expected: str) -> None:
 
 
 def test_plain_mapping_headers_work_case_insensitively() -> None:
-    v = client_view(
-        "10.0.0.1", {"x-forwarded-for": "1.2.3.4"}, TRUSTED, scheme="https", host="h.example"
-    )
+    v = client_view("10.0.0.1", {"x-forwarded-for": "1.2.3.4"}, TRUSTED, scheme="https", host="h.example")
     assert v.ip == "1.2.3.4" and v.proto == "https"
 
 

@@ -157,7 +157,9 @@ async def test_ambiguous_path_refused_and_never_forwarded(proxy: str, echo: Echo
     assert echo[0].app[PEERS] == set()
 
 
-async def test_host_header_can_be_set(forwarder: Forwarder, echo: Echo, client: aiohttp.ClientSession) -> None:
+async def test_host_header_can_be_set(
+    forwarder: Forwarder, echo: Echo, client: aiohttp.ClientSession
+) -> None:
     runner, url = await start_forwarding_app(forwarder, echo[1], host="payslip.internal")
     try:
         async with client.get(f"{url}/echo") as resp:
@@ -167,7 +169,9 @@ async def test_host_header_can_be_set(forwarder: Forwarder, echo: Echo, client: 
     assert [v for k, v in headers_of(data) if k.lower() == "host"] == ["payslip.internal"]
 
 
-async def test_upstream_base_path_is_prefixed(forwarder: Forwarder, echo: Echo, client: aiohttp.ClientSession) -> None:
+async def test_upstream_base_path_is_prefixed(
+    forwarder: Forwarder, echo: Echo, client: aiohttp.ClientSession
+) -> None:
     runner, url = await start_forwarding_app(forwarder, echo[1] + "/base/")
     try:
         async with client.get(f"{url}/x?y=1") as resp:
@@ -191,9 +195,7 @@ async def test_response_duplicates_and_cookies_kept_hop_by_hop_dropped(
     assert "X-Private-Hop" not in headers.get("Connection", "")
 
 
-async def test_request_hop_by_hop_dropped_even_when_caller_forgot(
-    forwarder: Forwarder, echo: Echo
-) -> None:
+async def test_request_hop_by_hop_dropped_even_when_caller_forgot(forwarder: Forwarder, echo: Echo) -> None:
     runner, url = await start_forwarding_app(forwarder, echo[1], strip=False)
     try:
         status, body = await raw_get(
@@ -221,7 +223,9 @@ async def test_redirect_passed_through_not_followed(proxy: str, client: aiohttp.
         assert resp.status == 302
         assert resp.headers["Location"] == "/status/200"
         assert await resp.text() == "moved"
-    async with client.get(f"{proxy}/redirect?to=https://elsewhere.example/a?b=1", allow_redirects=False) as resp:
+    async with client.get(
+        f"{proxy}/redirect?to=https://elsewhere.example/a?b=1", allow_redirects=False
+    ) as resp:
         assert resp.status == 302
         assert resp.headers["Location"] == "https://elsewhere.example/a?b=1"
 
@@ -343,7 +347,9 @@ async def test_garbage_answer_is_502(forwarder: Forwarder, client: aiohttp.Clien
         server.close()
 
 
-async def test_upstream_dying_mid_body_cuts_the_client(forwarder: Forwarder, client: aiohttp.ClientSession) -> None:
+async def test_upstream_dying_mid_body_cuts_the_client(
+    forwarder: Forwarder, client: aiohttp.ClientSession
+) -> None:
     async def truncated(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         await read_request_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"x" * 70000)
@@ -424,8 +430,15 @@ def test_build_head_drops_framing_and_hop_by_hop_from_caller() -> None:
         "POST",
         "/",
         "up:1",
-        [("Host", "evil"), ("Content-Length", "99"), ("Transfer-Encoding", "chunked"), ("Expect", "100-continue"),
-         ("Connection", "close"), ("X-Named", "1"), ("X-Ok", "2")],
+        [
+            ("Host", "evil"),
+            ("Content-Length", "99"),
+            ("Transfer-Encoding", "chunked"),
+            ("Expect", "100-continue"),
+            ("Connection", "close"),
+            ("X-Named", "1"),
+            ("X-Ok", "2"),
+        ],
         "Content-Length: 3\r\n",
         frozenset({"x-named"}),
     )

@@ -135,7 +135,9 @@ async def test_unsafe_request_avoids_a_long_idle_connection(client: aiohttp.Clie
         await runner.cleanup()
 
 
-async def test_concurrent_requests_get_their_own_answers_within_the_limit(client: aiohttp.ClientSession) -> None:
+async def test_concurrent_requests_get_their_own_answers_within_the_limit(
+    client: aiohttp.ClientSession,
+) -> None:
     runner, upstream = await start_echo()
     forwarder = await started(Forwarder(pool_per_host=4))
     proxy, url = await start_forwarding_app(forwarder, upstream)
@@ -162,18 +164,21 @@ async def test_concurrent_requests_get_their_own_answers_within_the_limit(client
 async def test_pool_wait_beyond_the_timeout_is_504(client: aiohttp.ClientSession) -> None:
     runner, upstream = await start_echo()
     forwarder = await started(Forwarder(pool_per_host=1))
-    proxy, url = await start_forwarding_app(forwarder, upstream, timeout=0.5)
+    patient, patient_url = await start_forwarding_app(forwarder, upstream, timeout=10)
+    hasty, hasty_url = await start_forwarding_app(forwarder, upstream, timeout=0.3)
     try:
-        slow = asyncio.ensure_future(client.get(f"{url}/slow?s=0.3"))
-        await asyncio.sleep(0.1)
-        async with client.get(f"{url}/slow?s=0.3") as resp:
-            # waits 0.2 s for the only connection, then 0.3 s for the answer: over 0.5 s in total
+        holder = asyncio.ensure_future(client.get(f"{patient_url}/slow?s=1.5"))
+        await asyncio.sleep(0.2)  # the only connection is now busy for over a second
+        async with client.get(f"{hasty_url}/echo") as resp:
             assert resp.status == 504
-        resp_slow = await slow
-        assert resp_slow.status == 200
-        resp_slow.release()
+        held = await holder
+        assert held.status == 200
+        held.release()
+        async with client.get(f"{hasty_url}/echo") as resp:  # the slot came back
+            assert resp.status == 200
     finally:
-        await proxy.cleanup()
+        await patient.cleanup()
+        await hasty.cleanup()
         await forwarder.close()
         await runner.cleanup()
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+import socket
+import sys
+from dataclasses import astuple, dataclass
 from importlib import resources
+from typing import TextIO
 
 from aiohttp import web
 
@@ -18,9 +21,13 @@ from sso_proxy.demo.apps import APPS, create_demo_app
 from sso_proxy.log import configure_logging
 from sso_proxy.mockidp import MockSettings, create_mock_idp_app
 
+LOOPBACK = "127.0.0.1"
+
 
 @dataclass(frozen=True)
 class DemoPorts:
+    """Where each piece listens; any five distinct free ports work (tests pass their own)."""
+
     proxy: int = 4180
     idp: int = 4190
     wifi: int = 4191
@@ -30,6 +37,23 @@ class DemoPorts:
     @classmethod
     def from_proxy_port(cls, port: int) -> DemoPorts:
         return cls(proxy=port, idp=port + 10, wifi=port + 11, payslip=port + 12, leave=port + 13)
+
+    def all(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in astuple(self))
+
+
+def busy_ports(ports: DemoPorts, host: str = LOOPBACK) -> list[int]:
+    """Ports that cannot be bound now: checked up front so the demo fails with one clear line."""
+    busy = []
+    for port in ports.all():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # Same option aiohttp uses, so a port in TIME_WAIT does not count as busy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def demo_config(ports: DemoPorts, settings: MockSettings, cookie_secret: str | None = None) -> Config:
@@ -52,7 +76,11 @@ def demo_config(ports: DemoPorts, settings: MockSettings, cookie_secret: str | N
 async def start_site(app: web.Application, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await web.TCPSite(runner, LOOPBACK, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 
@@ -60,37 +88,93 @@ async def start_demo_backends(ports: DemoPorts) -> tuple[Config, list[web.AppRun
     """Start the mock IdP and the three sample apps; return the proxy config and their runners."""
     settings = MockSettings(redirect_uris=[f"http://sso.localhost:{ports.proxy}/oauth2/callback"])
     config = demo_config(ports, settings)
-    runners = [await start_site(create_mock_idp_app(settings), ports.idp)]
-    jwks_url = f"http://127.0.0.1:{ports.proxy}/.well-known/jwks.json"
-    for kind in APPS:
-        app = create_demo_app(kind, jwks_url=jwks_url, issuer=config.public_url)
-        runners.append(await start_site(app, getattr(ports, kind)))
+    jwks_url = f"http://{LOOPBACK}:{ports.proxy}/.well-known/jwks.json"
+    runners: list[web.AppRunner] = []
+    try:
+        runners.append(await start_site(create_mock_idp_app(settings), ports.idp))
+        for kind in APPS:
+            app = create_demo_app(kind, jwks_url=jwks_url, issuer=config.public_url)
+            runners.append(await start_site(app, getattr(ports, kind)))
+    except BaseException:
+        await stop_runners(runners)  # a half-started demo must not keep ports
+        raise
     return config, runners
+
+
+async def stop_runners(runners: list[web.AppRunner]) -> None:
+    for runner in reversed(runners):
+        await runner.cleanup()
 
 
 def banner(ports: DemoPorts) -> str:
     p = ports.proxy
     return f"""
-sso-proxy demo is running (Ctrl-C to stop).
+sso-proxy demo is running: ระบบสาธิต sso-proxy พร้อมใช้งาน (Ctrl-C to stop / กด Ctrl-C เพื่อหยุด)
 
-  Open:  http://payslip.localhost:{p}/    (สลิปเงินเดือน / payslip: pick "HR admin" on the login page)
-         http://leave.localhost:{p}/      (ระบบลางาน / leave: no second login needed)
-         http://wifi.localhost:{p}/       (Wi-Fi portal)
-         http://leave.localhost:{p}/approve   (HR and directors only: try the nurse to see a 403)
-  Login: http://sso.localhost:{p}/oauth2/sign_out  (sign out everywhere)
-  Mock Health ID / Provider ID: http://127.0.0.1:{ports.idp}/
+  1. http://payslip.localhost:{p}/
+       สลิปเงินเดือน / Payslip: pick "นางสมมติ บุคคลดี" (key hradmin) on the mock login page
+  2. http://leave.localhost:{p}/
+       ระบบลางาน / Leave requests: no second login needed (single sign-on across hosts)
+  3. http://leave.localhost:{p}/approve
+       อนุมัติการลา / Leave approval: HR and directors only (log in as nurse2org to see a 403)
+  4. http://wifi.localhost:{p}/
+       Wi-Fi ผู้มาติดต่อ / Guest Wi-Fi portal: any Provider ID holder
+  5. http://sso.localhost:{p}/oauth2/sign_out
+       ออกจากระบบ / Sign out of every app
+
+  Other test users: lowial (IAL 1.2, refused by payslip), director, doctor, nopid (no Provider ID).
+  Mock Health ID / Provider ID: http://{LOOPBACK}:{ports.idp}/
+  Sessions are kept in memory and vanish when the demo stops.
 """
 
 
-async def run_demo(port: int = 4180, *, ready: asyncio.Event | None = None) -> None:
+def print_banner(text: str, stream: TextIO | None = None) -> None:
+    """Print even on a terminal that cannot show Thai (the URLs matter more than the glyphs)."""
+    out = stream or sys.stdout
+    try:
+        out.write(text + "\n")
+    except UnicodeEncodeError:
+        encoding = out.encoding or "ascii"
+        out.write((text + "\n").encode(encoding, "replace").decode(encoding))
+    out.flush()
+
+
+async def announce(listening: asyncio.Event, ports: DemoPorts, ready: asyncio.Event | None) -> None:
+    """Print the banner only once the proxy accepts connections, then tell the caller."""
+    await listening.wait()
+    print_banner(banner(ports))
+    if ready is not None:
+        ready.set()
+
+
+async def run_demo(
+    port: int = 4180,
+    *,
+    ready: asyncio.Event | None = None,
+    ports: DemoPorts | None = None,
+    configure_logs: bool = True,
+) -> None:
+    """Run the whole demo until SIGINT/SIGTERM (or until cancelled); ``ready`` is set once it serves.
+
+    ``ports`` overrides the default layout (``port`` and ``port+10..+13``). When a port is taken
+    the demo exits with one line naming it (SystemExit: this is the CLI's entry point).
+    """
     from sso_proxy.server import serve
 
-    configure_logging("info")
-    ports = DemoPorts.from_proxy_port(port)
+    ports = ports or DemoPorts.from_proxy_port(port)
+    busy = busy_ports(ports)
+    if busy:
+        raise SystemExit(
+            f"sso-proxy demo: port(s) {', '.join(map(str, busy))} on {LOOPBACK} already in use; "
+            f"choose another with --port N (the demo uses N and N+10 to N+13)"
+        )
+    if configure_logs:
+        configure_logging("info")
     config, runners = await start_demo_backends(ports)
-    print(banner(ports), flush=True)
+    listening = asyncio.Event()
+    announcer = asyncio.create_task(announce(listening, ports, ready))
     try:
-        await serve(config, None, ready=ready)
+        await serve(config, None, ready=listening)
     finally:
-        for runner in runners:
-            await runner.cleanup()
+        announcer.cancel()
+        await stop_runners(runners)
