@@ -81,6 +81,7 @@ def stack_config(
     routes: list[dict[str, Any]],
     store: str = "memory",
     redis_url: str | None = None,
+    login_host: str = "sso.test",
     **overrides: Any,
 ) -> dict[str, Any]:
     session: dict[str, Any] = {
@@ -94,7 +95,7 @@ def stack_config(
         session["redis_timeout"] = "500ms"
     data: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
-        "public_url": f"http://sso.test:{port}",
+        "public_url": f"http://{login_host}:{port}",
         "health_id": {
             "base_url": idp_url,
             "client_id": settings.health_client_id,
@@ -157,11 +158,12 @@ async def start_stack(
     redis_url: str | None = None,
     port: int | None = None,
     mock: RunningMock | None = None,
+    login_host: str = "sso.test",
     **overrides: Any,
 ) -> Stack:
     port = port or free_port()
     if mock is None:
-        settings = MockSettings(redirect_uris=[f"http://sso.test:{port}/oauth2/callback"])
+        settings = MockSettings(redirect_uris=[f"http://{login_host}:{port}/oauth2/callback"])
         mock = await start_mock_idp(settings)
     data = stack_config(
         port=port,
@@ -170,6 +172,7 @@ async def start_stack(
         routes=routes if routes is not None else default_routes(upstream),
         store=store,
         redis_url=redis_url,
+        login_host=login_host,
         **overrides,
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
