@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 from pathlib import Path
 
 from sso_proxy.config import Config, load_config, summary
@@ -108,12 +110,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if config.workers > 1:
             return run_workers(config, args.config)
-        asyncio.run(serve(config, args.config))
+        run_loop(serve(config, args.config))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when the optional extra is installed (``pip install sso-proxy[fast]``)."""
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main)
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if os.environ.get("SSO_PROXY_EVENT_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def cmd_mock(args: argparse.Namespace) -> int:

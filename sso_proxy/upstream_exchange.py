@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from sso_proxy.errors import UpstreamError, UpstreamTimeout
-from sso_proxy.upstream_http1 import Http1Connection, Http1Failure, ResponseHead, UpstreamStalled, build_head
+from sso_proxy.upstream_http1 import Http1Connection, Http1Failure, ResponseHead, UpstreamStalled
 from sso_proxy.upstream_pool import Pool
+from sso_proxy.upstream_request import build_head
 from sso_proxy.upstream_response import make_response
 from sso_proxy.upstream_url import UpstreamTarget
 
@@ -57,12 +58,8 @@ async def forward_http(
     route_timeout: float,
 ) -> web.StreamResponse:
     plan = plan_request(request)
-    connection = request.headers.get(hdrs.CONNECTION)
-    # SECURITY: defence in depth; the caller strips these too (sso_proxy.headers). A header the
-    # client declared hop-by-hop must not reach the upstream (RFC 9110 §7.6.1).
-    named = frozenset(t.strip().lower() for t in connection.split(",")) if connection else frozenset()
     try:
-        head = build_head(request.method, target.request_target(path_qs), host, headers, plan.framing, named)
+        head = build_head(request.method, target.request_target(path_qs), host, headers, plan.framing)
     except ValueError as exc:
         raise UpstreamError(detail=str(exc)) from None
     conn, response_head = await _exchange(pool, request, plan, head, route_timeout)

@@ -5,9 +5,13 @@ object, a timer context and a stream reader, and that machinery is most of the c
 (design.md §4). Here a request head is one ``transport.write`` and the response is parsed in the
 protocol callbacks; the forwarder awaits a single future for the head.
 
-One connection carries one exchange at a time (no pipelining). Each exchange gets a fresh parser, so
-nothing a previous response left behind (a HEAD answer with a Content-Length, trailing garbage) can
-be read as the next response. Bytes that arrive on an idle connection poison it.
+One connection carries one exchange at a time (no pipelining). The parser is kept for the next
+exchange only when llhttp itself saw the last response end cleanly; after a HEAD answer (llhttp
+cannot know it has no body) or anything odd, the next exchange gets a fresh parser, so nothing a
+previous response left behind can be read as the next response. Bytes that arrive on an idle
+connection, or a second response to one request, poison the connection.
+
+Response-head timeouts use ``upstream_deadlines`` (shared timers), not one timer per request.
 
 Flow control both ways: response body chunks are queued and reading pauses above ``HIGH_WATER``
 buffered bytes until the consumer takes them; request body writes wait in ``drain`` while the
@@ -28,7 +32,6 @@ from sso_proxy.upstream_deadlines import Deadlines
 from sso_proxy.upstream_response import digest_headers
 
 HIGH_WATER = 256 * 1024  # buffered response body before we stop reading the upstream socket
-LOW_WATER = 64 * 1024
 
 
 class Http1Failure(Exception):
@@ -174,7 +177,8 @@ class Http1Connection(asyncio.Protocol):
             return
         digest = digest_headers(self._raw)
         has_body = not (self._head_only or status == 204 or status == 304)
-        head = ResponseHead(status, self._reason.decode("latin-1"), digest.headers, has_body, digest.has_type)
+        reason = self._reason.decode("utf-8", "surrogateescape")
+        head = ResponseHead(status, reason, digest.headers, has_body, digest.has_type)
         self.head = head
         self._framed = digest.framed
         if not has_body:
@@ -337,6 +341,11 @@ class Http1Connection(asyncio.Protocol):
             self._transport.resume_reading()
         return reusable
 
+    @property
+    def closing(self) -> bool:
+        """Closed or about to be (the upstream's FIN was seen; ``connection_lost`` may not have run)."""
+        return self.lost or self._transport is None or self._transport.is_closing()
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
@@ -354,54 +363,3 @@ class Http1Connection(asyncio.Protocol):
         waiter = self._body_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-
-# Request headers we never copy from the caller's list: the framing and connection management of
-# the upstream hop are ours to decide (RFC 9110 §7.6.1).
-_NOT_COPIED = frozenset(
-    {
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-        "expect",
-        "http2-settings",
-    }
-)
-
-
-def build_head(
-    method: str,
-    target: str,
-    host: str,
-    headers: list[tuple[str, str]],
-    framing: str,
-    also_drop: frozenset[str] = frozenset(),
-) -> bytes:
-    """The request head in one buffer.
-
-    ``framing`` is "" or one Content-Length / Transfer-Encoding line; ``also_drop`` holds lower-case
-    names the client listed in its ``Connection`` header (hop-by-hop by declaration).
-    """
-    skip = _NOT_COPIED | also_drop if also_drop else _NOT_COPIED
-    parts = [method, " ", target, " HTTP/1.1\r\nHost: ", host, "\r\n"]
-    lines = 3  # request line, Host, and the blank line that ends the head
-    for name, value in headers:
-        if name.lower() not in skip:
-            parts += (name, ": ", value, "\r\n")
-            lines += 1
-    if framing:
-        parts.append(framing)
-        lines += 1
-    parts.append("\r\n")
-    text = "".join(parts)
-    # SECURITY: a CR, LF or NUL inside any name, value or the target would split the head into
-    # extra headers or a second request (header injection / request smuggling).
-    if text.count("\n") != lines or text.count("\r") != lines or "\x00" in text or " " in target:
-        raise ValueError("control character or space in the upstream request head")
-    return text.encode("utf-8", "surrogateescape")

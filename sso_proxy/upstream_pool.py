@@ -75,7 +75,7 @@ class Pool:
         """End the exchange and give back the slot; keep the connection only if it is safe to reuse."""
         reusable = conn.end_exchange()
         self._give_slot()
-        if reusable and not self._closed and len(self._idle) < self._limit:
+        if reusable and not self._closed and not conn.closing and len(self._idle) < self._limit:
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.append(conn)
         else:
@@ -126,7 +126,7 @@ class Pool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle[-1]
-            if conn.lost or now - conn.idle_since > IDLE_TTL:
+            if conn.closing or now - conn.idle_since > IDLE_TTL:
                 self._idle.pop().close()
                 continue
             if now - conn.idle_since > max_idle:

@@ -6,7 +6,6 @@ all have drained. Sessions live in the store, so any worker serves any user.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import signal
@@ -18,9 +17,10 @@ from sso_proxy.log import configure_logging
 
 def _child(config: Config, config_path: str) -> None:
     configure_logging(config.log_level)
+    from sso_proxy.cli import run_loop
     from sso_proxy.server import serve
 
-    asyncio.run(serve(config, config_path))
+    run_loop(serve(config, config_path))
 
 
 def run_workers(config: Config, config_path: str) -> int:

@@ -15,7 +15,7 @@ Endpoints (everything else echoes):
 * ``GET /gzip``  a gzip-encoded body with ``Content-Encoding: gzip``; ``X-Raw-Sha256`` is the digest
   of the compressed bytes as sent
 * ``ANY /status/N``  status N, empty body for 204/304/HEAD
-* ``GET /hop``  an answer full of hop-by-hop headers (incl. ones named in ``Connection``),
+* ``GET /hop-headers``  an answer full of hop-by-hop headers (incl. ones named in ``Connection``),
   duplicate headers and three Set-Cookie
 * ``GET /stats``  JSON {connections: distinct TCP connections seen so far}
 
@@ -198,7 +198,7 @@ def make_app() -> web.Application:
     app.router.add_get("/ws", ws)
     app.router.add_get("/gzip", gzipped)
     app.router.add_route("*", r"/status/{code:\d+}", status)
-    app.router.add_get("/hop", hop)
+    app.router.add_get("/hop-headers", hop)
     app.router.add_get("/stats", stats)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app

@@ -197,3 +197,27 @@ async def test_close_shuts_idle_connections(client: aiohttp.ClientSession) -> No
     finally:
         await proxy.cleanup()
         await runner.cleanup()
+
+
+async def test_a_second_response_to_one_request_poisons_the_connection(client: aiohttp.ClientSession) -> None:
+    async def double(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        while await read_request_head(reader):
+            # one answer too many, in the same segment: it must never serve the next request
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nconn%dHTTP/1.1 204 No Content\r\n\r\n" % index
+            )
+            await writer.drain()
+
+    server, upstream = await start_raw_upstream(double)
+    forwarder = await started(Forwarder())
+    proxy, url = await start_forwarding_app(forwarder, upstream)
+    try:
+        for expected in (b"conn1", b"conn2"):
+            async with client.get(f"{url}/x") as resp:
+                assert resp.status == 200
+                assert await resp.read() == expected
+        assert forwarder.connections_opened(upstream) == 2
+    finally:
+        await proxy.cleanup()
+        await forwarder.close()
+        server.close()

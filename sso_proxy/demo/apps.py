@@ -87,7 +87,9 @@ async def show_identity(request: web.Request) -> web.Response:
             "claims": seen.claims,
         }
         return web.json_response(body, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
-    text = render_page(kind, seen, path=request.path, host=request.host)
+    # The proxy forwards the browser's host name in X-Forwarded-Host; it is only used for links.
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    text = render_page(kind, seen, path=request.path, host=host)
     response = web.Response(text=text, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"  # pages show a person's data
     return response

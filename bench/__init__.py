@@ -1,0 +1,1 @@
+"""``make bench``: sso-proxy against baselines on loopback, in one run (see bench/README.md)."""

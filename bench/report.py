@@ -1,0 +1,220 @@
+"""The table, the targets and BENCHMARKS.md, from one run's Results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bench.machine import Machine
+from bench.profile import render as render_profile
+from bench.results import Results, Target
+from bench.settings import Settings
+
+MEMORY_GOAL = 2048
+
+
+def _ratio_target(
+    results: Results, name: str, top: str, bottom: str, goal: float, explain: str = ""
+) -> Target:
+    value = results.ratio(top, bottom)
+    if value is None:
+        return Target(name, None, f">= {goal:g}", None, "not measured in this run")
+    met = value >= goal
+    detail = "met" if met else f"missed by {(goal - value) / goal:.0%} ({value:.2f} vs {goal:g}){explain}"
+    return Target(name, value, f">= {goal:g}", met, detail)
+
+
+def targets(results: Results, settings: Settings) -> list[Target]:
+    out = [
+        _ratio_target(results, "C/B (sso-proxy vs naive proxy)", "C", "B", 1.5),
+        _ratio_target(results, "E/F (auth_request to sso-proxy vs trivial 202)", "E", "F", 0.9),
+        _ratio_target(
+            results,
+            f"C at {settings.routes_large} routes / C at {settings.routes_small} routes",
+            "C-routes",
+            "C",
+            0.9,
+        ),
+        _ratio_target(
+            results,
+            f"C at {settings.sessions_large:,} / {settings.sessions_small:,} sessions stored",
+            "C-sessions",
+            "C",
+            0.9,
+        ),
+        _ratio_target(
+            results,
+            f"C rotating {settings.spread} sessions: {settings.sessions_large:,} / "
+            f"{settings.sessions_small:,} stored",
+            "C-spread-sessions",
+            "C-spread",
+            0.9,
+        ),
+    ]
+    memory = results.memory
+    if memory is None or memory.sessions == 0:
+        out.append(Target("Redis bytes per session", None, f"<= {MEMORY_GOAL}", None, "not measured"))
+    else:
+        value = memory.bytes_per_session
+        met = value <= MEMORY_GOAL
+        detail = "met" if met else f"missed by {(value - MEMORY_GOAL) / MEMORY_GOAL:.0%} ({value:,.0f} B)"
+        out.append(Target("Redis bytes per session", value, f"<= {MEMORY_GOAL}", met, detail))
+    return out
+
+
+def other_ratios(results: Results) -> list[tuple[str, float | None]]:
+    return [
+        ("C/D (sso-proxy vs nginx proxy_pass, no auth)", results.ratio("C", "D")),
+        ("C/A (sso-proxy vs the app itself)", results.ratio("C", "A")),
+        ("B/A (naive proxy vs the app itself)", results.ratio("B", "A")),
+        ("E/D (nginx + sso-proxy auth vs plain nginx)", results.ratio("E", "D")),
+        ("C workers:2 / workers:1", results.ratio("C-workers2", "C")),
+    ]
+
+
+def table_lines(results: Results) -> list[str]:
+    lines = [
+        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | checks |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in results.rows.values():
+        checks = "; ".join(row.problems) if row.problems else "ok"
+        lines.append(
+            f"| {row.key} | {row.title} | {row.rps:,.0f} | {row.spread} | "
+            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {checks} |"
+        )
+    return lines
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def target_lines(found: Sequence[Target], results: Results) -> list[str]:
+    lines = ["| target | value | goal | result |", "|---|---:|---:|---|"]
+    for target in found:
+        digits = 0 if "bytes" in target.name else 2
+        mark = {True: "MET", False: "MISSED", None: "n/a"}[target.met]
+        lines.append(
+            f"| {target.name} | {_fmt(target.value, digits)} | {target.goal} | {mark}: {target.detail} |"
+        )
+    lines += ["", "| other ratio (no target) | value |", "|---|---:|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in other_ratios(results)]
+    return lines
+
+
+def measurement_lines(results: Results, settings: Settings) -> list[str]:
+    lines: list[str] = []
+    if results.logins is not None:
+        rate = results.logins
+        lines.append(
+            f"- **Logins**: {rate.per_second:,.1f} logins/s ({rate.logins} complete logins in "
+            f"{rate.seconds:.1f} s by {rate.concurrency} concurrent headless browsers, "
+            f"{rate.failures} failed)."
+        )
+    if results.memory is not None and results.memory.sessions:
+        memory = results.memory
+        lines.append(
+            f"- **Redis memory**: {memory.bytes_per_session:,.0f} bytes per session "
+            f"({memory.sessions:,} sessions created through `store.create` at "
+            f"{memory.sessions / memory.seconds:,.0f}/s; used_memory {memory.used_before:,} -> "
+            f"{memory.used_after:,} bytes)."
+        )
+    if results.fill_bytes_per_session is not None:
+        lines.append(
+            f"- Bulk-filled sessions (same keys and records) cost {results.fill_bytes_per_session:,.0f} "
+            "bytes each on the large store."
+        )
+    for name, count in results.sessions_stored.items():
+        lines.append(f"- Sessions stored in the {name} Redis while measuring: {count:,}.")
+    return lines
+
+
+def console(results: Results, settings: Settings) -> str:
+    found = targets(results, settings)
+    parts = ["", *table_lines(results), "", *target_lines(found, results), ""]
+    parts += measurement_lines(results, settings)
+    for profile in results.profiles:
+        parts += ["", *render_profile(profile)]
+    parts += results.notes
+    return "\n".join(parts)
+
+
+def markdown(results: Results, settings: Settings, machine: Machine) -> str:
+    found = targets(results, settings)
+    missed = [target for target in found if target.met is False]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`bench/run.py`) on {machine.date}. Do not edit by hand: re-run it.",
+        "How it works and how to change durations and sizes: `bench/README.md`.",
+        "",
+        "## Machine",
+        "",
+        *machine.lines(),
+        "",
+        "## Method",
+        "",
+        *method_lines(settings),
+        "",
+        "## Results",
+        "",
+        *table_lines(results),
+        "",
+        "## Targets (issue 7), ratios from this same run",
+        "",
+        *target_lines(found, results),
+        "",
+        *measurement_lines(results, settings),
+        "",
+    ]
+    if missed:
+        lines += ["### Targets missed", ""]
+        lines += [f"- **{target.name}**: {target.detail}." for target in missed]
+        lines += ["", "What the profiles below show is where the time goes in C and E.", ""]
+    if results.profiles:
+        lines += ["## Profiles (py-spy, sso-proxy process under load)", ""]
+        for profile in results.profiles:
+            lines += render_profile(profile)
+    if results.notes:
+        lines += ["## Notes", "", *results.notes, ""]
+    lines += ["## Settings of this run", "", "| variable | value |", "|---|---|"]
+    lines += [f"| `{name}` | `{value}` |" for name, value in settings.described()]
+    return "\n".join(lines) + "\n"
+
+
+def method_lines(settings: Settings) -> list[str]:
+    return [
+        f"- Load: Debian `wrk --latency -t {settings.threads} -c {settings.connections}`, keep-alive; "
+        f"per row one {settings.warmup:g} s warm-up, then {settings.reps} measured runs of "
+        f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...), so "
+        "drift on a shared machine hits every row alike. The table shows the median of the runs.",
+        "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
+        "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
+        "machines.",
+        "- A: `bench/upstream_app.py`, one aiohttp process answering a 44-byte GET. Every row ends at it; "
+        "after each run the bench compares the app's request counter with wrk's count, and for C/E "
+        "checks that every request arrived with an `X-Provider-Assertion` (wrk alone would count a "
+        "302 to the login page as success).",
+        "- B: `bench/naive_proxy.py`, one `ClientSession.request` per request, bodies read whole.",
+        "- C: `sso-proxy serve --config F` as a real process, `workers: 1`, sessions in a real "
+        f"redis-server, `identity_cache: {settings.identity_cache}`, every route with an allow rule "
+        "(IAL + organization) and a deny rule; wrk sends the session cookies of "
+        f"{settings.users} real logins (the mock IdP's headless login) in rotation and `Host: app.bench`.",
+        f"- D/E/F: nginx, `worker_processes {settings.nginx_workers}`, keep-alive to every upstream. "
+        "E and F use the shipped `deploy/nginx` snippets (`sso-protect.conf`, `sso-upstream-headers.conf`, "
+        "the internal `/oauth2/auth` location); only the target of `upstream sso_proxy` differs: "
+        "sso-proxy for E, a second `bench/upstream_app.py` answering 202 for F.",
+        f"- Route scaling: C against a proxy configured with {settings.routes_large} routes on as many "
+        f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
+        f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "
+        f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
+        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions to make "
+        "Redis lookups (HMGET + AES-GCM open + touch) part of most requests.",
+        "- Filled sessions are written with the store's own `SessionCrypto` and `dump_record`, into the "
+        "keys, fields and TTLs `RedisStore.create` writes (pipelined); a sample is read back through "
+        "`store.get`, and every one must open. Each session belongs to a distinct user (own index set).",
+        "- Logins/s: concurrent headless browsers (asyncio, in the bench process) each doing the whole "
+        "flow: `/oauth2/start` -> mock Health ID authorize (`login_hint`) -> `/oauth2/callback` "
+        "(Health ID token, Provider ID token, profile, new Redis session) -> `/oauth2/handoff` on the "
+        "app host. The mock IdP is its own process (`sso-proxy mock-idp`).",
+    ]

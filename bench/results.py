@@ -1,0 +1,80 @@
+"""What a bench run found: wrk rows (median of reps), targets, and the other measurements."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from bench.logins import LoginRate
+from bench.profile import Profile
+from bench.sessions import MemoryResult
+from bench.wrk import WrkResult
+
+TITLES = {
+    "A": "upstream app directly",
+    "B": "naive aiohttp proxy (no auth)",
+    "C": "sso-proxy, authenticated GET",
+    "D": "nginx proxy_pass",
+    "E": "nginx auth_request -> sso-proxy /oauth2/auth",
+    "F": "nginx auth_request -> trivial 202 app",
+    "C-routes": "C with {routes_large} routes",
+    "C-sessions": "C with {sessions_large} sessions stored",
+    "C-spread": "C rotating {spread} sessions",
+    "C-spread-sessions": "C rotating {spread} of {sessions_large} sessions",
+    "C-workers2": "C with workers: 2",
+}
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    runs: list[WrkResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(run.rps for run in self.runs) if self.runs else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(run.p50_ms for run in self.runs) if self.runs else 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(run.p99_ms for run in self.runs) if self.runs else 0.0
+
+    @property
+    def spread(self) -> str:
+        if not self.runs:
+            return "-"
+        values = [run.rps for run in self.runs]
+        return f"{min(values):,.0f}-{max(values):,.0f}"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float | None
+    goal: str
+    met: bool | None  # None: could not be measured in this run
+    detail: str
+
+
+@dataclass
+class Results:
+    rows: dict[str, Row] = field(default_factory=dict)
+    logins: LoginRate | None = None
+    memory: MemoryResult | None = None
+    fill_bytes_per_session: float | None = None
+    sessions_stored: dict[str, int] = field(default_factory=dict)
+    profiles: list[Profile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def rps(self, key: str) -> float | None:
+        row = self.rows.get(key)
+        return row.rps if row is not None and row.runs else None
+
+    def ratio(self, top: str, bottom: str) -> float | None:
+        a, b = self.rps(top), self.rps(bottom)
+        return a / b if a is not None and b else None

@@ -1,0 +1,134 @@
+"""One wrk row: where it points, what it sends, and how to check that it really reached the app."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bench.logins import SESSION_COOKIE
+from bench.results import Row
+from bench.settings import Settings
+from bench.upstream_app import BODY
+from bench.wrk import WrkResult, lua_script, run_wrk
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    url: str
+    host: str
+    sessions: tuple[str, ...]  # session cookie values rotated by wrk (empty: no cookie)
+    with_assertion: bool  # the app must see X-Provider-Assertion on every request
+
+    @property
+    def cookies(self) -> list[str]:
+        return [f"{SESSION_COOKIE}={value}" for value in self.sessions]
+
+
+def _get(url: str, host: str, cookie: str | None) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    headers = {"Host": host}
+    if cookie:
+        headers["Cookie"] = cookie
+    try:
+        connection.request("GET", parts.path or "/", headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def app_stats(app_url: str) -> dict[str, int]:
+    status, body = _get(app_url + "/__bench/stats", "app.bench", None)
+    if status != 200:
+        raise RuntimeError(f"upstream stats answered {status}")
+    data = json.loads(body)
+    return {key: int(value) for key, value in data.items()}
+
+
+def probe(scenario: Scenario) -> None:
+    """One request like wrk's, before any load: it must reach the app and get its page."""
+    cookies: list[str | None] = list(scenario.cookies) or [None]
+    for cookie in (cookies[0], cookies[-1]):
+        status, body = _get(scenario.url, scenario.host, cookie)
+        if status != 200 or body != BODY:
+            raise RuntimeError(f"row {scenario.key}: probe answered {status}: {body[:300]!r}")
+
+
+def measure(
+    scenario: Scenario, settings: Settings, *, wrk: str, workdir: Path, app_url: str, seconds: float
+) -> tuple[WrkResult, list[str]]:
+    """One wrk run, and the problems seen (errors, requests that never reached the app)."""
+    script = workdir / f"wrk-{scenario.key}.lua"
+    if not script.exists():
+        lua_script(script, scenario.cookies)
+    before = app_stats(app_url)
+    result = run_wrk(
+        wrk,
+        scenario.url + "/",
+        seconds=seconds,
+        connections=settings.connections,
+        threads=settings.threads,
+        script=script,
+        host=scenario.host,
+    )
+    after = app_stats(app_url)
+    return result, check(scenario, result, before, after, settings.connections)
+
+
+def check(
+    scenario: Scenario, result: WrkResult, before: dict[str, int], after: dict[str, int], connections: int
+) -> list[str]:
+    problems: list[str] = []
+    if result.bad_status:
+        problems.append(f"{result.bad_status} non-2xx/3xx")
+    if result.socket_errors:
+        problems.append(f"{result.socket_errors} socket errors")
+    reached = after["requests"] - before["requests"]
+    # Requests still in flight when wrk stops reach the app but are not counted by wrk.
+    if abs(reached - result.requests) > connections + result.requests // 100:
+        problems.append(f"app saw {reached} of {result.requests} requests")
+    signed = after["with_assertion"] - before["with_assertion"]
+    if scenario.with_assertion and signed != reached:
+        problems.append(f"{reached - signed} requests without assertion")
+    if not scenario.with_assertion and signed:
+        problems.append(f"{signed} unexpected assertions")
+    return problems
+
+
+def run_rounds(
+    scenarios: list[Scenario],
+    rows: dict[str, Row],
+    settings: Settings,
+    *,
+    wrk: str,
+    workdir: Path,
+    app_url: str,
+) -> None:
+    """Warm-up then ``reps`` interleaved rounds over every scenario."""
+    for scenario in scenarios:
+        probe(scenario)
+        rows[scenario.key] = Row(scenario.key, scenario.title)
+    for rep in range(settings.reps):
+        for scenario in scenarios:
+            if rep == 0 and settings.warmup > 0:
+                measure(
+                    scenario, settings, wrk=wrk, workdir=workdir, app_url=app_url, seconds=settings.warmup
+                )
+            result, problems = measure(
+                scenario, settings, wrk=wrk, workdir=workdir, app_url=app_url, seconds=settings.seconds
+            )
+            row = rows[scenario.key]
+            row.runs.append(result)
+            row.problems.extend(p for p in problems if p not in row.problems)
+            print(
+                f"  round {rep + 1}/{settings.reps} {scenario.key:<18} {result.rps:>9,.0f} req/s "
+                f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:7.2f} ms"
+                + (f"  [{'; '.join(problems)}]" if problems else ""),
+                flush=True,
+            )

@@ -1,0 +1,211 @@
+"""Helpers shared by the deployment tests (test_deploy*.py). No tests in here.
+
+The manifests are read as the cluster would read them (every YAML document under deploy/k8s),
+and the proxy is started the way the container starts it: the installed ``sso-proxy`` console
+script, ``serve --config FILE``, secrets in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "deploy" / "k8s"
+DOCKER = ROOT / "deploy" / "docker"
+DOCKERFILE = ROOT / "Dockerfile"
+
+# ${NAME} or ${NAME:-default}, as sso_proxy.configread expands them.
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
+TEST_REDIS_PASSWORD = "0123456789abcdef" * 4  # what `openssl rand -hex 32` looks like
+
+
+def tool(name: str, package: str) -> str:
+    """A command-line tool installed in this venv (or on PATH); fail with the install line."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} not found: pip install {package}  (or: pip install -e '.[test]')")
+    return found
+
+
+def sso_proxy_command() -> str:
+    return tool("sso-proxy", "-e .")
+
+
+def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
+    """Every Kubernetes object in deploy/k8s (examples included), with the file it came from."""
+    out: list[tuple[Path, dict[str, Any]]] = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc:
+                out.append((path, doc))
+    return out
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    for _path, doc in k8s_documents():
+        if doc.get("kind") == kind and doc["metadata"]["name"] == name:
+            return doc
+    pytest.fail(f"no {kind} named {name!r} under deploy/k8s")
+
+
+def all_of(kind: str) -> list[dict[str, Any]]:
+    return [doc for _path, doc in k8s_documents() if doc.get("kind") == kind]
+
+
+def configmap_config_text() -> str:
+    """The sso-proxy config file exactly as mounted into the pods."""
+    text = find("ConfigMap", "sso-proxy-config")["data"]["config.yaml"]
+    assert isinstance(text, str)
+    return text
+
+
+def required_variables(config_text: str) -> set[str]:
+    """Names referenced as ${NAME} without a default: the pod must provide each of them."""
+    return {m.group(1) for m in ENV_REFERENCE.finditer(config_text) if m.group(2) is None}
+
+
+def stand_in_values(names: set[str]) -> dict[str, str]:
+    """Plausible stand-ins for real secrets (right shape and length, obviously not real)."""
+    values = {name: f"test-{name.lower()}" for name in names}
+    if "SSO_COOKIE_SECRET" in names:
+        values["SSO_COOKIE_SECRET"] = "test-cookie-secret-" + "c" * 40
+    if "REDIS_PASSWORD" in names:
+        values["REDIS_PASSWORD"] = TEST_REDIS_PASSWORD
+    if "REDIS_URL" in names:
+        values["REDIS_URL"] = f"redis://:{TEST_REDIS_PASSWORD}@redis.test:6379/0"
+    return values
+
+
+def run_check_config(config_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``sso-proxy check-config`` with exactly these variables on top of a minimal environment."""
+    base = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [sso_proxy_command(), "check-config", "--config", str(config_path)],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+def deployable_config(
+    config_text: str, *, port: int, metrics_port: int, key_file: Path, session: dict[str, Any]
+) -> str:
+    """The ConfigMap's config with what a test machine must change: loopback ports, a real key
+    file, the session store's address. Everything else (routes, ${...} secrets) stays as is."""
+    config = yaml.safe_load(config_text)
+    config["listen"] = f"127.0.0.1:{port}"
+    config["metrics_listen"] = f"127.0.0.1:{metrics_port}"
+    config["signing"]["key_files"] = [str(key_file)]
+    for key in ("redis_url", "redis_sentinels", "redis_sentinel_master"):
+        config["session"].pop(key, None)
+    config["session"].update(session)
+    return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+
+
+@dataclass
+class ProxyProcess:
+    """A running ``sso-proxy serve``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    log: Path
+
+    def url(self, path: str, *, metrics: bool = False) -> str:
+        return f"http://127.0.0.1:{self.metrics_port if metrics else self.port}{path}"
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
+
+    def terminate(self, timeout: float) -> tuple[int, float]:
+        """SIGTERM, as the kubelet sends after preStop; (exit code, seconds until exit)."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            pytest.fail(f"sso-proxy did not exit {timeout}s after SIGTERM:\n{self.log_tail()}")
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_proxy(
+    config_text: str, env: dict[str, str], workdir: Path, *, port: int, metrics_port: int
+) -> ProxyProcess:
+    """Start the installed console script and wait until /healthz answers."""
+    config_path = workdir / "config.yaml"
+    config_path.write_text(config_text, encoding="utf-8")
+    log = workdir / "proxy.log"
+    base = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sso_proxy_command(), "serve", "--config", str(config_path)],
+            env={**base, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+    proxy = ProxyProcess(process, port, metrics_port, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"sso-proxy serve exited with {process.returncode}:\n{proxy.log_tail()}")
+        try:
+            if http_get(proxy.url("/healthz"), timeout=1)[0] == 200:
+                return proxy
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proxy.kill()
+    pytest.fail(f"sso-proxy did not answer /healthz within 30 s:\n{proxy.log_tail()}")
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            print(f"WAITED {what}: {time.monotonic() - deadline + timeout:.1f}s", flush=True)
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
