@@ -39,9 +39,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sso_proxy ./sso_proxy
 COPY deploy/docker/constraints.txt ./constraints.txt
+# The venv gets no pip of its own (the image's pip installs into it): only what runs.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && python -m venv /opt/sso-proxy \
- && /opt/sso-proxy/bin/pip install --no-cache-dir --constraint constraints.txt /wheels/sso_proxy-*.whl
+ && python -m venv --without-pip /opt/sso-proxy \
+ && pip --python /opt/sso-proxy/bin/python install --no-cache-dir \
+      --constraint constraints.txt /wheels/sso_proxy-*.whl
 
 # ---- runtime: the venv only; no compiler, no pip cache, no source tree ----
 FROM ${PYTHON_IMAGE}

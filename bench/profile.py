@@ -3,7 +3,7 @@
 ``py-spy record --pid`` samples the running ``sso-proxy serve`` (non-blocking, so the process is
 not paused) while wrk drives it. The raw collapsed stacks are then reduced to two lists:
 functions by their own ("self") samples, and sso-proxy's functions by inclusive samples (all
-time spent in them and below), plus how busy the process was.
+time spent in them and below), and own samples by library / module, plus how busy the process was.
 """
 
 from __future__ import annotations
@@ -12,12 +12,17 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.settings import REPO
+
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 INSTALL = "py-spy not installed: .venv/bin/pip install py-spy"
+# Prefixes cut from file names: installed packages, the standard library, this checkout.
+_PATH_MARKERS = ("site-packages/", sysconfig.get_paths()["stdlib"] + "/", str(REPO) + "/")
 
 
 @dataclass
@@ -41,11 +46,13 @@ class Profile:
         return [(name, n / self.samples) for name, n in self.self_counts.most_common(count)]
 
     def top_own_inclusive(self, count: int = 15) -> list[tuple[str, float]]:
-        own = Counter({k: v for k, v in self.inclusive.items() if "sso_proxy/" in k})
+        own = Counter(
+            {k: v for k, v in self.inclusive.items() if "sso_proxy/" in k and "sso_proxy/cli.py" not in k}
+        )
         return [(name, n / self.samples) for name, n in own.most_common(count)]
 
     def top_areas(self, count: int = 10) -> list[tuple[str, float]]:
-        """Inclusive share by library area (aiohttp, redis, cryptography, asyncio, sso_proxy.*)."""
+        """Own (self) time by library or sso-proxy module: which code the CPU is actually in."""
         return [(name, n / self.samples) for name, n in self.areas.most_common(count)]
 
 
@@ -72,9 +79,10 @@ def short(frame: str) -> str:
     if match is None:
         return frame.strip()
     path = match.group("file")
-    for marker in ("site-packages/", "/lib/python3.11/", "/work/main/"):
+    for marker in _PATH_MARKERS:
         if marker in path:
             path = path.split(marker, 1)[1]
+            break
     return f"{match.group('func')} ({path})"
 
 
@@ -98,10 +106,9 @@ def summarise(raw: Path, label: str, *, rate: int, seconds: float) -> Profile:
             continue
         profile.samples += count
         profile.self_counts[frames[-1]] += count
+        profile.areas[area(frames[-1])] += count
         for name in set(frames):
             profile.inclusive[name] += count
-        for name in {area(frame) for frame in frames}:
-            profile.areas[name] += count
     return profile
 
 
@@ -119,7 +126,7 @@ def render(profile: Profile) -> list[str]:
     lines += [f"| {share:.1%} | `{name}` |" for name, share in profile.top_self()]
     lines += ["", "| incl. % | sso-proxy function (with everything it calls) |", "|---:|---|"]
     lines += [f"| {share:.1%} | `{name}` |" for name, share in profile.top_own_inclusive()]
-    lines += ["", "| incl. % | area (module or library, with everything it calls) |", "|---:|---|"]
+    lines += ["", "| self % | where the CPU is (library, or sso-proxy module) |", "|---:|---|"]
     lines += [f"| {share:.1%} | `{name}` |" for name, share in profile.top_areas(14)]
     lines.append("")
     return lines

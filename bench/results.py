@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bench.logins import LoginRate
 from bench.profile import Profile
-from bench.sessions import MemoryResult
+from bench.sessions import Breakdown, MemoryResult
 from bench.wrk import WrkResult
 
 TITLES = {
@@ -66,6 +66,7 @@ class Results:
     rows: dict[str, Row] = field(default_factory=dict)
     logins: LoginRate | None = None
     memory: MemoryResult | None = None
+    breakdown: Breakdown | None = None
     fill_bytes_per_session: float | None = None
     sessions_stored: dict[str, int] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)

@@ -181,6 +181,7 @@ class Bench:
             self.results.memory = asyncio.run(
                 sessions.memory_per_session(big_url, COOKIE_SECRET, models, s.memory_sessions)
             )
+            self.results.breakdown = sessions.breakdown(big_url)
             next_user = s.memory_sessions
         if "proxy-big" in self.proxies and self.redis_big is not None:
             self.fill_big(models, next_user)

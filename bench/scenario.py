@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +14,8 @@ from bench.results import Row
 from bench.settings import Settings
 from bench.upstream_app import BODY
 from bench.wrk import WrkResult, lua_script, run_wrk
+
+SETTLE = 0.3
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ def measure(
         script=script,
         host=scenario.host,
     )
+    time.sleep(SETTLE)  # requests in flight when wrk stopped still reach the app: count them here
     after = app_stats(app_url)
     return result, check(scenario, result, before, after, settings.connections)
 

@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,7 +30,7 @@ import redis
 from sso_proxy.config import SessionConfig
 from sso_proxy.identity import Identity
 from sso_proxy.sessions import Lifetime, Session, SessionStore, make_store
-from sso_proxy.sessions.crypto import SESSION_PREFIX, SessionCrypto
+from sso_proxy.sessions.crypto import SESSION_PREFIX, USER_PREFIX, SessionCrypto
 from sso_proxy.sessions.model import new_session_id
 from sso_proxy.sessions.record import dump_record
 
@@ -55,6 +56,47 @@ class MemoryResult:
     @property
     def bytes_per_session(self) -> float:
         return (self.used_after - self.used_before) / self.sessions if self.sessions else 0.0
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Average Redis ``MEMORY USAGE`` of a sample of the keys one session adds."""
+
+    session_key: float  # the sso:s: hash, all in
+    record: float  # its sealed record field ``d`` (bytes of value)
+    stamp: float  # its touch field ``t``
+    encoding: str  # the hash's OBJECT ENCODING (listpack is compact, hashtable is not)
+    user_index: float  # the sso:u: set of the user's session digests
+
+
+def breakdown(redis_url: str, sample: int = 50) -> Breakdown | None:
+    with redis.Redis.from_url(redis_url) as client:
+        names = _sample_keys(client, SESSION_PREFIX + "*", sample)
+        users = _sample_keys(client, USER_PREFIX + "*", sample)
+        if not names or not users:
+            return None
+        encoding = client.object("encoding", names[0])
+        return Breakdown(
+            session_key=_mean(client.memory_usage(name, samples=0) for name in names),
+            record=_mean(client.hstrlen(name, "d") for name in names),
+            stamp=_mean(client.hstrlen(name, "t") for name in names),
+            encoding=encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+            user_index=_mean(client.memory_usage(user, samples=0) for user in users),
+        )
+
+
+def _sample_keys(client: redis.Redis, pattern: str, sample: int) -> list[bytes]:
+    out: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        out.append(key)
+        if len(out) >= sample:
+            break
+    return out
+
+
+def _mean(values: Iterable[object]) -> float:
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+    return sum(numbers) / len(numbers) if numbers else 0.0
 
 
 def session_config(redis_url: str, secret: str) -> SessionConfig:

@@ -14,7 +14,7 @@ from sso_proxy.config import RouteConfig
 from sso_proxy.errors import Forbidden, NotFound
 from sso_proxy.log import audit
 from sso_proxy.metrics import DECISIONS, ROUTE_NAME
-from sso_proxy.paths import normalise_path, split_target
+from sso_proxy.paths import split_target
 from sso_proxy.policy import Decision, evaluate
 from sso_proxy.requestinfo import ClientInfo
 from sso_proxy.routing import prefix_matches
@@ -60,8 +60,7 @@ class Denied(Forbidden):
 
 def resolve_target(rt: Runtime, request: web.Request, host: str, raw_target: str, method: str) -> Target:
     """Route for host + target; raises BadRequest (ambiguous path) or NotFound."""
-    raw_path, query = split_target(raw_target)
-    path = normalise_path(raw_path)
+    path, query = split_target(raw_target)  # the path comes back normalised
     route = rt.table.match(host, path, method)
     if route is None:
         raise NotFound()

@@ -42,8 +42,8 @@ def error_middleware() -> Middleware:
             return await handler(request)
         except SsoProxyError as exc:
             return render_error(request, exc)
-        except web.HTTPException:
-            raise
+        except (web.HTTPException, ConnectionResetError):
+            raise  # the response already started (upstream aborted, client gone): nothing to render
         except Exception:
             log.exception("unhandled_error", path=request.path)
             return render_error(request, SsoProxyError())

@@ -96,11 +96,12 @@ class Runtime:
         # SECURITY: the cache may answer only while the store is known to be up (a ping within
         # HEARTBEAT_FRESH seconds), so an outage turns into 503s at once, as contract §6 asks.
         self.store_ok_at = 0.0
+        self._ephemeral_keys: list[SigningKey] | None = None
         self.apply(config)
 
     def apply(self, config: Config) -> None:
         """Switch to ``config`` (already validated). Raises ConfigError if keys cannot load."""
-        keys = signing_keys(config)
+        keys = self._signing_keys(config)
         self.config = config
         self.table = RouteTable(config.routes)
         self.cookies = CookiePolicy.from_config(config.session)
@@ -108,6 +109,15 @@ class Runtime:
         self.assertions = AssertionCache(self.signer)
         self.moph = MophClient(config.health_id, config.provider_id, self.http, observer=metrics.observe_idp)
         self.cache.ttl = config.session.identity_cache
+
+    def _signing_keys(self, config: Config) -> list[SigningKey]:
+        """The keys ``config`` names. An ephemeral key is made once per process, not per reload:
+        a reload changes rules and must not void the assertions upstream apps are verifying."""
+        if config.signing.key_files or not config.signing.ephemeral:
+            return signing_keys(config)
+        if self._ephemeral_keys is None:
+            self._ephemeral_keys = ephemeral_keys()
+        return self._ephemeral_keys
 
     @classmethod
     async def open(cls, config: Config) -> Runtime:

@@ -24,8 +24,33 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+# Settings a running process cannot take on (a bound socket, the open session store, logging).
+RESTART_ONLY = ("listen", "metrics_listen", "workers", "log_level")
+RESTART_ONLY_SESSION = (
+    "store",
+    "redis_url",
+    "redis_sentinels",
+    "redis_sentinel_master",
+    "redis_cluster",
+    "redis_timeout",
+    "cookie_secret",
+    "idle_timeout",
+    "max_lifetime",
+)
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """Key paths whose new value waits for a restart, so an operator is told instead of ignored."""
+    changed = [key for key in RESTART_ONLY if getattr(old, key) != getattr(new, key)]
+    changed += [
+        f"session.{key}" for key in RESTART_ONLY_SESSION if getattr(old.session, key) != getattr(new.session, key)
+    ]
+    return changed
+
+
 async def reload_config(runtime: Runtime, path: str) -> bool:
     """Load ``path``; on any problem keep serving the old config and log every problem."""
+    old = runtime.config
     try:
         config = load_config(path)
         runtime.apply(config)
@@ -34,6 +59,8 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
         return False
     for warning in config.warnings:
         log.warning("config_warning", warning=warning)
+    if pending := restart_only_changes(old, config):
+        log.warning("config_reload_needs_restart", path=path, keys=pending)
     log.info("config_reloaded", path=path, routes=len(config.routes))
     return True
 

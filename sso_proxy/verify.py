@@ -197,9 +197,9 @@ class AssertionVerifier:
         try:
             return self._decode(token, now)
         except UnknownKey:
-            # A new key after rotation: look again, but only so often.
-            if not self.cache.may_fetch(now):
-                raise
+            # A new key after rotation: look again, but only so often. Always through _refresh:
+            # it waits for a fetch another request already started (the lock) instead of refusing
+            # every request that names the new kid while that fetch is in flight.
             await self._refresh(now)
             return self._decode(token, now)
 

@@ -92,8 +92,8 @@ class SyncAssertionVerifier:
         try:
             return self._decode(token, now)
         except UnknownKey:
-            if not self.cache.may_fetch(now):
-                raise
+            # Through _refresh even when a fetch just started: its lock makes this thread wait for
+            # that fetch (new key after rotation) instead of refusing the request meanwhile.
             self._refresh(now)
             return self._decode(token, now)
 

@@ -1,7 +1,7 @@
 """Helpers for the demo and browser tests: the whole demo in-process, and Debian chromium.
 
-``running_demo`` starts ``run_demo`` on five ports the kernel handed out together (so they are
-distinct and free), waits for its banner and stops it afterwards. ``chromium`` launches the
+``running_demo`` starts ``run_demo`` on a free block of ports outside the kernel's ephemeral range,
+waits for its banner and stops it afterwards. ``chromium`` launches the
 system browser through Playwright with a fresh profile; a missing browser fails, never skips.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import random
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -34,40 +36,74 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all sockets held open while the kernel picks)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+# Below Linux's ephemeral range (32768-60999): ports there are never handed out for outgoing
+# connections or port-0 listeners, which other tests running at the same time use heavily.
+QUIET_PORTS = range(20000, 32700)
 
 
-def demo_ports() -> DemoPorts:
-    proxy, idp, wifi, payslip, leave = free_ports(5)
-    return DemoPorts(proxy=proxy, idp=idp, wifi=wifi, payslip=payslip, leave=leave)
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_base_port() -> int:
+    """A proxy port P with P and P+10..P+13 free (the layout of ``sso-proxy demo --port P``)."""
+    for _ in range(200):
+        candidate = random.choice(QUIET_PORTS)
+        if all(bindable(p) for p in DemoPorts.from_proxy_port(candidate).all()):
+            return candidate
+    raise AssertionError("no free block of ports for the demo")
 
 
 @contextlib.asynccontextmanager
-async def running_demo() -> AsyncIterator[DemoPorts]:
-    """The real demo (mock IdP, three apps, proxy with memory sessions) until the block ends."""
-    ports = demo_ports()
-    ready = asyncio.Event()
-    task = asyncio.create_task(run_demo(ports=ports, ready=ready, configure_logs=False))
+async def running_demo(attempts: int = 3) -> AsyncIterator[DemoPorts]:
+    """The real demo (mock IdP, three apps, proxy with memory sessions) until the block ends.
+
+    A port grabbed by someone else between the check and the bind is retried on another block.
+    """
+    for attempt in range(attempts):
+        ports = DemoPorts.from_proxy_port(demo_base_port())
+        ready = asyncio.Event()
+        task = asyncio.create_task(demo_main(ports, ready))
+        try:
+            await wait_ready(task, ready)
+        except OSError:
+            if attempt + 1 == attempts:
+                raise
+            continue
+        try:
+            yield ports
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return
+
+
+async def demo_main(ports: DemoPorts, ready: asyncio.Event) -> None:
+    try:
+        await run_demo(ports=ports, ready=ready, configure_logs=False)
+    except SystemExit as exc:  # "port already in use": a SystemExit would stop the event loop itself
+        raise OSError(errno.EADDRINUSE, str(exc)) from None
+
+
+async def wait_ready(task: asyncio.Task[None], ready: asyncio.Event) -> None:
     waiter = asyncio.create_task(ready.wait())
     try:
         done, _ = await asyncio.wait({task, waiter}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()  # re-raise why the demo could not start
-            raise AssertionError("the demo stopped before it was ready")
-        if waiter not in done:
-            raise AssertionError("the demo did not become ready within 30 s")
-        yield ports
     finally:
         waiter.cancel()
+    if task in done:
+        task.result()  # re-raise why the demo could not start
+        raise AssertionError("the demo stopped before it was ready")
+    if not ready.is_set():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        raise AssertionError("the demo did not become ready within 30 s")
 
 
 def require_chromium() -> str:

@@ -1,138 +1,42 @@
-"""The container image: Dockerfile linted by hadolint, its promises checked, its build stage run.
+"""The container image's Dockerfile: linted by hadolint, its promises checked (pinned base,
+fixed non-root user, ``sso-proxy serve`` entrypoint, HEALTHCHECK, no baked secrets), and the
+image's config and HEALTHCHECK command run against the real proxy.
 
-No Docker engine is needed: the build stage's own commands (the COPY set, ``pip wheel``) are
-replayed on a copy of the build context filtered by .dockerignore, and the image's config and
-HEALTHCHECK command are run against the real proxy.
+No Docker engine is needed; test_deploy_build.py replays the build stage itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import zipfile
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from test_deploy_support import (
     DOCKER,
     DOCKERFILE,
+    INSTRUCTIONS,
     ROOT,
+    base_image,
+    exec_form,
+    final_stage,
     free_port,
+    healthcheck_command,
     http_get,
+    image_env,
     required_variables,
+    stages,
     stand_in_values,
     start_proxy,
+    the,
     tool,
 )
 
 from sso_proxy.cli import build_parser
 from sso_proxy.keys_file import write_key_file
-
-IMAGE_PYTHON = {"python_version": "3.12", "python_full_version": "3.12.12", "extra": ""}
-
-
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str
-    value: str
-
-
-def parse_dockerfile(text: str) -> list[Instruction]:
-    """Instructions with line continuations joined and comments dropped (as BuildKit reads them)."""
-    out: list[Instruction] = []
-    current = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not current):
-            continue
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        keyword, _, value = current.strip().partition(" ")
-        out.append(Instruction(keyword.upper(), value.strip()))
-        current = ""
-    return out
-
-
-INSTRUCTIONS = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
-
-
-def global_args() -> dict[str, str]:
-    args: dict[str, str] = {}
-    for ins in INSTRUCTIONS:
-        if ins.keyword == "FROM":
-            break
-        if ins.keyword == "ARG" and "=" in ins.value:
-            name, _, default = ins.value.partition("=")
-            args[name] = default
-    return args
-
-
-def stages() -> list[list[Instruction]]:
-    """Instructions per build stage, each list starting with its FROM."""
-    out: list[list[Instruction]] = []
-    for ins in INSTRUCTIONS:
-        if ins.keyword == "FROM":
-            out.append([ins])
-        elif out:
-            out[-1].append(ins)
-    return out
-
-
-def final_stage() -> list[Instruction]:
-    return stages()[-1]
-
-
-def build_stage() -> list[Instruction]:
-    return stages()[0]
-
-
-def the(stage: list[Instruction], keyword: str) -> Instruction:
-    found = [ins for ins in stage if ins.keyword == keyword]
-    assert len(found) == 1, f"expected exactly one {keyword} in the stage, found {len(found)}"
-    return found[0]
-
-
-def exec_form(value: str) -> list[str]:
-    assert value.startswith("["), f"not exec form (JSON array): {value}"
-    parsed = json.loads(value)
-    assert isinstance(parsed, list) and all(isinstance(item, str) for item in parsed)
-    return parsed
-
-
-def image_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for ins in final_stage():
-        if ins.keyword == "ENV":
-            for token in shlex.split(ins.value):
-                name, _, value = token.partition("=")
-                env[name] = value
-    return env
-
-
-def base_image(from_value: str) -> str:
-    image = from_value.split(" AS ")[0].split(" as ")[0].strip()
-    for name, value in global_args().items():
-        image = image.replace("${" + name + "}", value).replace("$" + name, value)
-    return image
-
-
-def healthcheck_command() -> list[str]:
-    value = the(final_stage(), "HEALTHCHECK").value
-    _options, sep, command = value.partition("CMD ")
-    assert sep, "HEALTHCHECK must run a command (CMD [...])"
-    return exec_form(command)
-
 
 # --- hadolint ---------------------------------------------------------------------------------
 
@@ -232,234 +136,6 @@ def test_pip_never_keeps_a_cache() -> None:
             words = shlex.split(part)
             if len(words) > 1 and words[0].endswith("pip") and words[1] in ("install", "wheel"):
                 assert "--no-cache-dir" in words, part
-
-
-# --- the build context and the build stage ----------------------------------------------------
-
-
-def _glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern (Go filepath.Match plus ``**``) as a regex on slash paths."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        elif pattern[i] == "[":
-            end = pattern.index("]", i)
-            body = pattern[i + 1 : end]
-            out, i = out + "[" + ("^" + body[1:] if body.startswith("!") else body) + "]", end + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
-def dockerignore() -> list[tuple[bool, re.Pattern[str]]]:
-    rules = []
-    for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        rules.append((negate, _glob_to_regex(line.lstrip("!").strip("/"))))
-    return rules
-
-
-def in_context(relative: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
-    """Docker's rule: the last pattern matching the path or one of its parent directories wins."""
-    parts = relative.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    excluded = False
-    for negate, regex in rules:
-        if any(regex.match(prefix) for prefix in prefixes):
-            excluded = not negate
-    return not excluded
-
-
-SKIP_WALK = {".git", ".venv", "node_modules", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}
-
-
-def build_context() -> set[str]:
-    rules = dockerignore()
-    files: set[str] = set()
-    for directory, dirs, names in os.walk(ROOT):
-        rel_dir = os.path.relpath(directory, ROOT)
-        for skipped in SKIP_WALK & set(dirs):
-            assert not in_context(os.path.normpath(os.path.join(rel_dir, skipped)), rules), skipped
-        dirs[:] = [d for d in dirs if d not in SKIP_WALK]
-        for name in names:
-            relative = os.path.normpath(os.path.join(rel_dir, name))
-            if in_context(relative, rules):
-                files.add(relative)
-    return files
-
-
-def test_build_context_is_exactly_what_the_image_needs() -> None:
-    context = build_context()
-    package = {
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "sso_proxy").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    }
-    assert package <= context, sorted(package - context)
-    assert {"pyproject.toml", "README.md", "deploy/docker/constraints.txt"} <= context
-    leaked = sorted(f for f in context if f not in package and not f.startswith("sso_proxy/"))
-    assert leaked == ["README.md", "deploy/docker/constraints.txt", "pyproject.toml"], leaked
-    rules = dockerignore()
-    # SECURITY: a key or env file lying in the tree never reaches an image layer.
-    for path in (
-        "sso_proxy/signing-2026.pem",
-        "signing.pem",
-        ".env",
-        "sso_proxy/.env",
-        "deploy/k8s/secret.yaml",
-    ):
-        assert not in_context(path, rules), path
-
-
-def replay_copies(stage: list[Instruction], context: set[str], workdir: Path) -> None:
-    """The stage's COPY instructions (from the build context) into ``workdir``."""
-    for ins in stage:
-        if ins.keyword != "COPY" or ins.value.startswith("--from"):
-            continue
-        *sources, dest = shlex.split(ins.value)
-        for source in sources:
-            members = sorted(f for f in context if f == source or f.startswith(source.rstrip("/") + "/"))
-            assert members, f"COPY {source}: not in the build context (.dockerignore)"
-            for member in members:
-                inner = member[len(source) :].lstrip("/")
-                base = workdir / dest / Path(source).name if dest.endswith("/") else workdir / dest
-                target = base / inner if inner else base
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / member, target)
-
-
-def stage_commands(stage: list[Instruction], program: str) -> list[list[str]]:
-    out = []
-    for ins in stage:
-        if ins.keyword == "RUN":
-            for part in ins.value.split("&&"):
-                words = shlex.split(part)
-                if words and words[0].endswith(program):
-                    out.append(words)
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Replay the build stage: COPY the context into /src, run its `pip wheel` there."""
-    root = tmp_path_factory.mktemp("image-build")
-    src, wheels = root / "src", root / "wheels"
-    src.mkdir()
-    replay_copies(build_stage(), build_context(), src)
-    (wheel_cmd,) = [w for w in stage_commands(build_stage(), "pip") if w[1] == "wheel"]
-    args = [str(wheels) if word == "/wheels" else word for word in wheel_cmd[1:]]
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", *args], cwd=src, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return src, wheels
-
-
-def test_build_stage_makes_a_complete_wheel(built: tuple[Path, Path]) -> None:
-    src, wheels = built
-    (install,) = [w for w in stage_commands(build_stage(), "pip") if w[1] == "install"]
-    wheel_glob = next(w for w in install if w.endswith(".whl"))
-    matches = list(wheels.glob(Path(wheel_glob).name))
-    assert len(matches) == 1, f"{wheel_glob} must match exactly the built wheel: {list(wheels.iterdir())}"
-    constraint = install[install.index("--constraint") + 1]
-    assert (src / constraint).is_file(), "the constraints file must be COPYed into the build stage"
-    with zipfile.ZipFile(matches[0]) as wheel:
-        names = set(wheel.namelist())
-        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "sso-proxy = sso_proxy.cli:main" in wheel.read(entry_points).decode()
-    package = {
-        str(p.relative_to(ROOT))
-        for p in (ROOT / "sso_proxy").rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-    }
-    assert package <= names, f"files missing from the wheel (package-data?): {sorted(package - names)}"
-
-
-def test_the_wheel_runs_check_config_on_the_image_config(built: tuple[Path, Path], tmp_path: Path) -> None:
-    """The code the image would contain (not this checkout) accepts the image's config."""
-    _src, wheels = built
-    unpacked = tmp_path / "site"
-    with zipfile.ZipFile(next(wheels.glob("sso_proxy-*.whl"))) as wheel:
-        wheel.extractall(unpacked)
-    text = (DOCKER / "config.yaml").read_text(encoding="utf-8")
-    env = {
-        **stand_in_values(required_variables(text)),
-        "PYTHONPATH": str(unpacked),
-        "PATH": os.environ["PATH"],
-    }
-    env["SSO_LISTEN"] = image_env()["SSO_LISTEN"]
-    code = "import sso_proxy, sys; print(sso_proxy.__file__)"
-    where = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
-    assert where.stdout.strip().startswith(str(unpacked)), where.stdout + where.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "sso_proxy", "check-config", "--config", str(DOCKER / "config.yaml")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("OK:")
-
-
-# --- pinned dependencies ----------------------------------------------------------------------
-
-
-def read_constraints() -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for line in (DOCKER / "constraints.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            name, sep, version = line.partition("==")
-            assert sep and version, f"constraints.txt: not an exact pin: {line}"
-            pins[canonicalize_name(name)] = version
-    return pins
-
-
-def runtime_requirements() -> dict[str, list[tuple[str, Requirement]]]:
-    """Every runtime dependency (transitively, as in the image's Python), with who requires it."""
-    seen: dict[str, list[tuple[str, Requirement]]] = {}
-    todo = [("sso-proxy", Requirement("sso-proxy"))]
-    while todo:
-        parent, req = todo.pop()
-        name = canonicalize_name(req.name)
-        first = name not in seen
-        seen.setdefault(name, []).append((parent, req))
-        if not first:
-            continue
-        for text in metadata.distribution(name).requires or []:
-            child = Requirement(text)
-            if child.marker is None or child.marker.evaluate(IMAGE_PYTHON):
-                todo.append((name, child))
-    seen.pop("sso-proxy")
-    return seen
-
-
-def test_constraints_pin_every_runtime_dependency() -> None:
-    pins = read_constraints()
-    needed = runtime_requirements()
-    missing = sorted(set(needed) - set(pins))
-    assert not missing, f"add to deploy/docker/constraints.txt: {missing}"
-    for name, required_by in needed.items():
-        for parent, req in required_by:
-            # Judge only requirements of parents installed at their pinned version.
-            if parent == "sso-proxy" or metadata.version(parent) == pins.get(parent):
-                assert req.specifier.contains(pins[name], prereleases=True), (
-                    f"constraints.txt pins {name}=={pins[name]} but {parent} needs {req}"
-                )
 
 
 # --- the image's config and HEALTHCHECK against the real proxy --------------------------------

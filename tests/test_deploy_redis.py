@@ -120,7 +120,8 @@ def script(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def members(tmp_path: Path) -> Iterator[list[Member]]:
-    made = [Member(tmp_path / f"sso-redis-{i}") for i in range(2)]
+    replicas = find("StatefulSet", "sso-redis")["spec"]["replicas"]
+    made = [Member(tmp_path / f"sso-redis-{i}") for i in range(replicas)]
     try:
         yield made
     finally:
@@ -145,7 +146,7 @@ def run_init(
         "CONF_DIR": str(member.root / "conf"),
         "DATA_DIR": str(member.root / "data"),
         "DOWN_AFTER_MS": "1000",  # 5000 in the cluster; shorter here to keep the test quick
-        "FAILOVER_TIMEOUT_MS": "5000",
+        "FAILOVER_TIMEOUT_MS": "3000",  # a split vote is retried after twice this
     }
     env.pop("POD_NAME", None)
     return subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=60)
@@ -188,38 +189,45 @@ def test_first_start_leads_and_writes_private_configs(script: Path, members: lis
 def test_replica_failover_rejoin_and_the_proxy_follows(
     script: Path, members: list[Member], tmp_path: Path
 ) -> None:
-    first, second = members
+    first, *others = members
     master_name = statefulset_settings()["MASTER_NAME"]
     assert run_init(script, first, members).returncode == 0
     first.start_redis()
     first.start_sentinel()
-
-    joined = run_init(script, second, members)
-    assert joined.returncode == 0, joined.stderr
-    assert f"master is {LOOPBACK}:{first.redis_port}" in joined.stdout
-    second.start_redis()
-    second.start_sentinel()
-    wait_for(lambda: second.replication().get("master_link_status") == "up", 20, "replication to start")
-    for member in members:  # each sentinel must know the other before a failover can be agreed on
+    for member in others:
+        joined = run_init(script, member, members)
+        assert joined.returncode == 0, joined.stderr
+        assert f"master is {LOOPBACK}:{first.redis_port}" in joined.stdout
+        member.start_redis()
+        member.start_sentinel()
+    for member in others:
+        wait_for(lambda m=member: m.replication().get("master_link_status") == "up", 30, "replication")
+    for member in members:  # every sentinel must know the others before a failover can be agreed on
         wait_for(
-            lambda m=member: len(m.sentinel().sentinel_sentinels(master_name)) == 1, 30, "sentinel gossip"
+            lambda m=member: len(m.sentinel().sentinel_sentinels(master_name)) == len(members) - 1,
+            30,
+            "sentinel gossip",
         )
 
     proxy = start_configured_proxy(tmp_path, members)
     try:
         assert http_get(proxy.url("/readyz"))[0] == 200, proxy.log_tail()
         first.kill_redis()
-        wait_for(lambda: master_of(second, master_name) == (LOOPBACK, second.redis_port), 45, "the failover")
-        wait_for(lambda: second.replication().get("role") == "master", 10, "the replica to be promoted")
+        candidates = {(LOOPBACK, m.redis_port): m for m in others}
+        wait_for(lambda: master_of(others[0], master_name) in candidates, 60, "the failover")
+        address = master_of(others[0], master_name)
+        assert address is not None
+        new_master = candidates[address]
+        wait_for(lambda: new_master.replication().get("role") == "master", 10, "the promotion")
         wait_for(lambda: http_get(proxy.url("/readyz"))[0] == 200, 20, "sso-proxy to follow the new master")
 
         # The old master's pod restarts: its init container asks the sentinels and follows.
         rejoined = run_init(script, first, members)
-        assert f"master is {LOOPBACK}:{second.redis_port}" in rejoined.stdout, rejoined.stdout
-        assert f"replicaof {LOOPBACK} {second.redis_port}" in (first.root / "conf/redis.conf").read_text()
+        assert f"master is {LOOPBACK}:{new_master.redis_port}" in rejoined.stdout, rejoined.stdout
+        assert f"replicaof {LOOPBACK} {new_master.redis_port}" in (first.root / "conf/redis.conf").read_text()
         first.start_redis()
         wait_for(
-            lambda: first.replication().get("master_link_status") == "up", 20, "the old master to rejoin"
+            lambda: first.replication().get("master_link_status") == "up", 30, "the old master to rejoin"
         )
         assert first.replication().get("role") == "slave"
         assert http_get(proxy.url("/readyz"))[0] == 200

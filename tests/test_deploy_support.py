@@ -7,8 +7,10 @@ script, ``serve --config FILE``, secrets in the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -17,12 +19,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from sso_proxy.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -94,6 +99,51 @@ def stand_in_values(names: set[str]) -> dict[str, str]:
     if "REDIS_URL" in names:
         values["REDIS_URL"] = f"redis://:{TEST_REDIS_PASSWORD}@redis.test:6379/0"
     return values
+
+
+# --- the sso-proxy Deployment and its config -----------------------------------------------
+
+
+def deployment() -> dict[str, Any]:
+    return find("Deployment", "sso-proxy")
+
+
+def pod_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = deployment()["spec"]["template"]["spec"]
+    return spec
+
+
+def proxy_container() -> dict[str, Any]:
+    (container,) = [c for c in pod_spec()["containers"] if c["name"] == "sso-proxy"]
+    assert isinstance(container, dict)
+    return container
+
+
+def container_port(name_or_number: str | int) -> int:
+    for port in proxy_container()["ports"]:
+        if name_or_number in (port["name"], port["containerPort"]):
+            return int(port["containerPort"])
+    pytest.fail(f"the sso-proxy container has no port {name_or_number!r}")
+
+
+def config_env() -> dict[str, str]:
+    return stand_in_values(required_variables(configmap_config_text()))
+
+
+def loaded_config() -> Config:
+    return parse_config(configmap_config_text(), config_env(), source="configmap.yaml")
+
+
+def port_of(listen: str | None) -> int:
+    assert listen is not None
+    return int(listen.rpartition(":")[2])
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# --- running the proxy as the container does ---------------------------------------------
 
 
 def run_check_config(config_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -201,11 +251,107 @@ def start_proxy(
     pytest.fail(f"sso-proxy did not answer /healthz within 30 s:\n{proxy.log_tail()}")
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
-            print(f"WAITED {what}: {time.monotonic() - deadline + timeout:.1f}s", flush=True)
             return
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- the Dockerfile, read the way BuildKit reads it ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    value: str
+
+
+def parse_dockerfile(text: str) -> list[Instruction]:
+    """Instructions with line continuations joined and comments dropped (as BuildKit reads them)."""
+    out: list[Instruction] = []
+    current = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not current):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        keyword, _, value = current.strip().partition(" ")
+        out.append(Instruction(keyword.upper(), value.strip()))
+        current = ""
+    return out
+
+
+INSTRUCTIONS = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+
+
+def global_args() -> dict[str, str]:
+    args: dict[str, str] = {}
+    for ins in INSTRUCTIONS:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG" and "=" in ins.value:
+            name, _, default = ins.value.partition("=")
+            args[name] = default
+    return args
+
+
+def stages() -> list[list[Instruction]]:
+    """Instructions per build stage, each list starting with its FROM."""
+    out: list[list[Instruction]] = []
+    for ins in INSTRUCTIONS:
+        if ins.keyword == "FROM":
+            out.append([ins])
+        elif out:
+            out[-1].append(ins)
+    return out
+
+
+def final_stage() -> list[Instruction]:
+    return stages()[-1]
+
+
+def build_stage() -> list[Instruction]:
+    return stages()[0]
+
+
+def the(stage: list[Instruction], keyword: str) -> Instruction:
+    found = [ins for ins in stage if ins.keyword == keyword]
+    assert len(found) == 1, f"expected exactly one {keyword} in the stage, found {len(found)}"
+    return found[0]
+
+
+def exec_form(value: str) -> list[str]:
+    assert value.startswith("["), f"not exec form (JSON array): {value}"
+    parsed = json.loads(value)
+    assert isinstance(parsed, list) and all(isinstance(item, str) for item in parsed)
+    return parsed
+
+
+def image_env() -> dict[str, str]:
+    env: dict[str, str] = {}
+    for ins in final_stage():
+        if ins.keyword == "ENV":
+            for token in shlex.split(ins.value):
+                name, _, value = token.partition("=")
+                env[name] = value
+    return env
+
+
+def base_image(from_value: str) -> str:
+    image = from_value.split(" AS ")[0].split(" as ")[0].strip()
+    for name, value in global_args().items():
+        image = image.replace("${" + name + "}", value).replace("$" + name, value)
+    return image
+
+
+def healthcheck_command() -> list[str]:
+    value = the(final_stage(), "HEALTHCHECK").value
+    _options, sep, command = value.partition("CMD ")
+    assert sep, "HEALTHCHECK must run a command (CMD [...])"
+    return exec_form(command)

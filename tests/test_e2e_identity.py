@@ -9,7 +9,7 @@ bytes so no client library tidies the header names first. Every spoofed value ca
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from email.header import decode_header, make_header
 from typing import Any
 from urllib.parse import quote, unquote
@@ -47,12 +47,28 @@ def identity_routes(upstream: str) -> list[dict[str, Any]]:
         "X-Employee-Name": "{name_th}",
         "X-Employee-Org": "{hcode} {hname_th} {position}",
     }
-    names = {"X-Employee-Name": "{name_th}", "X-Employee-Name-En": "{name_eng}", "X-Employee-Id": "{provider_id}"}
+    names = {
+        "X-Employee-Name": "{name_th}",
+        "X-Employee-Name-En": "{name_eng}",
+        "X-Employee-Id": "{provider_id}",
+    }
     return [
         {"name": "app", "host": "app.test", "upstream": upstream, "public_paths": ["/public/"]},
         {"name": "legacy", "host": "legacy.test", "upstream": upstream, "headers": mapping},
-        {"name": "mail", "host": "mail.test", "upstream": upstream, "headers": names, "header_encoding": "rfc2047"},
-        {"name": "plain", "host": "plain.test", "upstream": upstream, "headers": names, "header_encoding": "ascii"},
+        {
+            "name": "mail",
+            "host": "mail.test",
+            "upstream": upstream,
+            "headers": names,
+            "header_encoding": "rfc2047",
+        },
+        {
+            "name": "plain",
+            "host": "plain.test",
+            "upstream": upstream,
+            "headers": names,
+            "header_encoding": "ascii",
+        },
         {
             "name": "pho",
             "host": "pho.test",
@@ -82,7 +98,7 @@ async def logged_in(stack: Stack, user: str) -> str:
 
 
 async def upstream_view(
-    stack: Stack, host: str, path: str, sid: str | None, extra: list[tuple[str, str]] = ()  # type: ignore[assignment]
+    stack: Stack, host: str, path: str, sid: str | None, extra: Sequence[tuple[str, str]] = ()
 ) -> tuple[RawResponse, list[tuple[str, str]]]:
     """(proxy response, headers the echo upstream received) for one raw request."""
     headers = list(extra)
@@ -150,8 +166,15 @@ def spoof_cases(stack: Stack, sid: str) -> dict[str, list[tuple[str, str]]]:
         "email": [("X-Forwarded-Email", f"{MARK}@evil.example"), ("X_Forwarded_Email", f"{MARK}12")],
         "auth request": [("X-Auth-Request-User", f"{MARK}13"), ("x-auth-request-assertion", f"{MARK}14")],
         "tokens": [("X-Forwarded-Access-Token", f"{MARK}15"), ("X-Moph-Access-Token", f"{MARK}16")],
-        "remote user": [("Remote-User", f"{MARK}17"), ("REMOTE_USER", f"{MARK}18"), ("X-Remote-User", f"{MARK}19")],
-        "Connection names a private header": [("Connection", "X-Private-Hop"), ("X-Private-Hop", f"{MARK}21")],
+        "remote user": [
+            ("Remote-User", f"{MARK}17"),
+            ("REMOTE_USER", f"{MARK}18"),
+            ("X-Remote-User", f"{MARK}19"),
+        ],
+        "Connection names a private header": [
+            ("Connection", "X-Private-Hop"),
+            ("X-Private-Hop", f"{MARK}21"),
+        ],
     }
     cases = {label: [*headers, cookie] for label, headers in cases.items()}
     cases["everything at once"] = [h for headers in cases.values() for h in headers if h[0] != "Cookie"] + [
@@ -167,7 +190,9 @@ def assert_no_spoof(label: str, got: list[tuple[str, str]], sid: str) -> None:
 
 
 def cookie_pairs(got: list[tuple[str, str]]) -> list[str]:
-    return [p.strip() for name, value in got if canon(name) == "cookie" for p in value.split(";") if p.strip()]
+    return [
+        p.strip() for name, value in got if canon(name) == "cookie" for p in value.split(";") if p.strip()
+    ]
 
 
 async def test_spoofed_identity_headers_never_reach_the_upstream(stack: Stack) -> None:
@@ -193,7 +218,7 @@ async def test_connection_header_cannot_remove_the_proxys_own_headers(stack: Sta
     problems = []
     for label, headers in cases.items():
         for host, route in (("app.test", "app"), ("legacy.test", "legacy")):
-            extra = headers + [("Connection", "REMOTE-USER, X-Employee-Id")] if route == "legacy" else headers
+            extra = [*headers, ("Connection", "REMOTE-USER, X-Employee-Id")] if route == "legacy" else headers
             _, got = await upstream_view(stack, host, "/hop", sid, extra)
             assert_no_spoof(label, got, sid)
             grouped = by_canon(got)
@@ -242,10 +267,13 @@ async def test_route_mapping_names_are_stripped_in_every_spelling(stack: Stack) 
         assert grouped["remote-user"] == [profile["provider_id"]]
         assert grouped["x-employee-id"] == [profile["provider_id"]]
         assert [unquote(v) for v in grouped["x-employee-name"]] == [profile["name_th"]]
-        assert [unquote(v) for v in grouped["x-employee-org"]] == [f"10999 {org['hname_th']} {org['position']}"]
+        org_value = f"10999 {org['hname_th']} {org['position']}"
+        assert [unquote(v) for v in grouped["x-employee-org"]] == [org_value]
         await check_contract_headers(stack, verifier, got, "doctor", hcode="10999", mapped=MAPPED)
     # The same names on a route without that mapping: not the proxy's there, but Remote-User always is.
-    _, got = await upstream_view(stack, "app.test", "/x", sid, [("Remote_User", MARK), ("X-Employee-Id", "e1")])
+    _, got = await upstream_view(
+        stack, "app.test", "/x", sid, [("Remote_User", MARK), ("X-Employee-Id", "e1")]
+    )
     assert "remote-user" not in by_canon(got)
     assert by_canon(got)["x-employee-id"] == ["e1"]
 
@@ -263,8 +291,9 @@ async def test_thai_round_trip_for_every_fixture_user(stack: Stack) -> None:
         claims = await check_contract_headers(stack, verifier, got, user.key, hcode=first)
         header = by_canon(got)["x-provider-name-th"][0]
         assert header.isascii()
-        assert unquote(header, encoding="utf-8", errors="strict").encode("utf-8") == profile["name_th"].encode("utf-8")
-        assert claims["name_th"].encode("utf-8") == profile["name_th"].encode("utf-8")
+        name_bytes = profile["name_th"].encode("utf-8")
+        assert unquote(header, encoding="utf-8", errors="strict").encode("utf-8") == name_bytes
+        assert claims["name_th"].encode("utf-8") == name_bytes
         assert claims["name_eng"] == profile["name_eng"]
         assert claims["organization"] == orgs, user.key
         assert [o["hname_th"] for o in claims["organization"]] == [o["hname_th"] for o in user.organizations]

@@ -178,7 +178,11 @@ def require_node() -> str:
         pytest.fail(f"Node.js {version.strip()} is too old for jose 6: {NODE_INSTALL_LINE}")
     if not (NODE_DIR / "node_modules" / "jose" / "package.json").exists():
         result = subprocess.run(
-            [npm_bin, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True, text=True, timeout=300
+            [npm_bin, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if result.returncode != 0:
             pytest.fail(f"npm ci failed in {NODE_DIR}:\n{result.stderr}\n{NODE_INSTALL_LINE}")

@@ -28,7 +28,7 @@ from test_e2e_identity_helpers import jws_header, verifier_for
 
 from sso_proxy.keys_file import SigningKey, write_key_file
 from sso_proxy.server import reload_config
-from sso_proxy.verify import CLAIMS_KEY, ASSERTION_HEADER, UnknownKey, aiohttp_middleware
+from sso_proxy.verify import ASSERTION_HEADER, CLAIMS_KEY, UnknownKey, aiohttp_middleware
 
 STEP_SECONDS = 0.8  # traffic between two reloads; > the verifier's refetch interval below
 USERS = ("doctor", "nurse2org")
@@ -99,7 +99,9 @@ async def rotation(tmp_path: Path, redis_url: str) -> AsyncIterator[Rotation]:
     runner, upstream = await verifying_upstream(port)
     routes = [{"name": "app", "host": "app.test", "upstream": upstream}]
     signing = {"key_files": [paths["k1"]], "ephemeral": False}
-    stack = await start_stack(upstream, routes=routes, store="redis", redis_url=redis_url, port=port, signing=signing)
+    stack = await start_stack(
+        upstream, routes=routes, store="redis", redis_url=redis_url, port=port, signing=signing
+    )
     data = stack_config(
         port=port,
         idp_url=stack.mock.base_url,
@@ -117,14 +119,17 @@ async def rotation(tmp_path: Path, redis_url: str) -> AsyncIterator[Rotation]:
 
 
 async def published_kids(stack: Stack) -> list[str]:
-    async with aiohttp.ClientSession() as client, client.get(
-        f"http://127.0.0.1:{stack.port}/.well-known/jwks.json"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(f"http://127.0.0.1:{stack.port}/.well-known/jwks.json") as response,
+    ):
         assert response.status == 200
         return [key["kid"] for key in (await response.json())["keys"]]
 
 
-async def keep_sending(rot: Rotation, client: aiohttp.ClientSession, stop: asyncio.Event, worker: int) -> None:
+async def keep_sending(
+    rot: Rotation, client: aiohttp.ClientSession, stop: asyncio.Event, worker: int
+) -> None:
     """Requests back to back until told to stop, each recorded with the phase it was sent in."""
     count = 0
     while not stop.is_set():
@@ -134,7 +139,14 @@ async def keep_sending(rot: Rotation, client: aiohttp.ClientSession, stop: async
         async with client.get(url, allow_redirects=False) as response:
             body = await response.json() if response.status == 200 else {"detail": await response.text()}
             rot.seen.append(
-                Seen(phase, response.status, body.get("kid"), body.get("sub"), body.get("token"), body.get("detail"))
+                Seen(
+                    phase,
+                    response.status,
+                    body.get("kid"),
+                    body.get("sub"),
+                    body.get("token"),
+                    body.get("detail"),
+                )
             )
 
 
