@@ -10,6 +10,7 @@ from bench.results import Results, Target
 from bench.settings import Settings
 
 MEMORY_GOAL = 2048
+NOISY_OTHERS = 0.1  # cores used by other processes above which the report warns
 
 
 def _ratio_target(
@@ -133,6 +134,17 @@ def measurement_lines(results: Results, settings: Settings) -> list[str]:
             f"- Bulk-filled sessions (same keys and records) cost {results.fill_bytes_per_session:,.0f} "
             "bytes each on the large store."
         )
+    if results.others_cpu:
+        mean = sum(results.others_cpu) / len(results.others_cpu)
+        lines.append(
+            f"- Other processes on the machine (not this bench) used {mean:.2f} cores on average during "
+            f"the measured runs (at most {max(results.others_cpu):.2f} in one run)"
+            + (
+                ": the machine was shared, so rows are noisier than on a quiet host."
+                if mean > NOISY_OTHERS
+                else "."
+            )
+        )
     for name, count in results.sessions_stored.items():
         lines.append(f"- Sessions stored in the {name} Redis while measuring: {count:,}.")
     return lines
@@ -195,8 +207,9 @@ def method_lines(settings: Settings) -> list[str]:
     return [
         f"- Load: Debian `wrk --latency -t {settings.threads} -c {settings.connections}`, keep-alive; "
         f"per row one {settings.warmup:g} s warm-up, then {settings.reps} measured runs of "
-        f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...), so "
-        "drift on a shared machine hits every row alike. The table shows the median of the runs.",
+        f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...) and rows "
+        "whose ratio is a target run back to back, so drift on a shared machine hits them alike. The "
+        "table shows the median of the runs; ratios are ratios of medians.",
         "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
         "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
         "machines.",

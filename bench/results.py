@@ -70,6 +70,7 @@ class Results:
     fill_bytes_per_session: float | None = None
     sessions_stored: dict[str, int] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)
+    others_cpu: list[float] = field(default_factory=list)  # per measured run, cores used by others
     notes: list[str] = field(default_factory=list)
 
     def rps(self, key: str) -> float | None:

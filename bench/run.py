@@ -178,8 +178,8 @@ class Bench:
         if self.redis_big is not None and s.memory_sessions > 0:
             print(f"Redis memory: {s.memory_sessions:,} sessions through store.create", flush=True)
             big_url = redis_url(self.redis_big)
-            self.results.memory = asyncio.run(
-                sessions.memory_per_session(big_url, COOKIE_SECRET, models, s.memory_sessions)
+            self.results.memory = sessions.memory_per_session(
+                big_url, COOKIE_SECRET, models, s.memory_sessions
             )
             self.results.breakdown = sessions.breakdown(big_url)
             next_user = s.memory_sessions
@@ -305,13 +305,14 @@ class Bench:
         self.prepare_sessions()
         scenarios = self.scenarios()
         print(f"wrk rows: {', '.join(x.key for x in scenarios)}", flush=True)
-        run_rounds(
+        self.results.others_cpu = run_rounds(
             scenarios,
             self.results.rows,
             self.settings,
             wrk=self.wrk,
             workdir=self.workdir,
             app_url=self.app.url,
+            roots=[service.pid for service in self.services],
         )
         self.run_profiles(scenarios)
         for service in self.services:

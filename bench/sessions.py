@@ -36,6 +36,7 @@ from sso_proxy.sessions.record import dump_record
 
 CHUNK = 20_000  # sessions per worker task of a fill
 PIPELINE = 4_000  # commands per pipelined round trip
+CREATE_CONCURRENCY = 64  # store.create calls in flight per client process
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,11 @@ async def templates(redis_url: str, secret: str, session_ids: list[str]) -> list
     return out
 
 
-async def memory_per_session(
-    redis_url: str, secret: str, models: list[Template], count: int, *, concurrency: int = 64, first: int = 0
-) -> MemoryResult:
-    """Create ``count`` sessions with ``store.create`` and measure Redis' growth per session."""
+async def create_sessions(
+    redis_url: str, secret: str, models: list[Template], first: int, count: int, concurrency: int
+) -> None:
+    """``count`` sessions through ``store.create`` (the code a login runs), ``concurrency`` at a time."""
     store = open_store(redis_url, secret)
-    before = used_memory(redis_url)
-    started = time.monotonic()
     next_index = first
 
     async def creator() -> None:
@@ -162,6 +161,32 @@ async def memory_per_session(
         await asyncio.gather(*(creator() for _ in range(concurrency)))
     finally:
         await store.close()
+
+
+def _create_slice(redis_url: str, secret: str, models: list[Template], first: int, count: int) -> None:
+    asyncio.run(create_sessions(redis_url, secret, models, first, count, CREATE_CONCURRENCY))
+
+
+def memory_per_session(redis_url: str, secret: str, models: list[Template], count: int) -> MemoryResult:
+    """Create ``count`` sessions with ``store.create`` and measure Redis' growth per session.
+
+    One asyncio client process per core, each with ``CREATE_CONCURRENCY`` creates in flight.
+    """
+    before = used_memory(redis_url)
+    started = time.monotonic()
+    workers = max(1, min(multiprocessing.cpu_count(), count // CHUNK))
+    if workers == 1:
+        _create_slice(redis_url, secret, models, 0, count)
+    else:
+        share = -(-count // workers)
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            jobs = [
+                pool.submit(_create_slice, redis_url, secret, models, start, min(share, count - start))
+                for start in range(0, count, share)
+            ]
+            for job in jobs:
+                job.result()
     elapsed = time.monotonic() - started
     return MemoryResult(count, before, used_memory(redis_url), elapsed)
 
@@ -276,6 +301,8 @@ def fill(
     if count <= 0:
         return []
     keep_every = max(1, count // max(1, keep))
+    if count <= CHUNK:  # small fills: no worker processes to start
+        return _fill_chunk(redis_url, secret, models, first, count, keep_every)[:keep]
     starts = range(first, first + count, CHUNK)
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(len(starts), multiprocessing.cpu_count()))

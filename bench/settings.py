@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Settings:
-    seconds: float = 5.0  # BENCH_SECONDS: one measured wrk run
+    seconds: float = 3.0  # BENCH_SECONDS: one measured wrk run
     warmup: float = 2.0  # BENCH_WARMUP: one unmeasured wrk run per scenario before the first rep
-    reps: int = 3  # BENCH_REPS: measured runs per scenario (the table shows their median)
+    reps: int = 5  # BENCH_REPS: measured runs per scenario (the table shows their median)
     connections: int = 50  # BENCH_CONNECTIONS
     threads: int = 2  # BENCH_THREADS
     scenarios: tuple[str, ...] = ALL_SCENARIOS  # BENCH_SCENARIOS: comma-separated subset

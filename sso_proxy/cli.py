@@ -112,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return run_workers(config, args.config)
         run_loop(serve(config, args.config))
     except ConfigError as exc:
+        print(f"{args.config}: refusing to start: {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1

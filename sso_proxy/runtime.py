@@ -29,6 +29,7 @@ from sso_proxy.upstream import Forwarder
 log = get_logger("sso_proxy.runtime")
 HEARTBEAT_EVERY = 0.2
 HEARTBEAT_FRESH = 0.5
+CLOSE_TIMEOUT = 2.0
 
 
 def signing_keys(config: Config) -> list[SigningKey]:
@@ -135,14 +136,16 @@ class Runtime:
         return runtime
 
     async def close(self) -> None:
-        for task in (self._listener, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        """Stop background tasks and close connections; never hangs on a frozen store."""
+        tasks = [task for task in (self._listener, self._heartbeat) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
         await self.forwarder.close()
         await self.http.close()
-        await self.store.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.store.close(), CLOSE_TIMEOUT)
 
     async def _listen_invalidations(self) -> None:
         while True:
@@ -158,7 +161,10 @@ class Runtime:
     async def _beat(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self.store.ping(), HEARTBEAT_FRESH)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
+                # just as the ping answers, and shutdown then waits for this task forever.
+                async with asyncio.timeout(HEARTBEAT_FRESH):
+                    await self.store.ping()
                 self.store_ok_at = time.monotonic()
             except asyncio.CancelledError:
                 raise

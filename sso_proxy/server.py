@@ -43,7 +43,9 @@ def restart_only_changes(old: Config, new: Config) -> list[str]:
     """Key paths whose new value waits for a restart, so an operator is told instead of ignored."""
     changed = [key for key in RESTART_ONLY if getattr(old, key) != getattr(new, key)]
     changed += [
-        f"session.{key}" for key in RESTART_ONLY_SESSION if getattr(old.session, key) != getattr(new.session, key)
+        f"session.{key}"
+        for key in RESTART_ONLY_SESSION
+        if getattr(old.session, key) != getattr(new.session, key)
     ]
     return changed
 

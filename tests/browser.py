@@ -12,7 +12,10 @@ import contextlib
 import errno
 import os
 import random
+import shutil
+import signal
 import socket
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -79,10 +82,23 @@ async def running_demo(attempts: int = 3) -> AsyncIterator[DemoPorts]:
         try:
             yield ports
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_demo(task)
         return
+
+
+async def stop_demo(task: asyncio.Task[None]) -> None:
+    """Cancel the demo, wait (bounded) for it to close its ports, and give the signals back."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=30)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # serve() handles these while it runs; afterwards Ctrl-C / SIGTERM must reach pytest again.
+        loop.remove_signal_handler(sig)
+    if not done:
+        raise AssertionError("the demo did not stop within 30 s of being cancelled")
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error
 
 
 async def demo_main(ports: DemoPorts, ready: asyncio.Event) -> None:
@@ -104,6 +120,18 @@ async def wait_ready(task: asyncio.Task[None], ready: asyncio.Event) -> None:
     if not ready.is_set():
         task.cancel()
         raise AssertionError("the demo did not become ready within 30 s")
+
+
+def require_thai_font() -> None:
+    """Without a Thai font chromium draws every Thai letter as an empty box."""
+    fc_list = shutil.which("fc-list")
+    families = ""
+    if fc_list:
+        families = subprocess.run(
+            [fc_list, ":lang=th", "family"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    if not families:
+        pytest.fail("no Thai font for chromium: apt-get install fonts-thai-tlwg")
 
 
 def require_chromium() -> str:

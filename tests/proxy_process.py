@@ -140,7 +140,9 @@ class ProxyProcess:
         deadline = time.monotonic() + timeout
         while len(found := self.events(name)) < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {count}x {name!r} within {timeout}s:\n{self.log_text()}")
+                raise AssertionError(
+                    f"{self.name}: no {count}x {name!r} within {timeout}s:\n{self.log_text()}"
+                )
             await asyncio.sleep(0.02)
         return found
 
@@ -205,6 +207,9 @@ async def replay(
     headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
     headers["Accept"] = "application/json" if json_client else "text/html"
     connector = aiohttp.TCPConnector(resolver=LoopbackResolver(), force_close=True)
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as client:
-        async with client.get(url, headers=headers, allow_redirects=False) as response:
-            return response.status, dict(response.headers), await response.read()
+    jar = aiohttp.DummyCookieJar()
+    async with (
+        aiohttp.ClientSession(connector=connector, cookie_jar=jar) as client,
+        client.get(url, headers=headers, allow_redirects=False) as response,
+    ):
+        return response.status, dict(response.headers), await response.read()

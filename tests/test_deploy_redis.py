@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -174,7 +175,7 @@ def test_first_start_leads_and_writes_private_configs(script: Path, members: lis
     first = members[0]
     result = run_init(script, first, members)
     assert result.returncode == 0, result.stderr
-    assert "no sentinel answered" in result.stdout
+    assert "no sentinel answered" in result.stdout and "role: master" in result.stdout
     redis_conf = (first.root / "conf/redis.conf").read_text()
     assert "replicaof" not in redis_conf
     assert f"requirepass {TEST_REDIS_PASSWORD}" in redis_conf
@@ -197,17 +198,13 @@ def test_replica_failover_rejoin_and_the_proxy_follows(
     for member in others:
         joined = run_init(script, member, members)
         assert joined.returncode == 0, joined.stderr
-        assert f"master is {LOOPBACK}:{first.redis_port}" in joined.stdout
+        assert f"role: replica of {LOOPBACK}:{first.redis_port}" in joined.stdout
         member.start_redis()
         member.start_sentinel()
     for member in others:
-        wait_for(lambda m=member: m.replication().get("master_link_status") == "up", 30, "replication")
+        wait_for(partial(replicating, member), 30, "replication")
     for member in members:  # every sentinel must know the others before a failover can be agreed on
-        wait_for(
-            lambda m=member: len(m.sentinel().sentinel_sentinels(master_name)) == len(members) - 1,
-            30,
-            "sentinel gossip",
-        )
+        wait_for(partial(knows_peers, member, master_name, len(members) - 1), 30, "sentinel gossip")
 
     proxy = start_configured_proxy(tmp_path, members)
     try:
@@ -223,16 +220,23 @@ def test_replica_failover_rejoin_and_the_proxy_follows(
 
         # The old master's pod restarts: its init container asks the sentinels and follows.
         rejoined = run_init(script, first, members)
-        assert f"master is {LOOPBACK}:{new_master.redis_port}" in rejoined.stdout, rejoined.stdout
+        assert f"role: replica of {LOOPBACK}:{new_master.redis_port}" in rejoined.stdout, rejoined.stdout
         assert f"replicaof {LOOPBACK} {new_master.redis_port}" in (first.root / "conf/redis.conf").read_text()
         first.start_redis()
-        wait_for(
-            lambda: first.replication().get("master_link_status") == "up", 30, "the old master to rejoin"
-        )
+        wait_for(partial(replicating, first), 30, "the old master to rejoin")
         assert first.replication().get("role") == "slave"
         assert http_get(proxy.url("/readyz"))[0] == 200
     finally:
         proxy.terminate(timeout=30)
+
+
+def replicating(member: Member) -> bool:
+    return member.replication().get("master_link_status") == "up"
+
+
+def knows_peers(member: Member, name: str, count: int) -> bool:
+    with member.sentinel() as sentinel:
+        return len(sentinel.sentinel_sentinels(name)) == count
 
 
 def master_of(member: Member, name: str) -> tuple[str, int] | None:

@@ -13,6 +13,7 @@ exactly as written.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import shutil
@@ -116,18 +117,12 @@ def by_canon(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def mock_user(stack: Stack, key: str) -> MockUser:
-    users = stack.mock.state.users
-    found = users.get(key) if isinstance(users, dict) else None
-    if found is None:
-        found = next(u for u in (users.values() if isinstance(users, dict) else users) if u.key == key)
-    return found
+    return next(u for u in stack.mock.state.users.values() if u.key == key)
 
 
 def provider_users(stack: Stack) -> list[MockUser]:
     """Every fixture user that can log in (has a Provider ID profile)."""
-    users = stack.mock.state.users
-    values = users.values() if isinstance(users, dict) else users
-    return [u for u in values if u.provider is not None]
+    return [u for u in stack.mock.state.users.values() if u.provider is not None]
 
 
 def expected_profile(stack: Stack, key: str) -> dict[str, Any]:
@@ -159,8 +154,6 @@ def session_id(client: aiohttp.ClientSession, stack: Stack) -> str:
 
 
 def jws_header(token: str) -> dict[str, Any]:
-    import base64
-
     segment = token.split(".")[0]
     return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
 

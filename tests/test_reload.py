@@ -31,6 +31,7 @@ from structlog.testing import capture_logs
 from sso_proxy.config import parse_config
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
+from sso_proxy.runtime import Runtime
 from sso_proxy.server import reload_config
 from sso_proxy.verify import decode_assertion, parse_jwks
 
@@ -94,7 +95,9 @@ async def test_good_file_applies_new_rules_and_sessions_survive(live: Live) -> N
         await log_in_on_both_hosts(client, f"http://HOST:{stack.port}")
         assert await status_of(client, stack.url("new.test", "/")) == 404  # no such route yet
         new = with_doctor_denied(live.data)
-        new["routes"].append({"name": "new", "host": "new.test", "upstream": live.data["routes"][0]["upstream"]})
+        new["routes"].append(
+            {"name": "new", "host": "new.test", "upstream": live.data["routes"][0]["upstream"]}
+        )
         with capture_logs() as logs:
             assert await reload_config(stack.runtime, live.write(new)) is True
         assert [e["event"] for e in logs if e["event"].startswith("config_reload")] == ["config_reloaded"]
@@ -175,7 +178,48 @@ async def test_restart_only_changes_are_applied_nowhere_but_named_in_the_log(liv
     assert warning["keys"] == ["listen", "session.idle_timeout"]
     assert runtime.config.routes[0].deny  # the rules did change
     async with browser() as client:
-        await log_in_on_both_hosts(client, f"http://HOST:{live.stack.port}", app_status=403)  # still on the old port
+        await log_in_on_both_hosts(
+            client, f"http://HOST:{live.stack.port}", app_status=403
+        )  # still on the old port
+
+
+def note_pings(monkeypatch: pytest.MonkeyPatch, runtime: Runtime) -> asyncio.Event:
+    """An event set as soon as the store has answered a heartbeat ping."""
+    answered = asyncio.Event()
+    ping = runtime.store.ping
+
+    async def noted_ping() -> None:
+        await ping()
+        answered.set()
+
+    monkeypatch.setattr(runtime.store, "ping", noted_ping)
+    return answered
+
+
+async def test_heartbeat_stops_even_when_cancelled_just_as_the_store_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shutdown cancels the store heartbeat; a cancel swallowed there hangs ``serve`` forever.
+
+    (Python 3.11's ``asyncio.wait_for`` drops a cancel that arrives in the loop turns between the
+    inner call finishing and the waiter resuming: this steps the cancel through those turns.)
+    """
+    routes = default_routes("http://127.0.0.1:9")
+    data = stack_config(
+        port=free_port(), idp_url="http://127.0.0.1:9", settings=MockSettings(), routes=routes
+    )
+    config = parse_config(yaml.safe_dump(data), {})
+    for turns in range(4):
+        runtime = await Runtime.open(config)
+        await note_pings(monkeypatch, runtime).wait()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        heartbeat = runtime._heartbeat
+        assert heartbeat is not None
+        heartbeat.cancel()
+        done, _ = await asyncio.wait({heartbeat}, timeout=1.0)
+        await runtime.close()
+        assert done, f"the heartbeat ignored a cancel {turns} loop turns after a ping"
 
 
 # --- real processes -------------------------------------------------------------------------
@@ -201,7 +245,9 @@ def proxy(served: Served) -> Iterator[ProxyProcess]:
     port = free_port()
     mock = served.services.mock
     routes = default_routes(served.services.echo_url)
-    routes.append({"name": "open", "host": "open.test", "upstream": served.services.echo_url, "public_paths": ["/"]})
+    routes.append(
+        {"name": "open", "host": "open.test", "upstream": served.services.echo_url, "public_paths": ["/"]}
+    )
     data = stack_config(port=port, idp_url=mock.base_url, settings=mock.settings, routes=routes)
     process = ProxyProcess(served.workdir, f"proxy-{port}", data).start()
     try:
@@ -253,4 +299,7 @@ async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(proxy: Prox
         assert await request == (200, "slow done")
         assert time.monotonic() - signalled > 1.0  # it really was in flight when the signal came
         assert await proxy.wait_exit(timeout=10.0) == 0
-    assert [e["event"] for e in proxy.events() if e["event"] in ("draining", "stopped")] == ["draining", "stopped"]
+    assert [e["event"] for e in proxy.events() if e["event"] in ("draining", "stopped")] == [
+        "draining",
+        "stopped",
+    ]

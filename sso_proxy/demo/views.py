@@ -62,7 +62,7 @@ header{background:#0b6e4f;color:#fff;padding:.8rem 1.5rem}header a{color:#fff;ma
 main{max-width:46rem;margin:1.5rem auto;padding:0 1rem}
 h1{font-size:1.45rem;margin:.3rem 0}h1 small{font-weight:normal;color:#4a5a58}
 .card{background:#fff;border-radius:12px;padding:1rem 1.5rem;margin:1rem 0;box-shadow:0 2px 10px #0001}
-.en{color:#4a5a58}.ok{color:#0b6e4f;font-weight:bold}.bad{color:#b3261e;font-weight:bold}
+#name-th{font-size:1.35rem}.en{color:#4a5a58}.ok{color:#0b6e4f;font-weight:bold}.bad{color:#b3261e;font-weight:bold}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e9ef;padding:.3rem .5rem;
 text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .voucher{font-size:2rem;letter-spacing:.3rem;font-family:monospace}

@@ -1,0 +1,157 @@
+"""Two ``sso-proxy serve`` processes on one real Redis, for the replica and revocation tests.
+
+No tests here. ``start_replicas`` runs replica A and replica B from one config (only ``listen``
+differs) and one signing key file, with the mock IdP and the echo upstream in a service thread;
+public_url points at A. The client resolves every name to 127.0.0.1, and aiohttp's cookie jar keys
+cookies by host, not port, so a browser's ``app.test`` cookie also reaches B at ``app.test:<B>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import yaml
+from harness import browser, default_routes, follow, free_port, stack_config
+from proxy_process import ProxyProcess, Services, replay
+from redis_server import RedisServer
+
+from sso_proxy.config import parse_config
+from sso_proxy.cookies import CookiePolicy
+from sso_proxy.keys_file import write_key_file
+
+DEADLINE = 1.0  # issue 7: a sign-out or revoke takes effect on every replica within 1 s
+
+
+@dataclass
+class Replicas:
+    a: ProxyProcess
+    b: ProxyProcess
+    data: dict[str, Any]
+    cookie_name: str
+    redis: RedisServer
+
+    @property
+    def both(self) -> tuple[ProxyProcess, ProxyProcess]:
+        return self.a, self.b
+
+    @property
+    def public_url(self) -> str:
+        return str(self.data["public_url"])
+
+    def write_both(self, data: dict[str, Any]) -> None:
+        """The same config for both replicas, each keeping its own ``listen``."""
+        for replica in self.both:
+            replica.write_config({**copy.deepcopy(data), "listen": replica.data["listen"]})
+
+
+def live_redis(server: RedisServer) -> str:
+    """The shared redis-server, running and empty (an earlier module may have frozen or killed it)."""
+    if server.paused:
+        server.resume()
+    if server.process is None or server.process.poll() is not None:
+        server.restart()
+    with server.client() as client:
+        client.flushall()
+    return server.url
+
+
+@contextmanager
+def start_replicas(redis_server: RedisServer, workdir: Path, *, identity_cache: str) -> Iterator[Replicas]:
+    """Both replicas up and healthy; on exit A gets SIGTERM and B SIGINT, and both must exit 0."""
+    redis_url = live_redis(redis_server)
+    port_a, port_b = free_port(), free_port()
+    services = Services([f"http://sso.test:{port_a}/oauth2/callback"])
+    key_file = workdir / "signing.pem"
+    write_key_file(str(key_file))
+    data = stack_config(
+        port=port_a,
+        idp_url=services.mock.base_url,
+        settings=services.mock.settings,
+        routes=default_routes(services.echo_url),
+        store="redis",
+        redis_url=redis_url,
+        session={"identity_cache": identity_cache},
+    )
+    data["signing"] = {"key_files": [str(key_file)]}
+    cookie_name = CookiePolicy.from_config(parse_config(yaml.safe_dump(data), {}).session).session_name
+    a = ProxyProcess(workdir, "replica-a", data)
+    b = ProxyProcess(workdir, "replica-b", {**copy.deepcopy(data), "listen": f"127.0.0.1:{port_b}"})
+    try:
+        a.start()
+        b.start()
+        yield Replicas(a, b, data, cookie_name, redis_server)
+    finally:
+        # contract §1: SIGTERM and SIGINT both drain and exit 0
+        statuses = {"a": a.stop(signal.SIGTERM), "b": b.stop(signal.SIGINT)}
+        services.close()
+    assert statuses == {"a": 0, "b": 0}, a.log_text() + b.log_text()
+
+
+def url(replica: ProxyProcess, host: str, path: str = "/") -> str:
+    return f"http://{host}:{replica.port}{path}"
+
+
+def session_cookie(client: aiohttp.ClientSession, name: str) -> str:
+    values = [c.value for c in client.cookie_jar if c.key == name and c["domain"] == "app.test"]
+    assert len(values) == 1, values
+    return values[0]
+
+
+async def log_in(replicas: Replicas, user: str) -> tuple[aiohttp.ClientSession, str]:
+    """A browser logged in as ``user`` through replica A, and its session cookie; caller closes it."""
+    client = browser()
+    response, hops = await follow(client, url(replicas.a, "app.test", "/start"), user=user)
+    assert response.status == 200, hops
+    return client, session_cookie(client, replicas.cookie_name)
+
+
+async def log_in_only(replicas: Replicas, user: str) -> str:
+    """A session cookie of ``user`` (the browser is closed again)."""
+    client, cookie = await log_in(replicas, user)
+    await client.close()
+    return cookie
+
+
+async def provider_id(replicas: Replicas, cookie: str) -> str:
+    status, _, body = await replay(
+        url(replicas.b, "app.test", "/oauth2/userinfo"), {replicas.cookie_name: cookie}, json_client=True
+    )
+    assert status == 200, body
+    return str(json.loads(body)["provider_id"])
+
+
+async def answers(replicas: Replicas, replica: ProxyProcess, cookie: str, path: str = "/x") -> int:
+    status, _, _ = await replay(url(replica, "app.test", path), {replicas.cookie_name: cookie})
+    return status
+
+
+async def refused_within(replicas: Replicas, replica: ProxyProcess, cookie: str, since: float) -> float:
+    """Poll until ``replica`` treats ``cookie`` as no session (browser: 302 to login; JSON: 401).
+
+    Returns the seconds from ``since``; fails once DEADLINE has passed.
+    """
+    cookies = {replicas.cookie_name: cookie}
+    while True:
+        status, _, body = await replay(url(replica, "app.test", "/api"), cookies, json_client=True)
+        if status == 401:
+            elapsed = time.monotonic() - since
+            assert json.loads(body)["error"] == "unauthenticated"
+            page, headers, _ = await replay(url(replica, "app.test", "/page"), cookies)
+            assert page == 302 and urlsplit(headers["Location"]).path == "/oauth2/start", (page, headers)
+            assert elapsed <= DEADLINE, f"{replica.name} refused the session only after {elapsed:.3f}s"
+            return elapsed
+        assert status == 200, (status, body)
+        waited = time.monotonic() - since
+        assert waited <= DEADLINE, f"{replica.name} still serves the session after {waited:.3f}s"
+        await asyncio.sleep(0.01)
