@@ -74,14 +74,15 @@ def other_ratios(results: Results) -> list[tuple[str, float | None]]:
 
 def table_lines(results: Results) -> list[str]:
     lines = [
-        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | checks |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | others (cores) | checks |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in results.rows.values():
         checks = "; ".join(row.problems) if row.problems else "ok"
+        others = _fmt(row.others_mean)
         lines.append(
             f"| {row.key} | {row.title} | {row.rps:,.0f} | {row.spread} | "
-            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {checks} |"
+            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {others} | {checks} |"
         )
     return lines
 
@@ -135,12 +136,14 @@ def measurement_lines(results: Results, settings: Settings) -> list[str]:
             "bytes each on the large store."
         )
     if results.others_cpu:
-        mean = sum(results.others_cpu) / len(results.others_cpu)
+        shares = results.others_cpu
+        mean = sum(shares) / len(shares)
         lines.append(
             f"- Other processes on the machine (not this bench) used {mean:.2f} cores on average during "
-            f"the measured runs (at most {max(results.others_cpu):.2f} in one run)"
+            f"the kept runs (at most {max(shares):.2f} in one run; column `others`); "
+            f"{results.repeats} disturbed runs were repeated (`BENCH_QUIET` = {settings.quiet:g} cores)"
             + (
-                ": the machine was shared, so rows are noisier than on a quiet host."
+                ". The machine was shared: rows are noisier than on a quiet host."
                 if mean > NOISY_OTHERS
                 else "."
             )
@@ -209,7 +212,11 @@ def method_lines(settings: Settings) -> list[str]:
         f"per row one {settings.warmup:g} s warm-up, then {settings.reps} measured runs of "
         f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...) and rows "
         "whose ratio is a target run back to back, so drift on a shared machine hits them alike. The "
-        "table shows the median of the runs; ratios are ratios of medians.",
+        "table shows the median of the runs; ratios are ratios of medians. The CPU used by other "
+        "processes on the machine during each run is measured from /proc (column `others`); before a "
+        f"run the bench waits up to 3 s for them to go quiet, and a run they disturbed (> {settings.quiet:g} "
+        f"cores) is repeated up to {settings.retries} times, the quietest attempt kept, within "
+        f"{settings.retry_budget:g} s in all.",
         "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
         "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
         "machines.",

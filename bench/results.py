@@ -31,6 +31,17 @@ class Row:
     title: str
     runs: list[WrkResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)  # cores used by other processes, per run
+
+    def add(self, result: WrkResult, problems: list[str], others: float | None) -> None:
+        self.runs.append(result)
+        self.problems.extend(p for p in problems if p not in self.problems)
+        if others is not None:
+            self.others.append(others)
+
+    @property
+    def others_mean(self) -> float | None:
+        return sum(self.others) / len(self.others) if self.others else None
 
     @property
     def rps(self) -> float:
@@ -70,7 +81,12 @@ class Results:
     fill_bytes_per_session: float | None = None
     sessions_stored: dict[str, int] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)
-    others_cpu: list[float] = field(default_factory=list)  # per measured run, cores used by others
+    repeats: int = 0  # runs repeated because other processes disturbed them
+
+    @property
+    def others_cpu(self) -> list[float]:
+        return [share for row in self.rows.values() for share in row.others]
+
     notes: list[str] = field(default_factory=list)
 
     def rps(self, key: str) -> float | None:

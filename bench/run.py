@@ -27,7 +27,8 @@ from bench.profile import Profile, record, summarise
 from bench.proxyconf import ADMITTED_USERS, BENCH_HOST, COOKIE_SECRET, proxy_config, write_config
 from bench.report import console, markdown
 from bench.results import TITLES, Results
-from bench.scenario import Scenario, run_rounds
+from bench.rounds import Rounds
+from bench.scenario import Scenario
 from bench.settings import Settings, from_env
 from bench.wrk import lua_script
 
@@ -305,15 +306,15 @@ class Bench:
         self.prepare_sessions()
         scenarios = self.scenarios()
         print(f"wrk rows: {', '.join(x.key for x in scenarios)}", flush=True)
-        self.results.others_cpu = run_rounds(
-            scenarios,
-            self.results.rows,
+        rounds = Rounds(
             self.settings,
             wrk=self.wrk,
             workdir=self.workdir,
             app_url=self.app.url,
             roots=[service.pid for service in self.services],
         )
+        rounds.run(scenarios, self.results.rows)
+        self.results.repeats = rounds.repeats
         self.run_profiles(scenarios)
         for service in self.services:
             service.check_alive()

@@ -9,28 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench import cpuload
 from bench.logins import SESSION_COOKIE
-from bench.results import Row
 from bench.settings import Settings
 from bench.upstream_app import BODY
 from bench.wrk import WrkResult, lua_script, run_wrk
 
 SETTLE = 0.3
-# Rows whose ratio is a target run next to each other, so load from elsewhere hits both alike.
-RUN_ORDER = (
-    "A",
-    "B",
-    "C",
-    "C-routes",
-    "C-sessions",
-    "C-workers2",
-    "D",
-    "F",
-    "E",
-    "C-spread",
-    "C-spread-sessions",
-)
 
 
 @dataclass(frozen=True)
@@ -118,50 +102,3 @@ def check(
     if not scenario.with_assertion and signed:
         problems.append(f"{signed} unexpected assertions")
     return problems
-
-
-def run_rounds(
-    scenarios: list[Scenario],
-    rows: dict[str, Row],
-    settings: Settings,
-    *,
-    wrk: str,
-    workdir: Path,
-    app_url: str,
-    roots: list[int],
-) -> list[float]:
-    """Warm-up then ``reps`` interleaved rounds over every scenario.
-
-    Returns, per measured run, the cores' worth of CPU that processes outside this run used.
-    """
-    others: list[float] = []
-    for scenario in scenarios:
-        probe(scenario)
-        rows[scenario.key] = Row(scenario.key, scenario.title)
-    ordered = sorted(
-        scenarios, key=lambda x: RUN_ORDER.index(x.key) if x.key in RUN_ORDER else len(RUN_ORDER)
-    )
-    for rep in range(settings.reps):
-        for scenario in ordered:
-            if rep == 0 and settings.warmup > 0:
-                measure(
-                    scenario, settings, wrk=wrk, workdir=workdir, app_url=app_url, seconds=settings.warmup
-                )
-            before, started = cpuload.sample(roots), time.monotonic()
-            result, problems = measure(
-                scenario, settings, wrk=wrk, workdir=workdir, app_url=app_url, seconds=settings.seconds
-            )
-            share = cpuload.others_share(before, cpuload.sample(roots), time.monotonic() - started)
-            if share is not None:
-                others.append(share)
-            row = rows[scenario.key]
-            row.runs.append(result)
-            row.problems.extend(p for p in problems if p not in row.problems)
-            print(
-                f"  round {rep + 1}/{settings.reps} {scenario.key:<18} {result.rps:>9,.0f} req/s "
-                f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:7.2f} ms"
-                + (f"  others {share:.2f} cores" if share is not None else "")
-                + (f"  [{'; '.join(problems)}]" if problems else ""),
-                flush=True,
-            )
-    return others

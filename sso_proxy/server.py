@@ -89,6 +89,8 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
     try:
         await stop.wait()
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
         log.info("draining", seconds=DRAIN_SECONDS)
         if metrics_runner is not None:
             await metrics_runner.cleanup()

@@ -15,6 +15,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from sso_proxy.app import create_app
 from sso_proxy.config import Config, parse_config
@@ -198,7 +199,7 @@ async def follow(
             if response.status not in (301, 302, 303, 307, 308):
                 return response, seen
             location = response.headers["Location"]
-            url = str(response.url.join(aiohttp.client.URL(location)))
+            url = str(response.url.join(URL(location)))
             method = "GET"
             kwargs.pop("data", None)
     raise AssertionError(f"too many redirects: {seen}")

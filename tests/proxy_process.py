@@ -6,7 +6,8 @@ and stops it with SIGTERM or SIGINT, checking that it drained and exited 0 (cont
 
 ``ServiceThread`` runs an asyncio loop in a daemon thread for the mock IdP and the echo upstream,
 so they keep answering the proxy processes whatever the test's own loop is doing (and can be
-shared by every test of a module, each of which gets a fresh loop of its own).
+shared by every test of a module, each of which gets a fresh loop of its own). ``Services`` puts
+the mock IdP and the echo app there; ``replay`` sends one request with exactly the given cookies.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ import aiohttp
 import jwt
 import pytest
 from echo_app import start_echo
-from harness import LoopbackResolver, Stack, browser, default_routes, login, start_stack
+from harness import LoopbackResolver, Stack, browser, default_routes, follow, login, start_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 from redis_server import RedisServer
 
 from sso_proxy.authrequest import original_method, original_uri
@@ -70,7 +71,7 @@ async def ask(
     if uri is not None:
         sent.insert(0, ("X-Original-URI", uri))
     async with client.get(
-        stack.url(host, "/oauth2/auth"), headers=aiohttp.helpers.CIMultiDict(sent), allow_redirects=False
+        stack.url(host, "/oauth2/auth"), headers=CIMultiDict(sent), allow_redirects=False
     ) as response:
         text = await response.text()
         body = await response.json() if text and response.content_type == "application/json" else None
@@ -211,21 +212,31 @@ async def test_missing_or_repeated_original_uri_is_400(stack: Stack) -> None:
     async with browser() as client:
         await login(client, stack, "doctor")
         assert (await ask(client, stack, "app.test", None))[0] == 400
-        pairs = [("X-Original-URI", "/public/x"), ("X-Original-URI", "/public/x")]
-        async with client.get(
-            stack.url("app.test", "/oauth2/auth"), headers=aiohttp.helpers.CIMultiDict(pairs)
-        ) as response:
-            assert response.status == 400
-        pairs = [("X-Original-URI", "/public/x"), ("x-original-uri", "/doctors/x")]
-        async with client.get(
-            stack.url("app.test", "/oauth2/auth"), headers=aiohttp.helpers.CIMultiDict(pairs)
-        ) as response:
-            assert response.status == 400
+        cookie = "; ".join(f"{c.key}={c.value}" for c in client.cookie_jar if c["domain"] == "app.test")
+    assert cookie
+    for values in (["/public/x", "/public/x"], ["/public/x", "/doctors/x"], ["/x, /y"]):
+        lines = "".join(f"{name}: {value}\r\n" for name, value in zip(["X-Original-URI", "x-original-uri"] * 2, values))
+        status = await raw_status(stack.port, f"Host: app.test\r\nCookie: {cookie}\r\n{lines}")
+        assert status == (202 if values == ["/x, /y"] else 400), values
+
+
+async def raw_status(port: int, header_lines: str) -> int:
+    """GET /oauth2/auth with header lines exactly as given (clients merge repeated names)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET /oauth2/auth HTTP/1.1\r\n{header_lines}Connection: close\r\n\r\n".encode())
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
 
 
 async def test_method_specific_routes_need_the_method(stack: Stack) -> None:
     async with browser() as client:
         await login(client, stack, "doctor")
+        response, _ = await follow(client, stack.url("other.test", "/"))  # hand-off to other.test
+        assert response.status == 200
         # other.test has a POST-only route "writes" (allow: nobody): a POST judged as GET
         # would fall to the open "other" route.
         assert (await ask(client, stack, "other.test", "/w/x"))[0] == 400
