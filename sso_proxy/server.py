@@ -70,12 +70,7 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
 async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event | None = None) -> None:
     runtime = await Runtime.open(config)
     app = create_app(config, runtime=runtime)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
-    await runner.setup()
-    host, port = split_listen(config.listen)
-    site = web.TCPSite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
-    await site.start()
-    metrics_runner = await start_metrics(config, app)
+    # Signal handlers first: once the port answers, SIGTERM drains and SIGHUP reloads.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -83,10 +78,17 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
     if config_path:
         path = str(Path(config_path))
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
-    log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
-    if ready is not None:
-        ready.set()
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
+    metrics_runner: web.AppRunner | None = None
     try:
+        await runner.setup()
+        host, port = split_listen(config.listen)
+        site = web.TCPSite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
+        await site.start()
+        metrics_runner = await start_metrics(config, app)
+        log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

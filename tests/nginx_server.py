@@ -1,5 +1,9 @@
 """A real nginx (Debian nginx-light) running the files in deploy/nginx/, for tests.
 
+Two layers: ``NginxServer`` (render the shipped files, run nginx, stop it) and ``start_site``
+(nginx + sso-proxy loaded from a shipped deploy/nginx/*.yaml + the mock IdP + one recording echo
+app per application), plus the client helpers the nginx tests share.
+
 The deploy files are copied into a temp dir with their ``__PLACEHOLDER__`` values filled in (ports,
 app addresses, TLS files), then included from a small main ``nginx.conf`` laid out like Debian's
 (``conf.d/*.conf`` and a site inside ``http { }``), so the tests run exactly the shipped files.
@@ -11,21 +15,36 @@ install line, never a skipped test.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import jwt
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from echo_app import make_app
+from harness import COOKIE_SECRET, LoopbackResolver, start_proxy
+
+from sso_proxy.config import Config, load_config
+from sso_proxy.keys import RUNTIME
+from sso_proxy.keys_file import write_key_file
+from sso_proxy.mockidp import MockSettings
+from sso_proxy.mockidp.testing import RunningMock, start_mock_idp
 
 INSTALL_HINT = "nginx not found: apt-get install nginx-light"
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "nginx"
@@ -87,6 +106,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+TLS_NAMES = ("hospital.example", "*.hospital.example")
 
 
 class NginxServer:
@@ -206,3 +228,186 @@ class NginxServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+
+
+# -- a whole site: nginx + sso-proxy + mock IdP + apps -------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def start_recording_echo() -> tuple[web.AppRunner, str, list[str]]:
+    """The echo app (tests/echo_app.py) that also lists every request target it received."""
+    seen: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        seen.append(request.raw_path)
+        return await handler(request)
+
+    app = make_app()
+    app.middlewares.append(record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}", seen
+
+
+@dataclass
+class Site:
+    nginx: NginxServer
+    config: Config
+    mock: RunningMock
+    runner: web.AppRunner
+    app: web.Application
+    apps: dict[str, tuple[web.AppRunner, str, list[str]]]
+
+    @property
+    def public_url(self) -> str:
+        return self.config.public_url
+
+    @property
+    def cookie_name(self) -> str:
+        return self.app[RUNTIME].cookies.session_name
+
+    def url(self, host: str, path: str = "/") -> str:
+        return self.nginx.url(host, path)
+
+    def seen(self, app: str) -> list[str]:
+        """Request targets the app ``app`` has received so far."""
+        return list(self.apps[app][2])
+
+    def user_field(self, key: str, field: str) -> str:
+        users = self.mock.state.users
+        for user in users.values() if isinstance(users, dict) else users:
+            if user.key == key:
+                return str(user.provider[field])
+        raise KeyError(key)
+
+    def cookie_header(self, client: aiohttp.ClientSession, host: str) -> str:
+        """The session cookie the browser holds for ``host``, as a Cookie header value."""
+        found = [f"{c.key}={c.value}" for c in client.cookie_jar if c.key == self.cookie_name and c["domain"] == host]
+        assert found, f"no session cookie for {host}"
+        return found[0]
+
+    async def mock_token_calls(self) -> int:
+        """How many token requests the mock IdP has answered (a login makes them, SSO does not)."""
+        async with aiohttp.ClientSession() as client, client.get(self.mock.base_url + "/_mock/requests") as r:
+            entries = (await r.json())["requests"]
+        return sum(1 for e in entries if str(e.get("path", "")).endswith("/token"))
+
+    async def close(self) -> None:
+        self.nginx.stop()
+        await self.runner.cleanup()
+        await self.mock.close()
+        for runner, _, _ in self.apps.values():
+            await runner.cleanup()
+
+
+async def start_site(
+    sites: Sequence[str], config_file: str, apps: Sequence[str], *, login_host: str, redis_url: str, tmp: Path
+) -> Site:
+    """nginx with ``sites`` in front of sso-proxy configured by the shipped ``config_file``.
+
+    Each name in ``apps`` gets a recording echo app, filled in as ``__<NAME>_ADDR__`` in the nginx
+    files and ``<NAME>_UPSTREAM`` in the sso-proxy config. The login host is ``login_host``.
+    """
+    started = {name: await start_recording_echo() for name in apps}
+    proxy_port = free_port()
+    values = {"__PROXY_PORT__": str(proxy_port)}
+    values.update({f"__{name.upper()}_ADDR__": addr for name, (_, addr, _) in started.items()})
+    nginx = NginxServer(sites, values, tls_names=TLS_NAMES)
+    public_url = f"https://{login_host}:{nginx.port}"
+    mock = await start_mock_idp(MockSettings(redirect_uris=[public_url + "/oauth2/callback"]))
+    key_file = tmp / "signing.pem"
+    write_key_file(str(key_file))
+    settings = mock.settings
+    environ = {
+        "SSO_PROXY_PORT": str(proxy_port),
+        "SSO_PUBLIC_URL": public_url,
+        "HEALTH_ID_URL": mock.base_url,
+        "HEALTH_ID_CLIENT_ID": settings.health_client_id,
+        "HEALTH_ID_CLIENT_SECRET": settings.health_client_secret,
+        "PROVIDER_ID_URL": mock.base_url,
+        "PROVIDER_ID_CLIENT_ID": settings.provider_client_id,
+        "PROVIDER_ID_SECRET_KEY": settings.provider_secret_key,
+        "SSO_REDIS_URL": redis_url,
+        "SSO_COOKIE_SECRET": COOKIE_SECRET,
+        "SSO_SIGNING_KEY": str(key_file),
+        "HOSPITAL_HCODE": "10999",
+        **{f"{name.upper()}_UPSTREAM": f"http://{addr}" for name, (_, addr, _) in started.items()},
+    }
+    config = load_config(DEPLOY_DIR / config_file, environ)
+    runner, app = await start_proxy(config)
+    try:
+        nginx.start()
+    except BaseException:
+        await runner.cleanup()
+        await mock.close()
+        raise
+    return Site(nginx=nginx, config=config, mock=mock, runner=runner, app=app, apps=started)
+
+
+# -- client helpers ------------------------------------------------------------------------------
+
+
+def tls_browser() -> aiohttp.ClientSession:
+    """A browser-like client: cookies per host, every name resolves to 127.0.0.1, the test
+    certificate accepted, redirects left to the caller (``harness.follow``)."""
+    connector = aiohttp.TCPConnector(resolver=LoopbackResolver(), ssl=False)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def echoed(body: dict[str, Any]) -> dict[str, list[str]]:
+    """The echo app's view of the request headers: lower-case name -> every value."""
+    out: dict[str, list[str]] = {}
+    for name, value in body["headers"]:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def verify_assertion(token: str, jwks: dict[str, Any], issuer: str, audience: str) -> dict[str, Any]:
+    """Verify an X-Provider-Assertion the way an app would: PyJWT, key by ``kid`` from the JWKS."""
+    kid = jwt.get_unverified_header(token)["kid"]
+    key = jwt.PyJWKSet.from_dict(jwks)[kid]
+    claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=["ES256"], audience=audience, issuer=issuer)
+    return claims
+
+
+async def raw_request(
+    port: int, sni: str, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTPS request with the request line and headers byte for byte as given (no client
+    library normalising the path): (status, response headers, body)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname=sni)
+    try:
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        length = f"Content-Length: {len(body)}\r\n" if body else ""
+        head = f"{method} {target} HTTP/1.1\r\n{lines}{length}Connection: close\r\n\r\n"
+        writer.write(head.encode("utf-8", "surrogateescape") + body)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), 15)
+    finally:
+        writer.close()
+    head_bytes, _, payload = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head_bytes.decode("latin-1").split("\r\n")
+    response_headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        response_headers[name.strip().lower()] = value.strip()
+    if response_headers.get("transfer-encoding", "").lower() == "chunked":
+        payload = dechunk(payload)
+    return int(status_line.split()[1]), response_headers, payload
+
+
+def dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, data = out + data[:size], data[size + 2 :]
+    return out
