@@ -74,7 +74,7 @@ def describe(wrk: str, nginx: str | None, redis_server: str) -> Machine:
         "httptools": _version("httptools"),
         "redis-py": _version("redis"),
         "cryptography": _version("cryptography"),
-        "sso-proxy event loop": loop,
+        "event loops": f"sso-proxy: {loop}; the app, the naive proxy, the 202 app: asyncio",
         "redis-server": _first_line(_run([redis_server, "--version"])),
         "nginx": _first_line(_run([nginx, "-v"])) if nginx else "not used",
         "wrk": _first_line(_run([wrk, "-v"])),

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.machine import Machine
+from bench.profile import headline
 from bench.profile import render as render_profile
 from bench.results import Results, Target
 from bench.settings import Settings
 
 MEMORY_GOAL = 2048
 NOISY_OTHERS = 0.1  # cores used by other processes above which the report warns
+READING = [
+    "How to read them: each profile samples the `sso-proxy serve` process of row C while wrk drives C "
+    "(resp. E) for a few seconds, separately from the measured runs. `write`/`read` are the socket "
+    "system calls; on loopback the kernel does the receiving side's TCP work inside the sender's "
+    "`write`, so their share is mostly fixed cost per request and per hop. `getpid` comes from "
+    "`asyncio.get_running_loop()` / `current_task()`, which on Python 3.11 check the process id on "
+    "every call. `gc_collect_main` is CPython's cyclic garbage collector, driven by allocations per "
+    "request. A Python function's own time includes the C code it calls (the HTTP parser, "
+    "`transport.write`).",
+]
 
 
 def _ratio_target(
@@ -140,7 +151,7 @@ def measurement_lines(results: Results, settings: Settings) -> list[str]:
         mean = sum(shares) / len(shares)
         lines.append(
             f"- Other processes on the machine (not this bench) used {mean:.2f} cores on average during "
-            f"the kept runs (at most {max(shares):.2f} in one run; column `others`); "
+            f"the measured runs (at most {max(shares):.2f} in one run); "
             f"{results.repeats} disturbed runs were repeated (`BENCH_QUIET` = {settings.quiet:g} cores)"
             + (
                 ". The machine was shared: rows are noisier than on a quiet host."
@@ -194,9 +205,11 @@ def markdown(results: Results, settings: Settings, machine: Machine) -> str:
     if missed:
         lines += ["### Targets missed", ""]
         lines += [f"- **{target.name}**: {target.detail}." for target in missed]
-        lines += ["", "What the profiles below show is where the time goes in C and E.", ""]
+        for profile in results.profiles:
+            lines.append(f"- Profile {profile.label}: {headline(profile)}.")
+        lines += ["", "The profiles below have the detail.", ""]
     if results.profiles:
-        lines += ["## Profiles (py-spy, sso-proxy process under load)", ""]
+        lines += ["## Profiles (py-spy, sso-proxy process under load)", "", *READING, ""]
         for profile in results.profiles:
             lines += render_profile(profile)
     if results.notes:
@@ -211,12 +224,15 @@ def method_lines(settings: Settings) -> list[str]:
         f"- Load: Debian `wrk --latency -t {settings.threads} -c {settings.connections}`, keep-alive; "
         f"per row one {settings.warmup:g} s warm-up, then {settings.reps} measured runs of "
         f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...) and rows "
-        "whose ratio is a target run back to back, so drift on a shared machine hits them alike. The "
-        "table shows the median of the runs; ratios are ratios of medians. The CPU used by other "
-        "processes on the machine during each run is measured from /proc (column `others`); before a "
-        f"run the bench waits up to 3 s for them to go quiet, and a run they disturbed (> {settings.quiet:g} "
-        f"cores) is repeated up to {settings.retries} times, the quietest attempt kept, within "
-        f"{settings.retry_budget:g} s in all.",
+        "whose ratio is a target run back to back, so drift hits them alike.",
+        "- The machine may be shared. The CPU other processes used during each run is measured from "
+        "/proc (total busy time minus this bench's processes and their children). Before a run the bench "
+        f"waits up to 2 s for quiet; a run during which others used more than {settings.quiet:g} cores is "
+        f"repeated up to {settings.retries} times, the quietest attempt kept (at most "
+        f"{settings.retry_budget:g} s of waiting and repeats in all). The table shows, per row, the median "
+        f"of the {settings.keep} runs that others disturbed least (chosen by their CPU use, never by the "
+        "result), the min-max over all runs, and what others used during the runs shown (`others`). "
+        "Ratios are ratios of these medians.",
         "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
         "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
         "machines.",

@@ -1,4 +1,4 @@
-"""What a bench run found: wrk rows (median of reps), targets, and the other measurements."""
+"""What a bench run found: wrk rows (medians of the quietest reps), targets, the other measurements."""
 
 from __future__ import annotations
 
@@ -27,33 +27,45 @@ TITLES = {
 
 @dataclass
 class Row:
+    """One wrk row. Its figures are medians over the ``keep`` runs that other processes
+    disturbed least (chosen by their CPU use, never by the result); ``spread`` covers every run."""
+
     key: str
     title: str
+    keep: int = 3
     runs: list[WrkResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    others: list[float] = field(default_factory=list)  # cores used by other processes, per run
+    others: list[float | None] = field(default_factory=list)  # cores other processes used, per run
 
     def add(self, result: WrkResult, problems: list[str], others: float | None) -> None:
         self.runs.append(result)
         self.problems.extend(p for p in problems if p not in self.problems)
-        if others is not None:
-            self.others.append(others)
+        self.others.append(others)
+
+    def kept(self) -> list[int]:
+        """Indexes of the runs the figures use: the quietest ``keep`` (ties: the earlier run)."""
+        order = sorted(range(len(self.runs)), key=lambda i: (self.others[i] or 0.0, i))
+        return sorted(order[: max(1, self.keep)])
+
+    def _median(self, values: list[float]) -> float:
+        return statistics.median(values[i] for i in self.kept()) if self.runs else 0.0
 
     @property
     def others_mean(self) -> float | None:
-        return sum(self.others) / len(self.others) if self.others else None
+        known = [share for i in self.kept() if (share := self.others[i]) is not None] if self.runs else []
+        return sum(known) / len(known) if known else None
 
     @property
     def rps(self) -> float:
-        return statistics.median(run.rps for run in self.runs) if self.runs else 0.0
+        return self._median([run.rps for run in self.runs])
 
     @property
     def p50_ms(self) -> float:
-        return statistics.median(run.p50_ms for run in self.runs) if self.runs else 0.0
+        return self._median([run.p50_ms for run in self.runs])
 
     @property
     def p99_ms(self) -> float:
-        return statistics.median(run.p99_ms for run in self.runs) if self.runs else 0.0
+        return self._median([run.p99_ms for run in self.runs])
 
     @property
     def spread(self) -> str:
@@ -85,7 +97,7 @@ class Results:
 
     @property
     def others_cpu(self) -> list[float]:
-        return [share for row in self.rows.values() for share in row.others]
+        return [share for row in self.rows.values() for share in row.others if share is not None]
 
     notes: list[str] = field(default_factory=list)
 

@@ -33,7 +33,7 @@ RUN_ORDER = (
     "C-spread",
     "C-spread-sessions",
 )
-QUIET_WAIT = 3.0  # seconds to wait, at most, for quiet before one run
+QUIET_WAIT = 2.0  # seconds to wait, at most, for quiet before one run
 QUIET_STEP = 0.5
 
 
@@ -112,7 +112,7 @@ class Rounds:
         """Warm-up, then ``reps`` interleaved rounds over every scenario."""
         for scenario in scenarios:
             probe(scenario)
-            rows[scenario.key] = Row(scenario.key, scenario.title)
+            rows[scenario.key] = Row(scenario.key, scenario.title, keep=self.settings.keep)
         self.budget_end = time.monotonic() + self.settings.retry_budget
         ordered = sorted(scenarios, key=lambda x: RUN_ORDER.index(x.key))
         for rep in range(self.settings.reps):

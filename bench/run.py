@@ -265,13 +265,13 @@ class Bench:
             "-c",
             str(s.connections),
             "-d",
-            f"{round(s.profile_seconds) + 2}s",
+            f"{2 * round(s.profile_seconds) + 4}s",  # long enough for a second py-spy attempt
         ]
         argv += ["-s", str(script), "-H", f"Host: {scenario.host}", scenario.url + "/"]
         load = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(1.0)
-            raw = record(
+            raw, native = record(
                 self.proxies["proxy-main"].pid,
                 self.workdir / f"profile-{scenario.key}.txt",
                 seconds=s.profile_seconds,
@@ -280,8 +280,9 @@ class Bench:
         except RuntimeError as exc:
             return Profile(label, rate, s.profile_seconds, note=str(exc))
         finally:
-            load.wait(timeout=s.profile_seconds + 30)
-        return summarise(raw, label, rate=rate, seconds=round(s.profile_seconds))
+            load.terminate()
+            load.wait(timeout=30)
+        return summarise(raw, label, rate=rate, seconds=round(s.profile_seconds), native=native)
 
     def run_profiles(self, scenarios: list[Scenario]) -> None:
         if self.settings.profile_seconds <= 0:

@@ -94,6 +94,7 @@ class Runtime:
         self.cache = SessionCache(ttl=config.session.identity_cache)
         self._listener: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._closing = False
         # SECURITY: the cache may answer only while the store is known to be up (a ping within
         # HEARTBEAT_FRESH seconds), so an outage turns into 503s at once, as contract §6 asks.
         self.store_ok_at = 0.0
@@ -137,18 +138,22 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop background tasks and close connections; never hangs on a frozen store."""
-        tasks = [task for task in (self._listener, self._heartbeat) if task is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        self._closing = True
+        tasks = {task for task in (self._listener, self._heartbeat) if task is not None}
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        # Cancel until they are done: a Redis client may swallow one cancel inside a retry, and
+        # a task left pending would hang the event loop's own shutdown later.
+        while tasks and time.monotonic() < deadline:
+            for task in tasks:
+                task.cancel()
+            _done, tasks = await asyncio.wait(tasks, timeout=0.1)
         await self.forwarder.close()
         await self.http.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.store.close(), CLOSE_TIMEOUT)
 
     async def _listen_invalidations(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 async for hint in self.store.invalidations():
                     self.cache.drop(hint)
@@ -159,7 +164,7 @@ class Runtime:
                 await asyncio.sleep(0.5)
 
     async def _beat(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
                 # just as the ping answers, and shutdown then waits for this task forever.

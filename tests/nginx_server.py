@@ -74,7 +74,7 @@ def write_tls_files(directory: Path, names: Sequence[str]) -> tuple[Path, Path]:
     """A self-signed EC certificate for ``names`` (wildcards allowed): (cert.pem, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -209,6 +209,18 @@ class NginxServer:
         path = self.dir / "access.log"
         return path.read_text(errors="replace").splitlines() if path.exists() else []
 
+    async def wait_log_line(self, needle: str, timeout: float = 5.0) -> str:
+        """The last access-log line containing ``needle``; nginx may log a request only after
+        the client saw the response (e.g. after a lingering close), so wait for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [line for line in self.access_log() if needle in line]
+            if found:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access-log line with {needle!r}: {self.access_log()[-5:]}")
+            await asyncio.sleep(0.05)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()  # SIGTERM: fast shutdown, the master stops its workers
@@ -227,7 +239,6 @@ class NginxServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
 
 
 # -- a whole site: nginx + sso-proxy + mock IdP + apps -------------------------------------------
@@ -285,7 +296,11 @@ class Site:
 
     def cookie_header(self, client: aiohttp.ClientSession, host: str) -> str:
         """The session cookie the browser holds for ``host``, as a Cookie header value."""
-        found = [f"{c.key}={c.value}" for c in client.cookie_jar if c.key == self.cookie_name and c["domain"] == host]
+        found = [
+            f"{c.key}={c.value}"
+            for c in client.cookie_jar
+            if c.key == self.cookie_name and c["domain"] == host
+        ]
         assert found, f"no session cookie for {host}"
         return found[0]
 
@@ -369,7 +384,9 @@ def verify_assertion(token: str, jwks: dict[str, Any], issuer: str, audience: st
     """Verify an X-Provider-Assertion the way an app would: PyJWT, key by ``kid`` from the JWKS."""
     kid = jwt.get_unverified_header(token)["kid"]
     key = jwt.PyJWKSet.from_dict(jwks)[kid]
-    claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=["ES256"], audience=audience, issuer=issuer)
+    claims: dict[str, Any] = jwt.decode(
+        token, key.key, algorithms=["ES256"], audience=audience, issuer=issuer
+    )
     return claims
 
 

@@ -13,13 +13,13 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiohttp
-import jwt
 import pytest
 from echo_app import start_echo
 from harness import LoopbackResolver, Stack, browser, default_routes, follow, login, start_stack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from nginx_server import verify_assertion
 from redis_server import RedisServer
 
 from sso_proxy.authrequest import original_method, original_uri
@@ -40,11 +40,18 @@ async def stack(echo: str, redis_url: str) -> AsyncIterator[Stack]:
     """Loopback 127.0.0.1 is the trusted nginx; clients bound to 127.0.0.2 are not trusted."""
     routes = [
         *default_routes(echo),
-        {"name": "writes", "host": "other.test", "path_prefix": "/w", "methods": ["POST"], "upstream": echo,
-         "allow": []},
+        {
+            "name": "writes",
+            "host": "other.test",
+            "path_prefix": "/w",
+            "methods": ["POST"],
+            "upstream": echo,
+            "allow": [],
+        },
     ]
-    s = await start_stack(echo, routes=routes, store="redis", redis_url=redis_url,
-                          trusted_proxies=["127.0.0.1/32"])
+    s = await start_stack(
+        echo, routes=routes, store="redis", redis_url=redis_url, trusted_proxies=["127.0.0.1/32"]
+    )
     yield s
     await s.close()
 
@@ -78,20 +85,26 @@ async def ask(
         return response.status, body, dict(response.headers), list(response.headers.items())
 
 
-def verify_assertion(token: str, jwks: dict[str, Any], issuer: str, audience: str) -> dict[str, Any]:
-    kid = jwt.get_unverified_header(token)["kid"]
-    key = jwt.PyJWKSet.from_dict(jwks)[kid]
-    claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=["ES256"], audience=audience, issuer=issuer)
-    return claims
-
-
 # -- pure checks ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "values",
-    [[], ["/a", "/b"], ["/a", "/a"], ["http://app.test/"], ["app.test/x"], ["//evil.test/x"], [""], ["*"],
-     ["/x/../y"], ["/./y"], ["/a/.."], ["/a/."], ["/x/..?q=1"]],
+    [
+        [],
+        ["/a", "/b"],
+        ["/a", "/a"],
+        ["http://app.test/"],
+        ["app.test/x"],
+        ["//evil.test/x"],
+        [""],
+        ["*"],
+        ["/x/../y"],
+        ["/./y"],
+        ["/a/.."],
+        ["/a/."],
+        ["/x/..?q=1"],
+    ],
 )
 def test_original_uri_refuses(values: list[str]) -> None:
     with pytest.raises(BadRequest):
@@ -164,7 +177,9 @@ async def test_allowed_is_202_with_identity_headers(stack: Stack) -> None:
     names = [name.lower() for name, _ in pairs if name.lower().startswith("x-auth-request-")]
     assert len(names) == len(set(names)) == 5
     public_url = stack.config.public_url
-    claims = verify_assertion(headers["X-Auth-Request-Assertion"], jwks, public_url, f"{public_url}/routes/doctors")
+    claims = verify_assertion(
+        headers["X-Auth-Request-Assertion"], jwks, public_url, f"{public_url}/routes/doctors"
+    )
     assert claims["sub"] == provider_id and claims["hcode"] == "10999"
     assert claims["name_th"] == user_field(stack, "doctor", "name_th")
 
@@ -193,10 +208,26 @@ async def test_denied_is_403_never_401(stack: Stack) -> None:
 @pytest.mark.parametrize(
     "uri",
     [
-        "/a%2fb", "/doctors%2F..%2Fx", "/%2e%2e/doctors", "/x/%2E%2E/doctors", "/public/..%2fdoctors",
-        "/public/%2e%2e/doctors", "/a\\b", "/public\\..\\doctors", "/a%5cb", "/a%00", "/a%2500",
-        "/public/../doctors", "/public/./x", "/public/..;/doctors", "//public/x",
-        "http://app.test/public/x", "https://other.test/", "public/x", "*", "/public/x#frag",
+        "/a%2fb",
+        "/doctors%2F..%2Fx",
+        "/%2e%2e/doctors",
+        "/x/%2E%2E/doctors",
+        "/public/..%2fdoctors",
+        "/public/%2e%2e/doctors",
+        "/a\\b",
+        "/public\\..\\doctors",
+        "/a%5cb",
+        "/a%00",
+        "/a%2500",
+        "/public/../doctors",
+        "/public/./x",
+        "/public/..;/doctors",
+        "//public/x",
+        "http://app.test/public/x",
+        "https://other.test/",
+        "public/x",
+        "*",
+        "/public/x#frag",
     ],
 )
 async def test_malformed_original_uri_is_400(stack: Stack, uri: str) -> None:
@@ -214,10 +245,14 @@ async def test_missing_or_repeated_original_uri_is_400(stack: Stack) -> None:
         assert (await ask(client, stack, "app.test", None))[0] == 400
         cookie = "; ".join(f"{c.key}={c.value}" for c in client.cookie_jar if c["domain"] == "app.test")
     assert cookie
-    for values in (["/public/x", "/public/x"], ["/public/x", "/doctors/x"], ["/x, /y"]):
-        lines = "".join(f"{name}: {value}\r\n" for name, value in zip(["X-Original-URI", "x-original-uri"] * 2, values))
+    cases = {
+        "X-Original-URI: /public/x\r\nX-Original-URI: /public/x\r\n": 400,
+        "X-Original-URI: /public/x\r\nx-original-uri: /doctors/x\r\n": 400,
+        "X-Original-URI: /x, /y\r\n": 202,  # one value (a path may hold a comma)
+    }
+    for lines, expected in cases.items():
         status = await raw_status(stack.port, f"Host: app.test\r\nCookie: {cookie}\r\n{lines}")
-        assert status == (202 if values == ["/x, /y"] else 400), values
+        assert status == expected, lines
 
 
 async def raw_status(port: int, header_lines: str) -> int:
@@ -274,8 +309,32 @@ async def test_store_down_is_5xx_and_recovers(stack: Stack, redis_server: RedisS
 
 
 _URI_PARTS = st.sampled_from(
-    ["/", ".", "..", "%2f", "%2F", "%2e", "%5c", "\\", "%00", "%25", "a", "public", "doctors", "nobody",
-     "?", "#", ";", "%41", "%e0%b8%81", "ก", " ", "//", ":", "@"]
+    [
+        "/",
+        ".",
+        "..",
+        "%2f",
+        "%2F",
+        "%2e",
+        "%5c",
+        "\\",
+        "%00",
+        "%25",
+        "a",
+        "public",
+        "doctors",
+        "nobody",
+        "?",
+        "#",
+        ";",
+        "%41",
+        "%e0%b8%81",
+        "ก",
+        " ",
+        "//",
+        ":",
+        "@",
+    ]
 )
 
 
@@ -285,7 +344,7 @@ async def test_any_original_uri_never_3xx_and_2xx_only_when_canonical(
     doctor_client: tuple[aiohttp.ClientSession, Stack], parts: list[str]
 ) -> None:
     client, stack = doctor_client
-    uri = "".join(parts)
+    uri = "".join(parts).strip(" ")  # the header value as the server reads it (no edge blanks)
     try:
         status, _, _, _ = await ask(client, stack, "app.test", uri)
     except (ValueError, aiohttp.ClientError):

@@ -17,10 +17,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiohttp
 import pytest
 from harness import follow
-from nginx_server import Site, echoed, raw_request, start_site, tls_browser, verify_assertion
+from nginx_server import (
+    TLS_NAMES,
+    NginxServer,
+    Site,
+    echoed,
+    free_port,
+    raw_request,
+    start_site,
+    tls_browser,
+    verify_assertion,
+)
 from redis_server import RedisServer
-
-
 
 SITES = ["several-hosts.conf", "api.conf"]
 APPS = ("payslip", "leave", "hr")
@@ -29,7 +37,12 @@ APPS = ("payslip", "leave", "hr")
 @pytest.fixture
 async def site(redis_url: str, tmp_path: Any) -> AsyncIterator[Site]:
     s = await start_site(
-        SITES, "sso-proxy-several-hosts.yaml", APPS, login_host="sso.hospital.example", redis_url=redis_url, tmp=tmp_path
+        SITES,
+        "sso-proxy-several-hosts.yaml",
+        APPS,
+        login_host="sso.hospital.example",
+        redis_url=redis_url,
+        tmp=tmp_path,
     )
     try:
         yield s
@@ -51,7 +64,9 @@ async def test_login_redirect_then_app_gets_identity(site: Site) -> None:
         # nginx turned sso-proxy's 401 into a redirect to the login start on the login host,
         # and rd is the https URL the browser used (X-Forwarded-Proto/-Host from nginx)
         parts = urlsplit(location)
-        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == site.url("sso.hospital.example", "/oauth2/start")
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == site.url(
+            "sso.hospital.example", "/oauth2/start"
+        )
         rd = parse_qs(parts.query)["rd"][0]
         assert rd == site.url("payslip.hospital.example", "/some/page?x=1&y=%E0%B9%84%E0%B8%97%E0%B8%A2")
         assert site.seen("payslip") == []
@@ -60,7 +75,9 @@ async def test_login_redirect_then_app_gets_identity(site: Site) -> None:
         assert response.status == 200, hops
         assert str(response.url) == rd
         # back on the nginx host through the hand-off, which /oauth2/ passed through to sso-proxy
-        assert any(urlsplit(h).netloc.startswith("payslip.") and urlsplit(h).path == "/oauth2/handoff" for h in hops)
+        assert any(
+            urlsplit(h).netloc.startswith("payslip.") and urlsplit(h).path == "/oauth2/handoff" for h in hops
+        )
         body = json.loads(await response.text())
         headers = echoed(body)
         provider_id = site.user_field("doctor", "provider_id")
@@ -140,20 +157,28 @@ async def test_malformed_uri_never_reaches_app(site: Site, path: str, judge: str
         cookie = site.cookie_header(client, "payslip.hospital.example")
     seen_before = len(site.seen("payslip"))
     status, _, _ = await raw_request(
-        site.nginx.port, "payslip.hospital.example", "GET", path, {"Host": "payslip.hospital.example", "Cookie": cookie}
+        site.nginx.port,
+        "payslip.hospital.example",
+        "GET",
+        path,
+        {"Host": "payslip.hospital.example", "Cookie": cookie},
     )
     assert status == 400, (path, status, site.nginx.access_log()[-3:])
     assert len(site.seen("payslip")) == seen_before
-    auth = site.nginx.access_log()[-1].rsplit("auth=", 1)[1]
-    assert auth == ("400" if judge == "sso-proxy" else "-"), site.nginx.access_log()[-1]
+    logged = path.replace("\\", "\\x5C")  # nginx writes a backslash as \x5C in its log
+    line = await site.nginx.wait_log_line(f'"GET {logged} HTTP/1.1"')
+    # who said no: sso-proxy (the auth subrequest answered 400) or nginx (no subrequest at all)
+    assert line.rsplit("auth=", 1)[1] == ("400" if judge == "sso-proxy" else "-"), line
 
 
 async def test_api_location_answers_401_json_without_redirect(site: Site) -> None:
     async with tls_browser() as client:
         for method in ("GET", "POST"):
             async with client.request(
-                method, site.url("hr.hospital.example", "/api/leave-days?year=2569"),
-                json={"x": 1}, allow_redirects=False,
+                method,
+                site.url("hr.hospital.example", "/api/leave-days?year=2569"),
+                json={"x": 1},
+                allow_redirects=False,
             ) as response:
                 assert response.status == 401, method
                 assert response.content_type == "application/json"
@@ -161,7 +186,9 @@ async def test_api_location_answers_401_json_without_redirect(site: Site) -> Non
         assert body["error"] == "unauthenticated" and body["message_th"]
         login_url = urlsplit(body["login_url"])
         assert login_url.netloc == f"sso.hospital.example:{site.nginx.port}"
-        assert parse_qs(login_url.query)["rd"] == [site.url("hr.hospital.example", "/api/leave-days?year=2569")]
+        assert parse_qs(login_url.query)["rd"] == [
+            site.url("hr.hospital.example", "/api/leave-days?year=2569")
+        ]
         assert not any(name.lower().startswith("x-auth-request") for name in response.headers)
         # the page location of the same host redirects
         async with client.get(site.url("hr.hospital.example", "/"), allow_redirects=False) as page:
@@ -210,15 +237,20 @@ async def test_spoofed_identity_headers_never_reach_app(site: Site) -> None:
     }
     async with tls_browser() as client:
         # no session: the spoofed X-Original-URI (a public path) must not open the door
-        async with client.get(site.url("payslip.hospital.example", "/private"), headers=spoof,
-                              allow_redirects=False) as response:
+        async with client.get(
+            site.url("payslip.hospital.example", "/private"), headers=spoof, allow_redirects=False
+        ) as response:
             assert response.status == 302
         # a public path: the app is reached, but without any of the client's identity headers
-        async with client.get(site.url("payslip.hospital.example", "/static/app.css"), headers=spoof) as response:
+        async with client.get(
+            site.url("payslip.hospital.example", "/static/app.css"), headers=spoof
+        ) as response:
             assert response.status == 200
             headers = echoed(await response.json())
         assert_no_spoof(headers)
-        assert not any(name in headers for name in ("x-forwarded-user", "x-provider-id", "x-provider-assertion"))
+        assert not any(
+            name in headers for name in ("x-forwarded-user", "x-provider-id", "x-provider-assertion")
+        )
 
         response, _ = await login_at(client, site, "payslip.hospital.example", "nurse2org")
         assert response.status == 200
@@ -231,7 +263,9 @@ async def test_spoofed_identity_headers_never_reach_app(site: Site) -> None:
         assert headers["x-provider-id"] == [provider_id]
         assert headers["x-forwarded-host"] == [f"payslip.hospital.example:{site.nginx.port}"]
         # the app's own cookie passes; sso-proxy's does not
-        assert headers["cookie"] == ["theme=dark"] or all(site.cookie_name not in c for c in headers["cookie"])
+        assert headers["cookie"] == ["theme=dark"] or all(
+            site.cookie_name not in c for c in headers["cookie"]
+        )
         assert any("theme=dark" in c for c in headers["cookie"])
 
 
@@ -247,10 +281,17 @@ async def test_client_cookie_of_sso_proxy_stripped_among_others(site: Site) -> N
         response, _ = await login_at(client, site, "payslip.hospital.example", "doctor")
         assert response.status == 200
         session = site.cookie_header(client, "payslip.hospital.example")
-        for cookie in (f"a=1; {session}; b=2", f"{session}; a=1; b=2", f"a=1; b=2; {session}",
-                       f"a=1; {session}; b=2; sso_proxy_login=x"):
+        for cookie in (
+            f"a=1; {session}; b=2",
+            f"{session}; a=1; b=2",
+            f"a=1; b=2; {session}",
+            f"a=1; {session}; b=2; sso_proxy_login=x",
+        ):
             status, _, body = await raw_request(
-                site.nginx.port, "payslip.hospital.example", "GET", "/c",
+                site.nginx.port,
+                "payslip.hospital.example",
+                "GET",
+                "/c",
                 {"Host": f"payslip.hospital.example:{site.nginx.port}", "Cookie": cookie},
             )
             assert status == 200, cookie
@@ -267,7 +308,9 @@ async def test_absolute_form_request_is_judged_for_the_host_nginx_serves(site: S
     # nginx serves leave.hospital.example (the request line), though Host says payslip, where
     # the nurse is allowed: the decision must be about leave.
     status, _, _ = await raw_request(
-        site.nginx.port, "payslip.hospital.example", "GET",
+        site.nginx.port,
+        "payslip.hospital.example",
+        "GET",
         f"https://leave.hospital.example:{site.nginx.port}/calendar",
         {"Host": "payslip.hospital.example", "Cookie": cookie},
     )
@@ -285,18 +328,24 @@ async def test_store_down_is_5xx_at_nginx_then_recovers(site: Site, redis_server
         redis_server.pause()
         try:
             await asyncio.sleep(0.6)  # the proxy's heartbeat notices; its cache must not answer
-            async with client.get(site.url("payslip.hospital.example", "/x"), allow_redirects=False) as response:
+            async with client.get(
+                site.url("payslip.hospital.example", "/x"), allow_redirects=False
+            ) as response:
                 assert response.status == 503
                 assert response.headers["Retry-After"] == "2"
                 assert "Location" not in response.headers
-            async with client.get(site.url("hr.hospital.example", "/api/x"), allow_redirects=False) as response:
+            async with client.get(
+                site.url("hr.hospital.example", "/api/x"), allow_redirects=False
+            ) as response:
                 assert response.status == 503
                 assert (await response.json())["error"] == "session_store_unavailable"
             assert len(site.seen("payslip")) == seen and site.seen("hr") == ["/"]
         finally:
             redis_server.resume()
         for _ in range(50):
-            async with client.get(site.url("payslip.hospital.example", "/x"), allow_redirects=False) as response:
+            async with client.get(
+                site.url("payslip.hospital.example", "/x"), allow_redirects=False
+            ) as response:
                 if response.status == 200:
                     break
             await asyncio.sleep(0.1)
@@ -306,14 +355,18 @@ async def test_store_down_is_5xx_at_nginx_then_recovers(site: Site, redis_server
 async def test_proxy_endpoints_on_route_hosts(site: Site) -> None:
     async with tls_browser() as client:
         # the auth endpoint is nginx's alone
-        async with client.get(site.url("payslip.hospital.example", "/oauth2/auth"),
-                              headers={"X-Original-URI": "/"}) as response:
+        async with client.get(
+            site.url("payslip.hospital.example", "/oauth2/auth"), headers={"X-Original-URI": "/"}
+        ) as response:
             assert response.status == 404
-        async with client.get(site.url("sso.hospital.example", "/oauth2/auth"),
-                              headers={"X-Original-URI": "/"}) as response:
+        async with client.get(
+            site.url("sso.hospital.example", "/oauth2/auth"), headers={"X-Original-URI": "/"}
+        ) as response:
             assert response.status == 404
         # unknown host names get nothing
-        status, _, _ = await raw_request(site.nginx.port, "evil.example", "GET", "/", {"Host": "evil.example"})
+        status, _, _ = await raw_request(
+            site.nginx.port, "evil.example", "GET", "/", {"Host": "evil.example"}
+        )
         assert status == 404
 
         response, _ = await login_at(client, site, "payslip.hospital.example", "doctor")
@@ -324,9 +377,54 @@ async def test_proxy_endpoints_on_route_hosts(site: Site) -> None:
             html = await page.text()
         token = html.split('name="token" value="')[1].split('"')[0]
         origin = site.url("payslip.hospital.example", "").rstrip("/")
-        async with client.post(site.url("payslip.hospital.example", "/oauth2/sign_out"), data={"token": token},
-                               headers={"Origin": origin}, allow_redirects=False) as response:
+        async with client.post(
+            site.url("payslip.hospital.example", "/oauth2/sign_out"),
+            data={"token": token},
+            headers={"Origin": origin},
+            allow_redirects=False,
+        ) as response:
             assert response.status == 200
         async with client.get(site.url("payslip.hospital.example", "/x"), allow_redirects=False) as response:
             assert response.status == 302
             assert "/oauth2/start" in response.headers["Location"]
+
+
+def test_missing_nginx_is_an_error_with_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import nginx_server
+
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    with pytest.raises(RuntimeError, match="apt-get install nginx-light"):
+        nginx_server.NginxServer(["one-app.conf"], {}, tls_names=nginx_server.TLS_NAMES)
+
+
+async def test_websocket_through_nginx_after_login(site: Site) -> None:
+    async with tls_browser() as client:
+        response, _ = await login_at(client, site, "payslip.hospital.example", "doctor")
+        assert response.status == 200
+        url = site.url("payslip.hospital.example", "/ws?hello=1").replace("https://", "wss://")
+        async with client.ws_connect(url, headers={"X-Forwarded-User": "admin"}) as ws:
+            handshake = {name.lower(): value for name, value in json.loads((await ws.receive()).data)}
+            await ws.send_str("สวัสดี")
+            assert (await ws.receive()).data == "สวัสดี"
+        assert handshake["x-forwarded-user"] == site.user_field("doctor", "provider_id")
+        assert handshake["upgrade"].lower() == "websocket"
+    async with tls_browser() as anonymous:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await anonymous.ws_connect(url)  # sent off to the login page, which is no WebSocket
+    assert [path for path in site.seen("payslip") if path.startswith("/ws")] == ["/ws?hello=1"]
+
+
+async def test_sso_proxy_down_is_503_never_the_app(site: Site) -> None:
+    """The same files with __PROXY_PORT__ pointing where nothing listens."""
+    kept = {k: v for k, v in site.nginx.values.items() if k.endswith("_ADDR__")}
+    with NginxServer(SITES, {**kept, "__PROXY_PORT__": str(free_port())}, tls_names=TLS_NAMES) as dead:
+        async with tls_browser() as client:
+            page, api = dead.url("payslip.hospital.example", "/x"), dead.url("hr.hospital.example", "/api/x")
+            async with client.get(page, allow_redirects=False) as response:
+                assert response.status == 503
+                assert "ลองใหม่" in await response.text()
+            async with client.get(api, allow_redirects=False) as response:
+                assert response.status == 502
+    assert site.seen("payslip") == [] and site.seen("hr") == []
