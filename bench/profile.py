@@ -10,7 +10,8 @@ stacks are reduced to:
 * own samples by library or sso-proxy module;
 * system calls and the garbage collector by inclusive samples (native frames only): the cost of
   the kernel's loopback work and of allocation churn, which no Python line shows;
-* how busy the process was (py-spy leaves out idle samples).
+* without native frames (non-blocking sampling), how busy the process was (py-spy leaves out
+  idle samples).
 """
 
 from __future__ import annotations
@@ -182,10 +183,13 @@ def render(profile: Profile) -> list[str]:
     """Markdown lines for BENCHMARKS.md and the console."""
     if profile.note:
         return [f"**{profile.label}**: {profile.note}", ""]
-    mode = "Python and native frames" if profile.native else "Python frames only"
+    if profile.native:  # blocking samples slow the process down: its busy share says little
+        mode = "Python and native frames"
+    else:
+        mode = f"Python frames only; the process was on CPU {profile.busy:.0%} of the time"
     lines = [
-        f"**{profile.label}**: {profile.samples} samples in {profile.seconds:g} s at {profile.rate} Hz "
-        f"({mode}); the process was on CPU {profile.busy:.0%} of the time.",
+        f"**{profile.label}**: {profile.samples} samples in {profile.seconds:g} s "
+        f"at {profile.rate} Hz ({mode}).",
         "",
         "| self % | Python function (own time, including the C code it calls) |",
         "|---:|---|",

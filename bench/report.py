@@ -133,18 +133,18 @@ def measurement_lines(results: Results, settings: Settings) -> list[str]:
             f"{memory.used_after:,} bytes)."
         )
     if results.breakdown is not None:
-        part = results.breakdown
+        session, index = results.breakdown.session, results.breakdown.user_index
         lines.append(
-            f"- Of that, per `MEMORY USAGE` (sample of 50): the session hash `sso:s:...` "
-            f"{part.session_key:,.0f} bytes (encoding `{part.encoding}`; sealed record field `d` "
-            f"{part.record:,.0f} bytes, touch stamp `t` {part.stamp:,.0f} bytes) and the per-user index "
-            f"set `sso:u:...` {part.user_index:,.0f} bytes; the rest is Redis' main dictionary and "
-            "expiry entries for the two keys."
+            f"- Of that, per `MEMORY USAGE` (means over a sample of 50 keys): the session key "
+            f"`{session.prefix}...` ({session.type}, encoding `{session.encoding}`) {session.memory:,.0f} "
+            f"bytes for a {session.value:,.0f}-byte value, and the per-user index `{index.prefix}...` "
+            f"({index.type}, `{index.encoding}`) {index.memory:,.0f} bytes; the rest is Redis' main "
+            "dictionary and expiry entries for the two keys."
         )
     if results.fill_bytes_per_session is not None:
         lines.append(
-            f"- Bulk-filled sessions (same keys and records) cost {results.fill_bytes_per_session:,.0f} "
-            "bytes each on the large store."
+            "- Bulk-filled sessions (the same `create`, pipelined) cost "
+            f"{results.fill_bytes_per_session:,.0f} bytes each on the large store."
         )
     if results.others_cpu:
         shares = results.others_cpu
@@ -255,11 +255,14 @@ def method_lines(settings: Settings) -> list[str]:
         f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
         f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions to make "
         "Redis lookups (HMGET + AES-GCM open + touch) part of most requests.",
-        "- Filled sessions are written with the store's own `SessionCrypto` and `dump_record`, into the "
-        "keys, fields and TTLs `RedisStore.create` writes (pipelined); a sample is read back through "
-        "`store.get`, and every one must open. Each session belongs to a distinct user (own index set).",
-        "- Logins/s: concurrent headless browsers (asyncio, in the bench process) each doing the whole "
-        "flow: `/oauth2/start` -> mock Health ID authorize (`login_hint`) -> `/oauth2/callback` "
-        "(Health ID token, Provider ID token, profile, new Redis session) -> `/oauth2/handoff` on the "
-        "app host. The mock IdP is its own process (`sso-proxy mock-idp`).",
+        "- Filled sessions are written by the store's own `RedisStore.create` (its keys, crypto, record "
+        "format and TTLs) with a client that pipelines the commands instead of awaiting each reply; a "
+        "sample is read back through `store.get`, and every one must open. Each session belongs to a "
+        "distinct user (its own index key).",
+        "- Logins/s: concurrent headless browsers (asyncio, in the bench process), each opening the app "
+        "without a session and following every redirect: the app host's `/oauth2/start` -> the login "
+        "host -> the mock's Health ID authorize URL (`login_hint`) -> `/oauth2/callback` (Health ID token, "
+        "Provider ID token, profile, a new Redis session) -> `/oauth2/handoff` on the app host -> back at "
+        "the app URL (that page itself is not fetched). The mock IdP is its own process "
+        "(`sso-proxy mock-idp`).",
     ]

@@ -3,13 +3,14 @@
 ``memory_per_session`` goes through the real ``store.create`` (the code a login runs), with
 concurrency, and divides the growth of Redis ``used_memory`` by the number created.
 
-``fill`` writes sessions much faster, but honestly: each record is built with the store's own
-pieces (``SessionCrypto`` names, seals and stamps it, ``dump_record`` serialises it) into the
-same keys, fields and TTLs that ``RedisStore.create`` writes, pipelined. ``verify_readable``
-then reads a sample back through ``store.get``: a record the store could not read fails the run.
+``fill`` writes sessions much faster, and still honestly: it runs the store's own
+``RedisStore.create`` (its keys, crypto, record format and TTLs, whatever they are today), only
+with a client that queues the commands on a pipeline instead of waiting for each reply, in one
+process per core. ``verify_readable`` then reads a sample back through ``store.get``: a session
+the store could not read fails the run.
 
 Every stored session belongs to a different user (its own provider_id, hence its own per-user
-index set): the conservative case for memory.
+index key): the conservative case for memory.
 """
 
 from __future__ import annotations
@@ -17,22 +18,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import json
 import multiprocessing
-import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any, cast
 
 import redis
 
 from sso_proxy.config import SessionConfig
 from sso_proxy.identity import Identity
 from sso_proxy.sessions import Lifetime, Session, SessionStore, make_store
-from sso_proxy.sessions.crypto import SESSION_PREFIX, USER_PREFIX, SessionCrypto
-from sso_proxy.sessions.model import new_session_id
-from sso_proxy.sessions.record import dump_record
+from sso_proxy.sessions.crypto import SESSION_PREFIX, USER_PREFIX
+from sso_proxy.sessions.redis_store import RedisStore
 
 CHUNK = 20_000  # sessions per worker task of a fill
 PIPELINE = 4_000  # commands per pipelined round trip
@@ -60,30 +58,56 @@ class MemoryResult:
 
 
 @dataclass(frozen=True)
-class Breakdown:
-    """Average Redis ``MEMORY USAGE`` of a sample of the keys one session adds."""
+class KeyKind:
+    """What one kind of key a session adds looks like in Redis (means over a sample)."""
 
-    session_key: float  # the sso:s: hash, all in
-    record: float  # its sealed record field ``d`` (bytes of value)
-    stamp: float  # its touch field ``t``
-    encoding: str  # the hash's OBJECT ENCODING (listpack is compact, hashtable is not)
-    user_index: float  # the sso:u: set of the user's session digests
+    prefix: str
+    type: str
+    encoding: str  # OBJECT ENCODING: listpack/embstr are compact, hashtable/raw cost more
+    memory: float  # MEMORY USAGE, all in
+    value: float  # bytes of payload: STRLEN of a string, sum of field values of a hash, members
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    session: KeyKind
+    user_index: KeyKind
 
 
 def breakdown(redis_url: str, sample: int = 50) -> Breakdown | None:
+    """The store's session keys and per-user index keys, whatever their current layout."""
     with redis.Redis.from_url(redis_url) as client:
-        names = _sample_keys(client, SESSION_PREFIX + "*", sample)
-        users = _sample_keys(client, USER_PREFIX + "*", sample)
-        if not names or not users:
-            return None
-        encoding = client.object("encoding", names[0])
-        return Breakdown(
-            session_key=_mean(client.memory_usage(name, samples=0) for name in names),
-            record=_mean(client.hstrlen(name, "d") for name in names),
-            stamp=_mean(client.hstrlen(name, "t") for name in names),
-            encoding=encoding.decode() if isinstance(encoding, bytes) else str(encoding),
-            user_index=_mean(client.memory_usage(user, samples=0) for user in users),
-        )
+        session = _key_kind(client, SESSION_PREFIX, sample)
+        users = _key_kind(client, USER_PREFIX, sample)
+    return Breakdown(session, users) if session is not None and users is not None else None
+
+
+def _key_kind(client: redis.Redis, prefix: str, sample: int) -> KeyKind | None:
+    names = _sample_keys(client, prefix + "*", sample)
+    if not names:
+        return None
+    kind = _text(client.type(names[0]))
+    return KeyKind(
+        prefix=prefix,
+        type=kind,
+        encoding=_text(client.object("encoding", names[0])),
+        memory=_mean(client.memory_usage(name, samples=0) for name in names),
+        value=_mean(_payload(client, kind, name) for name in names),
+    )
+
+
+def _payload(client: redis.Redis, kind: str, name: bytes) -> int:
+    if kind == "string":
+        return int(client.strlen(name))
+    if kind == "hash":
+        return sum(len(key) + len(value) for key, value in client.hgetall(name).items())
+    if kind == "set":
+        return sum(len(member) for member in client.smembers(name))
+    return 0
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _sample_keys(client: redis.Redis, pattern: str, sample: int) -> list[bytes]:
@@ -108,9 +132,8 @@ def open_store(redis_url: str, secret: str) -> SessionStore:
     return make_store(session_config(redis_url, secret), secret=secret)
 
 
-def lifetime(secret: str, redis_url: str) -> Lifetime:
-    cfg = session_config(redis_url, secret)
-    return Lifetime(idle_timeout=cfg.idle_timeout, max_lifetime=cfg.max_lifetime)
+# The proxies' configs leave idle_timeout and max_lifetime at their defaults: so do the fills.
+LIFETIME = Lifetime(idle_timeout=SessionConfig().idle_timeout, max_lifetime=SessionConfig().max_lifetime)
 
 
 def synthetic_provider_id(index: int) -> str:
@@ -191,107 +214,48 @@ def memory_per_session(redis_url: str, secret: str, models: list[Template], coun
     return MemoryResult(count, before, used_memory(redis_url), elapsed)
 
 
-def _command(*args: bytes) -> bytes:
-    """One command in the Redis protocol (RESP), as ``redis-cli --pipe`` mass insertion sends it."""
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
+class QueuedClient:
+    """Stands in for the store's Redis client during a fill: every command ``store.create`` sends
+    is queued on a redis-py pipeline instead of being awaited alone (``create`` uses no reply)."""
+
+    def __init__(self, pipe: redis.client.Pipeline) -> None:
+        self._pipe = pipe
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        command = getattr(self._pipe, name)
+
+        async def queued(*args: Any, **kwargs: Any) -> None:
+            command(*args, **kwargs)
+
+        return queued
 
 
-class RawPipe:
-    """Pipelined writes on a plain socket: every reply of these commands is one integer line."""
-
-    def __init__(self, redis_url: str) -> None:
-        parts = urlsplit(redis_url)
-        self.sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=30)
-        self.buffer: list[bytes] = []
-        self.pending = 0
-        db = parts.path.strip("/")
-        if db and db != "0":
-            self.add(b"SELECT", db.encode())
-
-    def add(self, *args: bytes) -> None:
-        self.buffer.append(_command(*args))
-        self.pending += 1
-        if self.pending >= PIPELINE:
-            self.flush()
-
-    def flush(self) -> None:
-        self.sock.sendall(b"".join(self.buffer))
-        self.buffer.clear()
-        lines = 0
-        while lines < self.pending:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise RuntimeError("redis closed the connection during a fill")
-            # Replies to SADD / PEXPIRE / HSET / SELECT are ":<n>" or "+OK" lines; "-" is an error.
-            if b"-" in chunk:
-                raise RuntimeError(f"redis refused a fill command: {chunk[:200]!r}")
-            lines += chunk.count(b"\n")
-        self.pending = 0
-
-    def close(self) -> None:
-        if self.pending:
-            self.flush()
-        self.sock.close()
-
-
-def _record_maker(model: Template, now: float) -> tuple[bytes, bytes]:
-    """The serialised record of ``model`` cut around its provider_id: (before, after).
-
-    ``before + provider_id + after`` is exactly what ``dump_record`` writes for the copy with
-    that provider_id (checked in ``_record``), without re-serialising the identity each time.
-    """
-    marker = "\x00PROVIDER-ID\x00"
-    probe = dataclasses.replace(model.identity, provider_id=marker)
-    data = dump_record(probe, now, model.provider_access_token)
-    quoted = json.dumps(marker, ensure_ascii=False).encode("utf-8")
-    if data.count(quoted) != 1:
-        raise RuntimeError("cannot locate provider_id in the serialised record")
-    before, after = data.split(quoted)
-    return before + b'"', b'"' + after
-
-
-def _record(maker: tuple[bytes, bytes], provider_id: str) -> bytes:
-    return maker[0] + provider_id.encode("ascii") + maker[1]
+async def _fill_async(
+    redis_url: str, secret: str, models: list[Template], start: int, count: int, keep_every: int
+) -> list[str]:
+    kept: list[str] = []
+    now = time.time()
+    with redis.Redis.from_url(redis_url) as client:
+        pipe = client.pipeline(transaction=False)
+        store = RedisStore(cast(Any, QueuedClient(pipe)), LIFETIME, secret=secret)
+        for index in range(start, start + count):
+            model = models[index % len(models)]
+            session = await store.create(
+                for_user(model, index), provider_access_token=model.provider_access_token, now=now
+            )
+            if index % keep_every == 0:
+                kept.append(session.id)
+            if len(pipe) >= PIPELINE:
+                pipe.execute()
+        pipe.execute()
+    return kept
 
 
 def _fill_chunk(
     redis_url: str, secret: str, models: list[Template], start: int, count: int, keep_every: int
 ) -> list[str]:
-    """Write sessions ``start .. start+count`` (a worker process); the ids of every keep_every-th.
-
-    The same keys, fields and TTLs as ``RedisStore.create``: SADD + PEXPIRE of the per-user
-    index, HSET d (sealed record) t (MAC'd touch stamp) + PEXPIRE of the session.
-    """
-    crypto = SessionCrypto(secret)
-    life = lifetime(secret, redis_url)
-    now = time.time()
-    ttl_ms = b"%d" % int(life.ttl_after_touch(now, now) * 1000)
-    index_ms = b"%d" % int(life.max_lifetime * 1000)
-    makers = [_record_maker(model, now) for model in models]
-    for offset, model in enumerate(models):  # the shortcut must equal the real serialisation
-        if _record(makers[offset], "B000000000000") != dump_record(
-            dataclasses.replace(model.identity, provider_id="B000000000000"), now, model.provider_access_token
-        ):
-            raise RuntimeError("record shortcut differs from dump_record")
-    kept: list[str] = []
-    pipe = RawPipe(redis_url)
-    try:
-        for index in range(start, start + count):
-            session_id = new_session_id()
-            provider_id = synthetic_provider_id(index)
-            name = crypto.session_key(session_id)
-            key = name.encode()
-            user_key = crypto.user_key(provider_id).encode()
-            sealed = crypto.seal(_record(makers[index % len(makers)], provider_id), name)
-            pipe.add(b"SADD", user_key, key[len(SESSION_PREFIX) :])
-            pipe.add(b"PEXPIRE", user_key, index_ms)
-            pipe.add(b"HSET", key, b"d", sealed, b"t", crypto.stamp(name, now))
-            pipe.add(b"PEXPIRE", key, ttl_ms)
-            if index % keep_every == 0:
-                kept.append(session_id)
-    finally:
-        pipe.close()
-    return kept
+    """Sessions ``start .. start+count`` (in a worker process); the ids of every keep_every-th."""
+    return asyncio.run(_fill_async(redis_url, secret, models, start, count, keep_every))
 
 
 def fill(

@@ -62,7 +62,12 @@ class Settings:
         out = []
         for item in fields(self):
             value = getattr(self, item.name)
-            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, Path) and value.is_relative_to(REPO):
+                text = str(value.relative_to(REPO))
+            else:
+                text = str(value)
             out.append((f"BENCH_{item.name.upper()}", text))
         return out
 

@@ -9,6 +9,7 @@ or overwrite it. With a shared ``cookie_domain`` the prefix becomes ``__Secure-`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from aiohttp import web
 
@@ -38,9 +39,12 @@ class CookiePolicy:
         handoff_name = f"__Host-{base}_handoff" if cfg.cookie_secure else f"{base}_handoff"
         return cls(session_name, state_name, handoff_name, cfg.cookie_secure, cfg.cookie_domain)
 
-    @property
+    @cached_property
     def all_names(self) -> frozenset[str]:
-        """Every cookie name the proxy may set (in any prefix form), stripped before forwarding."""
+        """Every cookie name the proxy may set (in any prefix form), stripped before forwarding.
+
+        Computed once per policy (a policy is rebuilt on every config load): it is read on every
+        forwarded request."""
         names = {self.session_name, self.state_name, self.handoff_name}
         for name in list(names):
             bare = name.removeprefix("__Host-").removeprefix("__Secure-")

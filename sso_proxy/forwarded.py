@@ -16,6 +16,7 @@ Pure: no aiohttp, no I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -83,11 +84,10 @@ def client_view(
     ``scheme`` is the scheme of our own listener and ``host`` the request's Host header; they are
     the answer unless the direct peer is a trusted proxy.
     """
-    peer_addr = parse_ip(peer_ip)
-    peer = str(peer_addr) if peer_addr is not None else peer_ip
+    peer, peer_trusted = _peer(peer_ip, trusted)
     # SECURITY: an untrusted peer's X-Forwarded-* are the client's own claims; believing them
     # would let anyone pick their IP (audit logs, IP rules) or the scheme/host of redirects.
-    if not is_trusted(peer_addr, trusted):
+    if not peer_trusted:
         return ClientView(peer, scheme, host, (), peer, False)
     chain = _believed_chain(_header_values(headers, "X-Forwarded-For"), trusted)
     ip = chain[0] if chain else peer
@@ -99,6 +99,20 @@ def client_view(
         peer=peer,
         trusted_peer=True,
     )
+
+
+def _peer(peer_ip: str, trusted: Sequence[Network]) -> tuple[str, bool]:
+    """The peer address in normal form and whether it is a trusted proxy."""
+    if isinstance(trusted, tuple):
+        return _peer_of(peer_ip, trusted)
+    return _peer_of.__wrapped__(peer_ip, trusted)
+
+
+@functools.lru_cache(maxsize=1024)
+def _peer_of(peer_ip: str, trusted: Sequence[Network]) -> tuple[str, bool]:
+    """Cached: a keep-alive client sends many requests from one address, and parsing it is not free."""
+    addr = parse_ip(peer_ip)
+    return (str(addr) if addr is not None else peer_ip), is_trusted(addr, trusted)
 
 
 def _believed_chain(entries: list[str], trusted: Sequence[Network]) -> tuple[str, ...]:

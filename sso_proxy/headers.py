@@ -285,14 +285,6 @@ def token_headers(
     return out
 
 
-def _connection_tokens(headers: list[tuple[str, str]]) -> set[str]:
-    tokens: set[str] = set()
-    for name, value in headers:
-        if canonical_name(name) in ("connection", "proxy-connection"):
-            tokens.update(canonical_name(token) for token in value.split(",") if token.strip())
-    return tokens
-
-
 def filter_cookie(value: str, cookie_names: Collection[str]) -> str:
     """A Cookie header value without the named cookies; the others keep their order and bytes."""
     kept = [
@@ -303,6 +295,80 @@ def filter_cookie(value: str, cookie_names: Collection[str]) -> str:
     return "; ".join(kept)
 
 
+_KEEP = 0
+_DROP = 1
+_COOKIE = 2
+_REMEMBERED_NAMES = 4096  # distinct client header names whose verdict a filter keeps
+
+
+class ClientHeaderFilter:
+    """``strip_client_headers`` with fixed ``extra`` / ``cookie_names``, for the forwarding hot path.
+
+    The same few dozen header names arrive on every request, and what happens to a header depends
+    only on its name and this filter's settings, so each name's verdict is worked out once and
+    remembered (a bounded table: a client inventing names cannot grow it without limit). Only the
+    names a request's own ``Connection`` header lists differ per request; they are checked apart.
+    ``replaced``: lower-case names the caller sends itself (its X-Forwarded-*), dropped as spelled.
+    """
+
+    def __init__(
+        self, extra: Collection[str] = (), cookie_names: Collection[str] = (), replaced: Collection[str] = ()
+    ) -> None:
+        self._extra = frozenset(canonical_name(name) for name in extra)
+        self._cookie_names = frozenset(cookie_names)
+        self._replaced = frozenset(replaced)
+        self._verdicts: dict[str, tuple[int, str, bool]] = {}
+
+    def _verdict(self, name: str) -> tuple[int, str, bool]:
+        """(keep / drop / filter as Cookie, canonical name, names hop-by-hop headers)."""
+        canon = canonical_name(name)
+        lists_hops = canon in ("connection", "proxy-connection")
+        # SECURITY: a name that is not an RFC 9110 token may be read differently by the upstream.
+        if not _is_token(name):
+            return (_DROP, canon, lists_hops)
+        # SECURITY: hop-by-hop headers must not reach the upstream, else a client could make a
+        # proxy in between drop a header the upstream relies on.
+        if canon in HOP_BY_HOP or name.lower() in self._replaced:
+            return (_DROP, canon, lists_hops)
+        # SECURITY: identity headers are the proxy's alone; any spelling from a client is a spoof.
+        if canon in _PROTECTED or canon.startswith(PROTECTED_PREFIXES) or canon in self._extra:
+            return (_DROP, canon, lists_hops)
+        if canon == "cookie" and self._cookie_names:
+            return (_COOKIE, canon, lists_hops)
+        return (_KEEP, canon, lists_hops)
+
+    def strip(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The headers fit to forward, in order (see ``strip_client_headers``)."""
+        verdicts = self._verdicts
+        out: list[tuple[str, str]] = []
+        canons: list[str] = []
+        listed: list[str] | None = None
+        for name, value in headers:
+            verdict = verdicts.get(name)
+            if verdict is None:
+                verdict = self._verdict(name)
+                if len(verdicts) >= _REMEMBERED_NAMES:
+                    verdicts.clear()
+                verdicts[name] = verdict
+            action, canon, lists_hops = verdict
+            if lists_hops:
+                listed = [*(listed or ()), value]
+            if action == _DROP:
+                continue
+            if action == _COOKIE:
+                # SECURITY: the session cookie would let the upstream (or its logs) replay the session.
+                value = filter_cookie(value, self._cookie_names)
+                if not value:
+                    continue
+            out.append((name, value))
+            canons.append(canon)
+        if listed is None:
+            return out
+        # SECURITY: headers the client named in Connection are hop-by-hop for this request.
+        named = {canonical_name(token) for value in listed for token in value.split(",") if token.strip()}
+        return [item for item, canon in zip(out, canons, strict=True) if canon not in named]
+
+
 def strip_client_headers(
     headers: Iterable[tuple[str, str]],
     extra: Collection[str] = (),
@@ -311,28 +377,7 @@ def strip_client_headers(
     """The client's headers fit to forward: no identity, hop-by-hop or malformed ones, no proxy cookies.
 
     ``extra``: the route's mapping header names; ``cookie_names``: the proxy's own cookies.
-    Upgrade/Connection for WebSockets are the forwarder's to re-add.
+    Upgrade/Connection for WebSockets are the forwarder's to re-add. The proxy keeps one
+    ``ClientHeaderFilter`` per route instead of calling this per request.
     """
-    items = list(headers)
-    named_in_connection = _connection_tokens(items)
-    extra_canon = frozenset(canonical_name(name) for name in extra)
-    out: list[tuple[str, str]] = []
-    for name, value in items:
-        # SECURITY: a name that is not an RFC 9110 token may be read differently by the upstream.
-        if not _is_token(name):
-            continue
-        canon = canonical_name(name)
-        # SECURITY: hop-by-hop and Connection-listed headers must not reach the upstream, else a
-        # client could make a proxy in between drop a header the upstream relies on.
-        if canon in HOP_BY_HOP or canon in named_in_connection:
-            continue
-        # SECURITY: identity headers are the proxy's alone; any spelling from a client is a spoof.
-        if canon in _PROTECTED or canon.startswith(PROTECTED_PREFIXES) or canon in extra_canon:
-            continue
-        if canon == "cookie" and cookie_names:
-            # SECURITY: the session cookie would let the upstream (or its logs) replay the session.
-            value = filter_cookie(value, cookie_names)
-            if not value:
-                continue
-        out.append((name, value))
-    return out
+    return ClientHeaderFilter(extra, cookie_names).strip(headers)

@@ -36,7 +36,8 @@ def client_info(request: web.Request, rt: Runtime) -> ClientInfo:
     cached: ClientInfo | None = request.get(CLIENT_INFO)
     if cached is not None:
         return cached
-    peer = request.transport.get_extra_info("peername") if request.transport else None
+    # The handler's peername is read once per connection (the transport's may be a system call).
+    peer = request.protocol.peername if request.transport else None
     peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else "0.0.0.0"
     view = client_view(
         peer_ip,

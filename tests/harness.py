@@ -205,6 +205,8 @@ async def follow(
     raise AssertionError(f"too many redirects: {seen}")
 
 
-async def login(client: aiohttp.ClientSession, stack: Stack, user: str, path: str = "/") -> aiohttp.ClientResponse:
+async def login(
+    client: aiohttp.ClientSession, stack: Stack, user: str, path: str = "/"
+) -> aiohttp.ClientResponse:
     response, _ = await follow(client, stack.url("app.test", path), user=user)
     return response

@@ -105,7 +105,12 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = problems_of(yaml.safe_dump(data))
     assert len(problems) >= 4
     joined = "\n".join(problems)
-    for fragment in ("listen:", "session.cookie_secret:", "routes[0].hots: unknown key", "routes[1].name: duplicate"):
+    for fragment in (
+        "listen:",
+        "session.cookie_secret:",
+        "routes[0].hots: unknown key",
+        "routes[1].name: duplicate",
+    ):
         assert fragment in joined
 
 
@@ -192,7 +197,8 @@ def test_check_config_cli_misspelled_rule_key(tmp_path: Path) -> None:
 
 def test_duplicate_keys_are_errors() -> None:
     text = yaml.safe_dump(BASE).replace(
-        "- host: app.h.example", '- allow: [{organization: {hcode: "10999", hcode: "10998"}}]\n  host: app.h.example'
+        "- host: app.h.example",
+        '- allow: [{organization: {hcode: "10999", hcode: "10998"}}]\n  host: app.h.example',
     )
     problems = problems_of(text)
     assert "duplicate key 'hcode'" in problems[0] and "line" in problems[0]
@@ -207,8 +213,16 @@ def test_thai_path_prefix_is_stored_percent_encoded() -> None:
     ("path", "value", "expected"),
     [
         ("routes[0].headers", {"X-Emp": "{"}, "routes[0].headers.X-Emp: not a valid template"),
-        ("routes[0].headers", {"X-Forwarded-User": "{email}"}, "routes[0].headers.X-Forwarded-User: is one of"),
-        ("routes[0].path_prefix", "//a", "routes[0].path_prefix: must be a plain normalised path (write '/a')"),
+        (
+            "routes[0].headers",
+            {"X-Forwarded-User": "{email}"},
+            "routes[0].headers.X-Forwarded-User: is one of",
+        ),
+        (
+            "routes[0].path_prefix",
+            "//a",
+            "routes[0].path_prefix: must be a plain normalised path (write '/a')",
+        ),
         ("signing.assertion_lifetime", "5s", "signing.assertion_lifetime: must be at least 10s"),
     ],
 )

@@ -47,6 +47,12 @@ def test_shared_domain_uses_secure_prefix_with_domain() -> None:
 
 def test_every_own_cookie_name_is_known_for_stripping() -> None:
     policy = CookiePolicy.from_config(SessionConfig(cookie_secret="x" * 32, cookie_secure=True))
-    for name in ("sso_proxy", "__Host-sso_proxy", "__Secure-sso_proxy", "__Host-sso_proxy_login",
-                 "__Host-sso_proxy_handoff", "sso_proxy_handoff"):
+    for name in (
+        "sso_proxy",
+        "__Host-sso_proxy",
+        "__Secure-sso_proxy",
+        "__Host-sso_proxy_login",
+        "__Host-sso_proxy_handoff",
+        "sso_proxy_handoff",
+    ):
         assert name in policy.all_names

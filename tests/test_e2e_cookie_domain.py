@@ -13,10 +13,15 @@ from harness import Stack, browser, follow, start_stack
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
     runner, url = await start_echo()
-    s = await start_stack(url, session={"cookie_domain": "hospital.test"}, routes=[
-        {"name": "app", "host": "app.hospital.test", "upstream": url},
-        {"name": "other", "host": "other.hospital.test", "upstream": url},
-    ], login_host="sso.hospital.test")
+    s = await start_stack(
+        url,
+        session={"cookie_domain": "hospital.test"},
+        routes=[
+            {"name": "app", "host": "app.hospital.test", "upstream": url},
+            {"name": "other", "host": "other.hospital.test", "upstream": url},
+        ],
+        login_host="sso.hospital.test",
+    )
     yield s
     await s.close()
     await runner.cleanup()

@@ -32,7 +32,11 @@ async def stack(echo: str, redis_url: str) -> AsyncIterator[Stack]:
 
 
 def provider_id_of(stack: Stack, key: str) -> str:
-    for user in stack.mock.state.users.values() if isinstance(stack.mock.state.users, dict) else stack.mock.state.users:
+    for user in (
+        stack.mock.state.users.values()
+        if isinstance(stack.mock.state.users, dict)
+        else stack.mock.state.users
+    ):
         if user.key == key:
             assert user.provider is not None
             return str(user.provider["provider_id"])
@@ -155,9 +159,7 @@ async def test_cross_site_sign_out_is_refused(stack: Stack) -> None:
             assert response.status == 200
 
 
-async def test_redis_paused_gives_503_then_same_cookie_works(
-    stack: Stack, redis_server: RedisServer
-) -> None:
+async def test_redis_paused_gives_503_then_same_cookie_works(stack: Stack, redis_server: RedisServer) -> None:
     async with browser() as client:
         await login(client, stack, "doctor")
         redis_server.pause()
@@ -290,9 +292,12 @@ async def test_userinfo(stack: Stack) -> None:
 
 
 async def test_public_paths_need_no_login_and_strip_identity(stack: Stack) -> None:
-    async with browser() as client, client.get(
-        stack.url("app.test", "/public/logo.png"), headers={"X-Forwarded-User": "admin"}
-    ) as response:
+    async with (
+        browser() as client,
+        client.get(
+            stack.url("app.test", "/public/logo.png"), headers={"X-Forwarded-User": "admin"}
+        ) as response,
+    ):
         assert response.status == 200
         headers = echoed_headers(json.loads(await response.text()))
         assert "x-forwarded-user" not in headers

@@ -89,12 +89,19 @@ async def test_websocket_through_the_proxy(stack: Stack) -> None:
             assert (await ws.receive(timeout=5)).data == "สวัสดี"
             await ws.send_bytes(b"\x00\x01binary")
             assert (await ws.receive(timeout=5)).data == b"\x00\x01binary"
-    async with browser() as anonymous, anonymous.get(
-        stack.url("app.test", "/ws"),
-        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
-        allow_redirects=False,
-    ) as response:
+    async with (
+        browser() as anonymous,
+        anonymous.get(
+            stack.url("app.test", "/ws"),
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+            allow_redirects=False,
+        ) as response,
+    ):
         assert response.status == 302  # no session: no upgrade
 
 

@@ -63,8 +63,13 @@ async def test_a_whole_login_logs_no_secret(stack: Stack, captured: io.StringIO)
     events = [e["event"] for e in lines(captured)]
     assert "login_succeeded" in events and "login_failed" in events
     doctor = stack.mock.state.users["doctor"]
-    secrets = [cookie, stack.config.session.cookie_secret, stack.config.health_id.client_secret,
-               stack.config.provider_id.secret_key, str(doctor.cid)]
+    secrets = [
+        cookie,
+        stack.config.session.cookie_secret,
+        stack.config.health_id.client_secret,
+        stack.config.provider_id.secret_key,
+        str(doctor.cid),
+    ]
     for hop in hops:
         if "code=" in hop:
             secrets.append(hop.split("code=")[1].split("&")[0])

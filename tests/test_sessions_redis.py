@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -25,16 +27,20 @@ from test_sessions_support import (
     ACCESS_TOKEN,
     CENTER_TOKEN,
     DOCTOR,
+    FULL_STAFF,
     IDLE,
     MAX,
     NURSE,
     SECRET,
     T0,
+    provider_token,
+    same_identity,
     session_config,
 )
 
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import INVALIDATE_ALL, make_store
+from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.memory import MemoryStore
 from sso_proxy.sessions.redis_store import RedisStore
 
@@ -74,6 +80,10 @@ def aof_server() -> Iterator[RedisServer]:
     server = RedisServer(extra_args=["--appendonly", "yes", "--appendfsync", "always"]).start()
     yield server
     server.stop()
+
+
+def key_of(store: RedisStore, session_id: str) -> str:
+    return "sso:s2:" + store.storage_hint(session_id)
 
 
 def as_bytes(value: object) -> bytes:
@@ -117,7 +127,7 @@ async def test_a_redis_dump_reveals_no_secret_and_no_name(store: RedisStore, raw
     for session in (doctor, nurse):
         assert not any(blob == session.id.encode() for blob in blobs)
         # The key is keyed (HMAC), not a plain hash anyone could compute from a stolen cookie list.
-        assert raw.exists("sso:s:" + hashlib.sha256(session.id.encode()).hexdigest()) == 0
+        assert raw.exists("sso:s2:" + hashlib.sha256(session.id.encode()).hexdigest()) == 0
 
 
 async def test_key_layout(store: RedisStore, raw: redis.Redis) -> None:
@@ -125,22 +135,46 @@ async def test_key_layout(store: RedisStore, raw: redis.Redis) -> None:
     await store.put_state("login:x", {"a": 1}, 60)
     names = sorted(as_bytes(key).decode() for key in raw.keys("*"))
     hint = store.storage_hint(session.id)
-    session_key = "sso:s:" + hint
+    session_key = "sso:s2:" + hint
     assert session_key in names
-    assert [name[:6] for name in names] == ["sso:s:", "sso:st", "sso:u:"]
+    assert [name.rsplit(":", 1)[0] for name in names] == ["sso:s2", "sso:st", "sso:u2"]
     assert all(len(name.rsplit(":", 1)[1]) == 64 for name in names)
-    assert raw.type(session_key) == b"hash" and set(raw.hkeys(session_key)) == {b"d", b"t"}
-    user_key = next(name for name in names if name.startswith("sso:u:"))
-    assert raw.smembers(user_key) == {hint.encode()}
+    # One plain STRING: 24-byte stamp, then the sealed record (version 1, nonce, ciphertext).
+    value = as_bytes(raw.get(session_key))
+    assert raw.type(session_key) == b"string" and raw.object("encoding", session_key) == b"raw"
+    assert SessionCrypto(SECRET).read_stamp(session_key, value[:STAMP_BYTES]) == T0
+    assert value[STAMP_BYTES : STAMP_BYTES + 1] == b"\x01"
+    # The index: a small HASH (compact listpack) of raw 32-byte digests.
+    user_key = next(name for name in names if name.startswith("sso:u2:"))
+    assert raw.type(user_key) == b"hash" and raw.object("encoding", user_key) == b"listpack"
+    assert raw.hgetall(user_key) == {bytes.fromhex(hint): b""}
+
+
+async def test_keys_of_the_first_layout_are_ignored_not_errors(store: RedisStore, raw: redis.Redis) -> None:
+    """After an upgrade, old HASH sessions and SET indexes are never read (no WRONGTYPE 503s)."""
+    old = await store.create(DOCTOR, provider_access_token=None, now=T0)
+    for name in map(as_bytes, raw.keys("*")):
+        kind, _, digest = name.decode().rpartition(":")
+        old_name = {"sso:s2": "sso:s", "sso:u2": "sso:u"}[kind] + ":" + digest
+        if kind == "sso:s2":
+            raw.hset(old_name, mapping={"d": as_bytes(raw.get(name)), "t": b"0"})
+        else:
+            raw.sadd(old_name, digest)
+        raw.delete(name)
+    assert await store.get(old.id, now=T0) is None
+    fresh = await store.create(DOCTOR, provider_access_token=None, now=T0)
+    assert await store.get(fresh.id, now=T0 + 1) is not None
+    assert [info.provider_id for info in await store.list_sessions()] == [DOCTOR.provider_id]
+    assert await store.delete_user(DOCTOR.provider_id) == 1
 
 
 async def test_redis_ttl_is_idle_or_remaining_lifetime_whichever_is_shorter(
     store: RedisStore, raw: redis.Redis
 ) -> None:
     session = await store.create(DOCTOR, provider_access_token=None, now=T0)
-    name = "sso:s:" + store.storage_hint(session.id)
+    name = key_of(store, session.id)
     assert IDLE * 1000 - 2000 < raw.pttl(name) <= IDLE * 1000
-    user_key = next(key for key in raw.keys("sso:u:*"))
+    user_key = next(key for key in raw.keys("sso:u2:*"))
     assert MAX * 1000 - 2000 < raw.pttl(user_key) <= MAX * 1000
     for step in range(50, int(MAX) - 20, 50):
         assert await store.get(session.id, now=T0 + step) is not None
@@ -152,36 +186,46 @@ async def test_redis_ttl_is_idle_or_remaining_lifetime_whichever_is_shorter(
 
 async def test_a_touch_rewrites_only_the_small_stamp(store: RedisStore, raw: redis.Redis) -> None:
     session = await store.create(DOCTOR, provider_access_token=None, now=T0)
-    name = "sso:s:" + store.storage_hint(session.id)
-    sealed, stamp = raw.hmget(name, ["d", "t"])
+    name = key_of(store, session.id)
+    value = as_bytes(raw.get(name))
+    memory = raw.memory_usage(name, samples=0)
     assert await store.get(session.id, now=T0 + 0.5) is not None
-    assert raw.hmget(name, ["d", "t"]) == [sealed, stamp]  # within the interval: nothing written
+    assert raw.get(name) == value  # within the interval: nothing written
     assert await store.get(session.id, now=T0 + 5) is not None
-    new_sealed, new_stamp = raw.hmget(name, ["d", "t"])
-    assert new_sealed == sealed and new_stamp != stamp
-    assert stamp is not None and len(stamp) < 64
+    touched = as_bytes(raw.get(name))
+    assert touched[STAMP_BYTES:] == value[STAMP_BYTES:] and touched[:STAMP_BYTES] != value[:STAMP_BYTES]
+    assert raw.memory_usage(name, samples=0) == memory  # rewritten in place, not grown
+
+
+async def test_a_touch_racing_a_sign_out_does_not_resurrect_the_session(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    session = await store.create(DOCTOR, provider_access_token=None, now=T0)
+    name = key_of(store, session.id)
+    raw.delete(name)  # signed out between the touch's read and its write
+    assert await store._touch(name, T0, T0 + 5) is False
+    assert raw.exists(name) == 0
 
 
 async def test_values_moved_to_another_key_do_not_open(store: RedisStore, raw: redis.Redis) -> None:
     victim = await store.create(DOCTOR, provider_access_token=ACCESS_TOKEN, now=T0)
     attacker = await store.create(NURSE, provider_access_token=None, now=T0)
-    victim_key = "sso:s:" + store.storage_hint(victim.id)
-    attacker_key = "sso:s:" + store.storage_hint(attacker.id)
-    raw.hset(attacker_key, "d", raw.hget(victim_key, "d") or b"")
+    victim_key, attacker_key = key_of(store, victim.id), key_of(store, attacker.id)
+    victim_value, attacker_value = as_bytes(raw.get(victim_key)), as_bytes(raw.get(attacker_key))
+    raw.set(attacker_key, attacker_value[:STAMP_BYTES] + victim_value[STAMP_BYTES:])
     assert await store.get(attacker.id, now=T0) is None  # the sealed identity is bound to its key
     raw.restore(attacker_key, 0, as_bytes(raw.dump(victim_key)), replace=True)
-    assert await store.get(attacker.id, now=T0) is None  # whole record swapped: still refused
+    assert await store.get(attacker.id, now=T0) is None  # whole value swapped: still refused
     assert await store.get(victim.id, now=T0) is not None
 
 
 async def test_forged_or_transplanted_stamps_are_refused(store: RedisStore, raw: redis.Redis) -> None:
     one = await store.create(DOCTOR, provider_access_token=None, now=T0)
     two = await store.create(DOCTOR, provider_access_token=None, now=T0 + 100)
-    one_key = "sso:s:" + store.storage_hint(one.id)
-    two_key = "sso:s:" + store.storage_hint(two.id)
-    raw.hset(one_key, "t", raw.hget(two_key, "t") or b"")  # a later last_seen from elsewhere
+    one_key, two_key = key_of(store, one.id), key_of(store, two.id)
+    raw.setrange(one_key, 0, as_bytes(raw.get(two_key))[:STAMP_BYTES])  # a later last_seen from elsewhere
     assert await store.get(one.id, now=T0 + 100) is None
-    raw.hset(two_key, "t", f"{T0 + 10_000!r}:{'0' * 32}")  # extend the idle timeout by hand
+    raw.setrange(two_key, 0, struct.pack(">d", T0 + 10_000) + bytes(16))  # extend the idle timeout by hand
     assert await store.get(two.id, now=T0 + 100 + IDLE + 1) is None
 
 
@@ -194,10 +238,10 @@ async def test_tampered_ciphertext_and_foreign_secret_do_not_open(
         assert await other.get(session.id, now=T0) is None  # cookie_secret rotated: nothing opens
     finally:
         await other.close()
-    name = "sso:s:" + store.storage_hint(session.id)
-    sealed = bytearray(as_bytes(raw.hget(name, "d")))
-    sealed[-1] ^= 1
-    raw.hset(name, "d", bytes(sealed))
+    name = key_of(store, session.id)
+    value = bytearray(as_bytes(raw.get(name)))
+    value[-1] ^= 1
+    raw.set(name, bytes(value))
     assert await store.get(session.id, now=T0) is None
 
 
@@ -212,10 +256,24 @@ async def test_state_values_are_bound_to_their_key(store: RedisStore, raw: redis
     assert await store.take_state("login:b") is None
 
 
-async def test_one_session_costs_little_redis_memory(store: RedisStore, raw: redis.Redis) -> None:
-    session = await store.create(DOCTOR, provider_access_token=ACCESS_TOKEN, now=T0)
-    usage = raw.memory_usage("sso:s:" + store.storage_hint(session.id))
-    assert usage is not None and 300 < usage < 4096, usage
+SESSION_MEMORY_BOUND = 2048  # bytes of Redis memory per session, its share of the user index included
+
+
+async def test_a_full_session_fits_in_2_kb_of_redis_memory(store: RedisStore, raw: redis.Redis) -> None:
+    """A whole MOPH profile (two workplaces, Thai names) and a real-size Provider ID token."""
+    worst = 0
+    for number in range(20):  # distinct users: each session pays for an index of its own
+        who = dataclasses.replace(FULL_STAFF, provider_id=f"0C{number:011d}")
+        session = await store.create(
+            who, provider_access_token=provider_token(who.provider_id, number), now=T0
+        )
+        back = await store.get(session.id, now=T0)
+        assert back is not None and same_identity(back.identity, who)
+        user_key = SessionCrypto(SECRET).user_key(who.provider_id)
+        usage = raw.memory_usage(key_of(store, session.id), samples=0), raw.memory_usage(user_key, samples=0)
+        assert None not in usage
+        worst = max(worst, sum(int(part or 0) for part in usage))
+    assert 0 < worst <= SESSION_MEMORY_BOUND, worst
 
 
 def elapsed_of(started: float) -> float:

@@ -4,8 +4,13 @@ From ``cookie_secret`` HKDF derives two independent keys:
 
 * the storage-key secret: HMAC-SHA256 turns a cookie value, a provider_id or a state key into the
   name of its Redis key, so a key name can be computed from a cookie but never a cookie from a key;
+  it also MACs the ``last_seen`` stamp of a session;
 * the encryption key: AES-256-GCM seals every stored value, with the Redis key name as associated
   data, so a value copied under another key does not open.
+
+A stored session value is ``stamp | sealed record``: the 24-byte stamp (``last_seen`` as a big-endian
+double + 16 bytes of MAC over key name and time) comes first, at a fixed place, so a touch rewrites
+those 24 bytes alone (SETRANGE) and never re-encrypts the record.
 
 Rotating ``cookie_secret`` therefore ends every session (nothing old can be found or opened).
 """
@@ -16,6 +21,7 @@ import hashlib
 import hmac
 import math
 import os
+import struct
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,10 +33,14 @@ _INFO_ENCRYPTION = b"sso-proxy session encryption v1"
 _INFO_STORAGE_KEY = b"sso-proxy session storage-key v1"
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
+_TIME = struct.Struct(">d")
 _STAMP_MAC_BYTES = 16
+STAMP_BYTES = _TIME.size + _STAMP_MAC_BYTES
 
-SESSION_PREFIX = "sso:s:"
-USER_PREFIX = "sso:u:"
+# Layout 2 (one STRING per session, a HASH index): new names, so no reply from a key of the old
+# layout (a HASH session, a SET index) is ever mistaken for one of these, nor refused as WRONGTYPE.
+SESSION_PREFIX = "sso:s2:"
+USER_PREFIX = "sso:u2:"
 STATE_PREFIX = "sso:st:"
 
 
@@ -85,20 +95,32 @@ class SessionCrypto:
             return None
 
     def stamp(self, name: str, last_seen: float) -> bytes:
-        """``last_seen`` in clear plus a MAC: the cheap touch field (rewritten without re-encrypting)."""
-        text = repr(float(last_seen))
-        return f"{text}:{self._stamp_mac(name, text)}".encode()
+        """``last_seen`` in clear plus a MAC: the cheap touch part (rewritten without re-encrypting)."""
+        packed = _TIME.pack(float(last_seen))
+        return packed + self._stamp_mac(name, packed)
 
     def read_stamp(self, name: str, raw: bytes) -> float | None:
         """SECURITY: a forged or transplanted last_seen (to dodge the idle timeout) is refused."""
-        try:
-            text, _, mac = raw.decode("ascii").partition(":")
-            value = float(text)
-        except (UnicodeDecodeError, ValueError):
+        if len(raw) != STAMP_BYTES:
             return None
-        if not math.isfinite(value) or not hmac.compare_digest(mac, self._stamp_mac(name, text)):
+        packed, mac = raw[: _TIME.size], raw[_TIME.size :]
+        if not hmac.compare_digest(mac, self._stamp_mac(name, packed)):
             return None
-        return value
+        (value,) = _TIME.unpack(packed)
+        return float(value) if math.isfinite(value) else None
 
-    def _stamp_mac(self, name: str, text: str) -> str:
-        return self._mac(b"stamp", f"{name}\x00{text}")[: _STAMP_MAC_BYTES * 2]
+    def _stamp_mac(self, name: str, packed: bytes) -> bytes:
+        message = b"stamp\x00" + name.encode() + b"\x00" + packed
+        return hmac.new(self._name_key, message, hashlib.sha256).digest()[:_STAMP_MAC_BYTES]
+
+    def seal_session(self, name: str, record: bytes, last_seen: float) -> bytes:
+        """The whole value of session key ``name``: stamp, then the sealed record."""
+        return self.stamp(name, last_seen) + self.seal(record, name)
+
+    def open_session(self, name: str, value: bytes) -> tuple[bytes, float] | None:
+        """(record plaintext, last_seen) of a session value, or None unless both parts are ours."""
+        last_seen = self.read_stamp(name, value[:STAMP_BYTES])
+        record = self.open(value[STAMP_BYTES:], name)
+        if last_seen is None or record is None:
+            return None
+        return record, last_seen

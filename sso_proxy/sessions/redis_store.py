@@ -2,15 +2,23 @@
 
 Layout (every name is an HMAC under a key derived from cookie_secret, see ``crypto``):
 
-    sso:s:<hmac(session id)>    HASH  d = AES-GCM(record, aad = key name)   t = last_seen + MAC
-                                      TTL = min(idle_timeout, remaining max_lifetime)
-    sso:u:<hmac(provider_id)>   SET   the <hmac(session id)> of that user's sessions (for revoke)
-                                      TTL = max_lifetime from the newest login
+    sso:s2:<hmac(session id)>   STRING stamp (last_seen + MAC, 24 bytes) | AES-GCM(packed record,
+                                       aad = key name); TTL = min(idle_timeout, remaining max_lifetime)
+    sso:u2:<hmac(provider_id)>  HASH   field = the 32 raw bytes of each <hmac(session id)> of that
+                                       user, value empty (for revoke); TTL = max_lifetime from the
+                                       newest login
     sso:st:<hmac(state key)>    STRING AES-GCM(JSON, aad = key name), TTL from put_state, GETDEL'd
     sso:invalidate              pub/sub channel of session hints (never cookie values)
 
-A use of the session rewrites only ``t`` and the TTL (a tiny Lua script, at most once a second),
-never the sealed record. Multi-key operations are done key by key, so Redis Cluster works too.
+Memory is the point of this shape (about 1.8 KB a session with a full MOPH profile and token,
+index included): one small STRING per session instead of a HASH whose big field forces the
+costly ``hashtable`` encoding, a compressed record, and an index that stays a ``listpack`` (a
+small HASH is one on every Redis version; a SET of strings is not before Redis 7.2).
+
+A use of the session rewrites only the 24-byte stamp and the TTL (a tiny Lua script, at most once
+a second), never the sealed record. Multi-key operations are done key by key, so Redis Cluster
+works too. Keys of the first layout (``sso:s:``/``sso:u:``) are never read: an upgrade signs
+everyone out once, and those keys expire by themselves.
 """
 
 from __future__ import annotations
@@ -37,17 +45,20 @@ from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavail
 
 log = get_logger("sso_proxy.sessions")
 CHANNEL = "sso:invalidate"
+_DIGEST_BYTES = 32
 
-# Write a new session atomically: value, touch stamp and expiry together or not at all.
-_WRITE = (
-    "redis.call('HSET', KEYS[1], 'd', ARGV[1], 't', ARGV[2]) return redis.call('PEXPIRE', KEYS[1], ARGV[3])"
-)
-# SECURITY: touch only an existing session; a sign-out racing a touch must not resurrect a stub.
+# SECURITY: touch only an existing session; a sign-out racing a touch must not resurrect a stub
+# (SETRANGE on a missing key would create one).
 _TOUCH = (
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
-    "redis.call('HSET', KEYS[1], 't', ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
+    "redis.call('SETRANGE', KEYS[1], 0, ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
 )
-_INDEX = "redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
+_INDEX = "redis.call('HSET', KEYS[1], ARGV[1], '') return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
+
+
+def index_member(digest: str) -> bytes:
+    """The per-user index entry of a session digest: its raw bytes (half the hex, same content)."""
+    return bytes.fromhex(digest)
 
 
 def _ms(seconds: float) -> int:
@@ -69,14 +80,14 @@ class RedisStore:
         session_id = new_session_id()
         name = self._crypto.session_key(session_id)
         # SECURITY: only ciphertext goes to Redis; a dump shows no name, token or cookie.
-        sealed = self._crypto.seal(dump_record(identity, now, provider_access_token), name)
+        value = self._crypto.seal_session(name, dump_record(identity, now, provider_access_token), now)
         ttl = _ms(self._lifetime.ttl_after_touch(now, now))
         with unavailable_on_failure("create"):
             # SECURITY: index first, so a session can never exist that revoke-by-user would miss.
             user_key = self._crypto.user_key(identity.provider_id)
-            digest = name.removeprefix(SESSION_PREFIX)
-            await self._client.eval(_INDEX, 1, user_key, digest, _ms(self._lifetime.max_lifetime))
-            await self._client.eval(_WRITE, 1, name, sealed, self._crypto.stamp(name, now), ttl)
+            member = index_member(name.removeprefix(SESSION_PREFIX))
+            await self._client.eval(_INDEX, 1, user_key, member, _ms(self._lifetime.max_lifetime))
+            await self._client.set(name, value, px=ttl)
         return Session(session_id, identity, now, now, provider_access_token)
 
     async def get(self, session_id: str, *, now: float) -> Session | None:
@@ -84,8 +95,8 @@ class RedisStore:
             return None
         name = self._crypto.session_key(session_id)
         with unavailable_on_failure("get"):
-            sealed, stamp = await self._client.hmget(name, ["d", "t"])
-        found = self._unseal(name, sealed, stamp)
+            value = await self._client.get(name)
+        found = self._unseal(name, value)
         if found is None:
             return None
         record, last_seen = found
@@ -105,43 +116,42 @@ class RedisStore:
             touched = await self._client.eval(_TOUCH, 1, name, self._crypto.stamp(name, now), ttl)
         return bool(touched)
 
-    def _unseal(self, name: str, sealed: Any, stamp: Any) -> tuple[Record, float] | None:
-        if not isinstance(sealed, bytes) or not isinstance(stamp, bytes):
-            return None
-        plaintext = self._crypto.open(sealed, name)
-        last_seen = self._crypto.read_stamp(name, stamp)
-        record = load_record(plaintext) if plaintext is not None else None
-        if record is None or last_seen is None:
+    def _unseal(self, name: str, value: Any) -> tuple[Record, float] | None:
+        if not isinstance(value, bytes):
+            return None  # unknown or expired
+        opened = self._crypto.open_session(name, value)
+        record = load_record(opened[0]) if opened is not None else None
+        if opened is None or record is None:
             # Foreign, tampered or sealed with another cookie_secret: not a session of ours.
             log.warning("session_unreadable", handle=name.removeprefix(SESSION_PREFIX)[:8])
             return None
-        return record, last_seen
+        return record, opened[1]
 
     async def delete(self, session_id: str) -> None:
         if not looks_like_session_id(session_id):
             return
         name = self._crypto.session_key(session_id)
+        hint = self.storage_hint(session_id)
         with unavailable_on_failure("delete"):
-            sealed = await self._client.hget(name, "d")
-            await self._client.delete(name)
-            if isinstance(sealed, bytes) and (plaintext := self._crypto.open(sealed, name)):
-                record = load_record(plaintext)
-                if record is not None:
-                    user_key = self._crypto.user_key(record.identity.provider_id)
-                    await self._client.srem(user_key, self.storage_hint(session_id))
-        await self.publish_invalidation(self.storage_hint(session_id))
+            value = await self._client.getdel(name)
+            opened = self._crypto.open_session(name, value) if isinstance(value, bytes) else None
+            record = load_record(opened[0]) if opened is not None else None
+            if record is not None:
+                user_key = self._crypto.user_key(record.identity.provider_id)
+                await self._client.hdel(user_key, index_member(hint))
+        await self.publish_invalidation(hint)
 
     async def delete_user(self, provider_id: str) -> int:
         user_key = self._crypto.user_key(provider_id)
         with unavailable_on_failure("delete_user"):
-            members = await self._client.smembers(user_key)
-            digests = sorted(_text(member) for member in members)
+            members = await self._client.hkeys(user_key)
+            digests = sorted(m.hex() for m in members if isinstance(m, bytes) and len(m) == _DIGEST_BYTES)
             ended = 0
             for digest in digests:
                 ended += await self._client.delete(SESSION_PREFIX + digest)
             if digests:
                 # Only what we ended leaves the index: a login racing this call stays revocable.
-                await self._client.srem(user_key, *digests)
+                await self._client.hdel(user_key, *(index_member(digest) for digest in digests))
         for digest in digests:
             await self.publish_invalidation(digest)
         return ended
@@ -152,16 +162,16 @@ class RedisStore:
         with unavailable_on_failure("list"):
             async for raw_name in self._client.scan_iter(match=SESSION_PREFIX + "*", count=500):
                 name = _text(raw_name)
-                sealed, stamp = await self._client.hmget(name, ["d", "t"])
-                info = self._info(name, sealed, stamp)
+                value = await self._client.get(name)
+                if value is None:
+                    continue  # expired between SCAN and GET
+                info = self._info(name, value)
                 if info is not None and (now is None or now < info.expires_at):
                     out.append(info)
         return sorted(out, key=lambda info: (info.created_at, info.handle))
 
-    def _info(self, name: str, sealed: Any, stamp: Any) -> SessionInfo | None:
-        if sealed is None:
-            return None  # expired between SCAN and HMGET
-        found = self._unseal(name, sealed, stamp)
+    def _info(self, name: str, value: Any) -> SessionInfo | None:
+        found = self._unseal(name, value)
         if found is None:
             return None
         record, last_seen = found
