@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from sso_proxy.config import Config, load_config, summary
 from sso_proxy.errors import ConfigError
@@ -142,20 +143,16 @@ def cmd_mock(args: argparse.Namespace) -> int:
 
     configure_logging("info")
     host, _, port = args.listen.rpartition(":")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_mock_idp(host or "127.0.0.1", int(port), settings_from_args(args), args.users))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from sso_proxy.demo.launcher import run_demo
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(port=args.port))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

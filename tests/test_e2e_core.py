@@ -241,9 +241,10 @@ async def test_state_is_single_use_and_browser_bound(stack: Stack) -> None:
         callback = next(h for h in hops if urlsplit(h).path == "/oauth2/callback")
         async with client.get(callback, allow_redirects=False) as again:
             assert again.status == 400  # state already used
-    async with browser() as other:  # someone else's callback link: no state cookie
-        async with other.get(stack.url("sso.test", "/oauth2/start?rd=/"), allow_redirects=False) as start:
-            location = start.headers["Location"]
+    start_url = stack.url("sso.test", "/oauth2/start?rd=/")
+    # someone else's callback link: no state cookie
+    async with browser() as other, other.get(start_url, allow_redirects=False) as start:
+        location = start.headers["Location"]
     async with browser() as victim:
         async with victim.get(location + "&login_hint=doctor", allow_redirects=False) as response:
             target = response.headers.get("Location", "")
@@ -325,6 +326,6 @@ async def test_login_started_on_login_host_reaches_route_host(stack: Stack) -> N
     """rd on another host without a binding goes through that host's /oauth2/start first."""
     async with browser() as client:
         start = stack.url("sso.test", "/oauth2/start?rd=" + stack.url("other.test", "/deep?q=1"))
-        response, hops = await follow(client, start, user="staff")
+        response, _hops = await follow(client, start, user="staff")
         assert response.status == 200
         assert str(response.url) == stack.url("other.test", "/deep?q=1")
