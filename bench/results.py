@@ -91,6 +91,7 @@ class Results:
     memory: MemoryResult | None = None
     breakdown: Breakdown | None = None
     fill_bytes_per_session: float | None = None
+    fill_rate: float | None = None  # sessions/s written by the bulk fill of the large store
     sessions_stored: dict[str, int] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)
     repeats: int = 0  # runs repeated because other processes disturbed them

@@ -207,6 +207,7 @@ class Bench:
         elapsed = time.monotonic() - started
         if count:
             self.results.fill_bytes_per_session = (sessions.used_memory(big_url) - before) / count
+            self.results.fill_rate = count / elapsed
             print(f"  {count / elapsed:,.0f} sessions/s", flush=True)
         self.spread["proxy-big"] = kept[: s.spread]
         asyncio.run(sessions.verify_readable(big_url, COOKIE_SECRET, kept + users))

@@ -1,8 +1,8 @@
 """create_app: middleware order, the proxy's own endpoints, the catch-all forwarder.
 
-Middlewares, outer to inner: request id -> error pages. The proxy's own endpoints live under
-``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz`` and ``/readyz`` (contract §5); every
-other path on a route host belongs to its upstream.
+One middleware (``sso_proxy.middleware``): request ids, error pages, the request counter.
+The proxy's own endpoints live under ``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz``
+and ``/readyz`` (contract §5); every other path on a route host belongs to its upstream.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from sso_proxy.authrequest import auth_handler
 from sso_proxy.config import Config
 from sso_proxy.errors import NotFound, StoreUnavailable
 from sso_proxy.keys import RUNTIME
-from sso_proxy.metrics import metrics_middleware
-from sso_proxy.middleware import error_middleware, request_id_middleware
+from sso_proxy.middleware import request_middleware
 from sso_proxy.proxy import proxy_handler
 from sso_proxy.runtime import Runtime
 
@@ -27,7 +26,7 @@ CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstr
 def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Application:
     """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app."""
     app = web.Application(
-        middlewares=[metrics_middleware(), request_id_middleware(), error_middleware()],
+        middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
         client_max_size=CLIENT_MAX_SIZE,
         handler_args={"max_field_size": 16384, "max_line_size": 16384},
     )

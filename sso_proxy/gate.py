@@ -13,7 +13,8 @@ from aiohttp import web
 from sso_proxy.config import RouteConfig
 from sso_proxy.errors import Forbidden, NotFound
 from sso_proxy.log import audit
-from sso_proxy.metrics import DECISIONS, ROUTE_NAME
+from sso_proxy.metrics import ROUTE_NAME, count_decision
+from sso_proxy.middleware import bind_request_id
 from sso_proxy.paths import split_target
 from sso_proxy.policy import Decision, evaluate
 from sso_proxy.requestinfo import ClientInfo
@@ -69,11 +70,15 @@ def resolve_target(rt: Runtime, request: web.Request, host: str, raw_target: str
     return Target(route=route, path=path, query=query, public=public)
 
 
-def admit(target: Target, session: Session, info: ClientInfo) -> Admitted:
-    """Apply the route's rules; raise Denied (403) with an audit event when they refuse."""
+def admit(target: Target, session: Session, info: ClientInfo, request: web.Request | None = None) -> Admitted:
+    """Apply the route's rules; raise Denied (403) with an audit event when they refuse.
+
+    ``request``: to give the audit event the request's id when none is bound yet."""
     decision = evaluate(target.route.policy, session.identity)
-    DECISIONS.labels(target.route.name, "allowed" if decision.allowed else "denied").inc()
+    count_decision(target.route.name, decision.allowed)
     if not decision.allowed:
+        if request is not None:
+            bind_request_id(request)
         audit(
             "access_denied",
             provider_id=session.provider_id,

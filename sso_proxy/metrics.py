@@ -6,11 +6,9 @@ sets. No user identifiers are ever used as labels.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from sso_proxy.keys import RUNTIME
@@ -18,7 +16,6 @@ from sso_proxy.keys import RUNTIME
 if TYPE_CHECKING:
     from sso_proxy.runtime import Runtime
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUESTS = Counter("sso_proxy_requests_total", "Requests answered, by route and status", ["route", "status"])
 DECISIONS = Counter(
     "sso_proxy_decisions_total", "Access decisions, by route and outcome", ["route", "outcome"]
@@ -61,25 +58,28 @@ def observe_store(op: str, seconds: float, ok: bool) -> None:
 
 
 ROUTE_NAME: web.RequestKey[str] = web.RequestKey("sso_proxy.route_name")
+# Label children by label values: ``Counter.labels`` validates and locks on every call, and the
+# label sets are few and bounded (route names from the config, a handful of statuses).
+_REQUEST_COUNTERS: dict[tuple[str, int], Any] = {}
+_DECISION_COUNTERS: dict[tuple[str, bool], Any] = {}
 
 
-def metrics_middleware() -> Middleware:
-    """Count every answer by route (``-`` for the proxy's own endpoints) and status."""
+def count_request(route: str, status: int) -> None:
+    """One answered request, by route (``-`` for the proxy's own endpoints) and status."""
+    child = _REQUEST_COUNTERS.get((route, status))
+    if child is None:
+        child = _REQUEST_COUNTERS[(route, status)] = REQUESTS.labels(route, str(status))
+    child.inc()
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
-            REQUESTS.labels(request.get(ROUTE_NAME, "-"), str(status)).inc()
 
-    return middleware
+def count_decision(route: str, allowed: bool) -> None:
+    """One access decision by route and outcome."""
+    child = _DECISION_COUNTERS.get((route, allowed))
+    if child is None:
+        child = _DECISION_COUNTERS[(route, allowed)] = DECISIONS.labels(
+            route, "allowed" if allowed else "denied"
+        )
+    child.inc()
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -1,14 +1,19 @@
-"""The request-id middleware and the ONE middleware that renders errors.
+"""The ONE middleware: request ids, error pages and the request counter in a single layer.
 
 Handlers raise from ``sso_proxy.errors``; this is the only place that turns them into pages
 (HTML for browsers, JSON for API clients). Unexpected exceptions become a bilingual 500 page
 with a reference id; their details go to the log, never to the user.
+
+One layer instead of three because every layer is a coroutine call on every forwarded request.
+Request ids: the proxy's own endpoints (login, sign-out, auth_request ...) get one bound to every
+log line at once. Forwarded requests get theirs only when something is about to be logged or an
+error page shown (``bind_request_id``): the happy path of a forward logs nothing.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import structlog
 from aiohttp import web
@@ -17,42 +22,56 @@ from aiohttp.typedefs import Middleware
 from sso_proxy import pages
 from sso_proxy.errors import Forbidden, SsoProxyError, StoreUnavailable, Unauthenticated
 from sso_proxy.log import get_logger
+from sso_proxy.metrics import ROUTE_NAME, count_request
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sso_proxy.request_id")
 log = get_logger("sso_proxy.http")
 
 
-def request_id_middleware() -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request_id = secrets.token_hex(8)
-        request[REQUEST_ID] = request_id
+def bind_request_id(request: web.Request) -> str:
+    """The request's id, made and bound to the log context on first use."""
+    request_id = request.get(REQUEST_ID)
+    if request_id is None:
+        request_id = request[REQUEST_ID] = secrets.token_hex(8)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        return await handler(request)
-
-    return middleware
+    return request_id
 
 
-def error_middleware() -> Middleware:
+def request_middleware(lazy_ids: Collection[Handler] = ()) -> Middleware:
+    """Outermost (and only) middleware. ``lazy_ids``: handlers whose requests get an id only when needed."""
+    lazy = tuple(lazy_ids)
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if handler not in lazy:
+            bind_request_id(request)
+        status = 500
         try:
-            return await handler(request)
-        except SsoProxyError as exc:
-            return render_error(request, exc)
-        except (web.HTTPException, ConnectionResetError):
-            raise  # the response already started (upstream aborted, client gone): nothing to render
-        except Exception:
-            log.exception("unhandled_error", path=request.path)
-            return render_error(request, SsoProxyError())
+            try:
+                response = await handler(request)
+            except SsoProxyError as exc:
+                response = render_error(request, exc)
+            except (web.HTTPException, ConnectionResetError):
+                raise  # the response already started (upstream aborted, client gone): nothing to render
+            except Exception:
+                bind_request_id(request)
+                log.exception("unhandled_error", path=request.path)
+                response = render_error(request, SsoProxyError())
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            count_request(request.get(ROUTE_NAME, "-"), status)
 
     return middleware
 
 
 def render_error(request: web.Request, exc: SsoProxyError) -> web.Response:
-    reference = request.get(REQUEST_ID, "")
+    reference = bind_request_id(request)
     if exc.status >= 500:
         log.warning("request_failed", code=exc.code, status=exc.status, detail=exc.detail or exc.message)
     headers: dict[str, str] = {}

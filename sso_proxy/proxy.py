@@ -1,25 +1,124 @@
-"""The reverse-proxy handler: every path that is not the proxy's own belongs to an upstream."""
+"""The reverse-proxy handler: every path that is not the proxy's own belongs to an upstream.
+
+What a forwarded request costs is mostly fixed work that only changes when the session, the route
+or the assertion does, so it is built once and reused (``ForwardCaches``, one per Runtime):
+
+* per route: the client-header filter (``ClientHeaderFilter``), which remembers each header
+  name's verdict;
+* per (session, route): the access decision and the complete identity header list, assertion
+  included, until the assertion is due for refresh. An entry is used only for the same route
+  object (a config reload makes new ones), the same ``AssertionCache`` (new keys make a new one),
+  an equal identity and the same access token; a denial is never cached (it is audited each time).
+"""
 
 from __future__ import annotations
 
 import time
+import weakref
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from sso_proxy import pages
+from sso_proxy.config import RouteConfig
+from sso_proxy.cookies import CookiePolicy
 from sso_proxy.errors import Unauthenticated
 from sso_proxy.forwarded import outgoing_forwarded_headers
 from sso_proxy.gate import Admitted, Target, admit, matched_hcode, resolve_target
-from sso_proxy.headers import identity_headers, render_header_map, strip_client_headers, token_headers
+from sso_proxy.headers import ClientHeaderFilter, identity_headers, render_header_map, token_headers
+from sso_proxy.identity import Identity
 from sso_proxy.keys import RUNTIME
+from sso_proxy.metrics import count_decision
+from sso_proxy.policy import Decision
 from sso_proxy.requestinfo import ClientInfo, client_info
 from sso_proxy.runtime import Runtime
+from sso_proxy.sessions import Session
+from sso_proxy.signing import AssertionCache
 
 Headers = list[tuple[str, str]]
 REPLACED = frozenset(
     {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
 )
+MAX_IDENTITY_ENTRIES = 10_000
+
+
+@dataclass(slots=True)
+class IdentityEntry:
+    """What one session may send to one route, valid from ``since`` to ``until``."""
+
+    route: RouteConfig
+    assertions: AssertionCache
+    identity: Identity
+    access_token: str | None
+    decision: Decision
+    since: float
+    until: float
+    headers: Headers
+
+
+@dataclass
+class ForwardCaches:
+    filters: dict[str, tuple[RouteConfig, CookiePolicy, ClientHeaderFilter]] = field(default_factory=dict)
+    identities: dict[tuple[str, str], IdentityEntry] = field(default_factory=dict)
+
+    def header_filter(self, rt: Runtime, route: RouteConfig) -> ClientHeaderFilter:
+        found = self.filters.get(route.name)
+        if found is not None and found[0] is route and found[1] is rt.cookies:
+            return found[2]
+        made = ClientHeaderFilter(route.headers, rt.cookies.all_names, REPLACED)
+        self.filters[route.name] = (route, rt.cookies, made)
+        return made
+
+    def identity(
+        self, rt: Runtime, hint: str, route: RouteConfig, session: Session, now: float
+    ) -> Headers | None:
+        """The cached identity headers of an allowed request, or None (decide and build anew)."""
+        entry = self.identities.get((hint, route.name))
+        if (
+            entry is None
+            or entry.route is not route
+            or entry.assertions is not rt.assertions
+            or not entry.since <= now <= entry.until
+            or entry.access_token != session.provider_access_token
+        ):
+            return None
+        identity = session.identity
+        if entry.identity is not identity:
+            # SECURITY: a changed profile (new org, revoked role) must be judged and signed anew.
+            if entry.identity != identity:
+                return None
+            entry.identity = identity  # the same profile reloaded from the store: compare by `is` next time
+        count_decision(route.name, True)
+        return entry.headers
+
+    def remember(
+        self, rt: Runtime, hint: str, admitted: Admitted, since: float, until: float, headers: Headers
+    ) -> None:
+        if len(self.identities) >= MAX_IDENTITY_ENTRIES:
+            self.identities.clear()
+        session = admitted.session
+        route = admitted.target.route
+        self.identities[(hint, route.name)] = IdentityEntry(
+            route,
+            rt.assertions,
+            session.identity,
+            session.provider_access_token,
+            admitted.decision,
+            since,
+            until,
+            headers,
+        )
+
+
+_CACHES: weakref.WeakKeyDictionary[Runtime, ForwardCaches] = weakref.WeakKeyDictionary()
+
+
+def caches(rt: Runtime) -> ForwardCaches:
+    found = _CACHES.get(rt)
+    if found is None:
+        found = _CACHES[rt] = ForwardCaches()
+    return found
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
@@ -29,11 +128,27 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     if target.public:
         # Public paths are forwarded without login; client identity headers are still stripped.
         return await forward(rt, request, info, target, [])
-    session = await rt.load_session(request)
+    session, hint = await rt.load_session_hinted(request)
     if session is None:
         return login_required(rt, request, info, target)
-    admitted = admit(target, session, info)
-    return await forward(rt, request, info, target, added_identity_headers(rt, admitted))
+    return await forward(rt, request, info, target, identity_for(rt, request, target, session, hint, info))
+
+
+def identity_for(
+    rt: Runtime, request: web.Request | None, target: Target, session: Session, hint: str, info: ClientInfo
+) -> Headers:
+    """The identity headers for an admitted request; raises Denied (403) when the rules refuse."""
+    now = time.time()
+    forward_caches = caches(rt)
+    cached = forward_caches.identity(rt, hint, target.route, session, now)
+    if cached is not None:
+        return cached
+    admitted = admit(target, session, info, request)
+    hcode = matched_hcode(admitted)
+    reuse = rt.assertions.lookup(session.id, target.route.name, session.identity, hcode, now)
+    headers = added_identity_headers(rt, admitted, reuse.token)
+    forward_caches.remember(rt, hint, admitted, reuse.since, reuse.until, headers)
+    return headers
 
 
 def login_required(rt: Runtime, request: web.Request, info: ClientInfo, target: Target) -> web.StreamResponse:
@@ -46,12 +161,13 @@ def login_required(rt: Runtime, request: web.Request, info: ClientInfo, target: 
     return pages.redirect("/oauth2/start?" + urlencode({"rd": original}))
 
 
-def added_identity_headers(rt: Runtime, admitted: Admitted) -> Headers:
+def added_identity_headers(rt: Runtime, admitted: Admitted, assertion: str | None = None) -> Headers:
     route = admitted.target.route
     session = admitted.session
     identity = session.identity
     hcode = matched_hcode(admitted)
-    assertion = rt.assertions.get(session.id, route.name, identity, hcode, time.time())
+    if assertion is None:
+        assertion = rt.assertions.get(session.id, route.name, identity, hcode, time.time())
     added = identity_headers(identity, hcode=hcode, assertion=assertion)
     if route.headers:
         org = admitted.decision.organization or (
@@ -69,17 +185,26 @@ def added_identity_headers(rt: Runtime, admitted: Admitted) -> Headers:
     return added
 
 
+def upstream_headers(
+    rt: Runtime, request: web.Request, info: ClientInfo, route: RouteConfig, added: Headers
+) -> Headers:
+    """The header list sent upstream: the client's, cleaned, then ours."""
+    # SECURITY: the client's own forwarding headers are replaced by what we believe (forwarded.py);
+    # the filter drops them along with identity, hop-by-hop and malformed headers.
+    headers = caches(rt).header_filter(rt, route).strip(request.headers.items())
+    headers += outgoing_forwarded_headers(info.view)
+    headers += added
+    return headers
+
+
 async def forward(
     rt: Runtime, request: web.Request, info: ClientInfo, target: Target, added: Headers
 ) -> web.StreamResponse:
     route = target.route
-    headers = strip_client_headers(
-        request.headers.items(), extra=tuple(route.headers), cookie_names=rt.cookies.all_names
-    )
-    # SECURITY: the client's own forwarding headers are replaced by what we believe (forwarded.py).
-    headers = [(k, v) for k, v in headers if k.lower() not in REPLACED]
-    headers += outgoing_forwarded_headers(info.view)
-    headers += added
     return await rt.forwarder.forward(
-        request, upstream=route.upstream, path_qs=target.path_qs, headers=headers, timeout=route.timeout
+        request,
+        upstream=route.upstream,
+        path_qs=target.path_qs,
+        headers=upstream_headers(rt, request, info, route, added),
+        timeout=route.timeout,
     )

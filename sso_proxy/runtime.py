@@ -55,11 +55,14 @@ class SessionCache:
     Keyed by the store's non-secret storage hint. Entries live ``ttl`` seconds at most and are
     dropped at once when any replica publishes an invalidation (sign-out, revoke), so revocation
     takes effect everywhere well within a second. ``ttl`` 0 disables it.
+    ``hints`` remembers the storage hint (an HMAC) of the sessions recently found valid: it is a
+    pure function of the cookie, so a remembered one is always right, and it costs a keyed hash.
     """
 
     ttl: float
     entries: dict[str, tuple[Session, float]] = field(default_factory=dict)
     max_entries: int = 100_000
+    hints: dict[str, str] = field(default_factory=dict)
 
     def get(self, hint: str, now: float) -> Session | None:
         hit = self.entries.get(hint)
@@ -75,7 +78,10 @@ class SessionCache:
             return
         if len(self.entries) >= self.max_entries:
             self.entries.clear()
+        if len(self.hints) >= self.max_entries:
+            self.hints.clear()
         self.entries[hint] = (session, now)
+        self.hints[session.id] = hint
 
     def drop(self, hint: str) -> None:
         if hint == INVALIDATE_ALL:
@@ -180,15 +186,35 @@ class Runtime:
 
     async def load_session(self, request: web.Request) -> Session | None:
         """The request's session, or None; raises StoreUnavailable when the store is down."""
+        return (await self.load_session_hinted(request))[0]
+
+    async def load_session_hinted(self, request: web.Request) -> tuple[Session | None, str]:
+        """``load_session`` plus the session's storage hint ("" without a session cookie)."""
         session_id = request.cookies.get(self.cookies.session_name)
         if not session_id or len(session_id) > 256:
-            return None
+            return None, ""
+        session, hint = self.cached_session(session_id)
+        if session is not None:
+            return session, hint
+        from sso_proxy.middleware import bind_request_id
+
+        bind_request_id(request)  # the store may log about this request
+        return await self.fetch_session(session_id, hint), hint
+
+    def cached_session(self, session_id: str) -> tuple[Session | None, str]:
+        """The session from the in-process cache (None: ask the store) and its storage hint."""
+        cache = self.cache
+        hint = cache.hints.get(session_id) or self.store.storage_hint(session_id)
+        # SECURITY: the cache answers only while the store is known to be up (fail closed).
+        if time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH:
+            cached = cache.get(hint, time.time())
+            if cached is not None and cached.id == session_id:
+                return cached, hint
+        return None, hint
+
+    async def fetch_session(self, session_id: str, hint: str) -> Session | None:
+        """The session from the store (cached for next time); raises StoreUnavailable when it is down."""
         now = time.time()
-        hint = self.store.storage_hint(session_id)
-        fresh = time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH
-        cached = self.cache.get(hint, now) if fresh else None
-        if cached is not None and cached.id == session_id:
-            return cached
         started = time.perf_counter()
         try:
             session = await self.store.get(session_id, now=now)

@@ -118,6 +118,17 @@ class _Cached:
     hcode: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    """An assertion and when ``AssertionCache`` stops handing it out: from ``since`` (an earlier
+    clock means it stepped back) until ``until`` (the refresh margin before it expires), as long as
+    identity and hcode stay the same."""
+
+    token: str
+    since: float
+    until: float
+
+
 class AssertionCache:
     """Reuses one assertion per (session, route) while it has enough life left.
 
@@ -144,6 +155,13 @@ class AssertionCache:
     def get(
         self, session_key: str, route_name: str, identity: Identity, hcode: str | None, now: float
     ) -> str:
+        return self.lookup(session_key, route_name, identity, hcode, now).token
+
+    def lookup(
+        self, session_key: str, route_name: str, identity: Identity, hcode: str | None, now: float
+    ) -> Reuse:
+        """The assertion ``get`` returns, and the span of time over which ``get`` keeps returning it
+        (for callers that cache what they build from it, such as the identity headers)."""
         digest = _digest(session_key)
         routes = self._entries.get(digest)
         if routes is None:
@@ -152,11 +170,10 @@ class AssertionCache:
         else:
             self._entries.move_to_end(digest)
         entry = routes.get(route_name)
-        if entry is not None and self._usable(entry, identity, hcode, now):
-            return entry.token
-        token, expires_at = self.signer.assertion(identity, route_name=route_name, hcode=hcode, now=now)
-        routes[route_name] = _Cached(token, now, expires_at, identity, hcode)
-        return token
+        if entry is None or not self._usable(entry, identity, hcode, now):
+            token, expires_at = self.signer.assertion(identity, route_name=route_name, hcode=hcode, now=now)
+            entry = routes[route_name] = _Cached(token, now, expires_at, identity, hcode)
+        return Reuse(entry.token, entry.issued_at, entry.expires_at - self.refresh_margin)
 
     def _usable(self, entry: _Cached, identity: Identity, hcode: str | None, now: float) -> bool:
         if now < entry.issued_at or entry.expires_at - now < self.refresh_margin:
