@@ -236,9 +236,9 @@ def method_lines(settings: Settings) -> list[str]:
         "whose ratio is a target run back to back, so drift hits them alike.",
         "- The machine may be shared. The CPU other processes used during each run is measured from "
         "/proc (total busy time minus this bench's processes and their children). Before a run the bench "
-        f"waits up to 2 s for quiet; a run during which others used more than {settings.quiet:g} cores is "
-        f"repeated up to {settings.retries} times, the quietest attempt kept (at most "
-        f"{settings.retry_budget:g} s of waiting and repeats in all). The table shows, per row, the median "
+        f"waits up to 1 s for quiet; a run during which others used more than {settings.quiet:g} cores "
+        f"is repeated up to {settings.retries} times, the quietest attempt kept (at most "
+        f"{settings.retry_budget:g} s of repeats in all). The table shows, per row, the median "
         f"of the {settings.keep} runs that others disturbed least (chosen by their CPU use, never by the "
         "result), the min-max over all runs, and what others used during the runs shown (`others`). "
         "Ratios are ratios of these medians.",
@@ -262,8 +262,9 @@ def method_lines(settings: Settings) -> list[str]:
         f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
         f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "
         f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
-        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions to make "
-        "Redis lookups (HMGET + AES-GCM open + touch) part of most requests.",
+        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions: each comes "
+        "back about once a second, and roughly half the requests miss the cache and read Redis (GET, "
+        "open and unpack the record, a touch at most once a second per session).",
         "- Filled sessions are written by the store's own `RedisStore.create` (its keys, crypto, record "
         "format and TTLs) with a client that pipelines the commands instead of awaiting each reply; a "
         "sample is read back through `store.get`, and every one must open. Each session belongs to a "

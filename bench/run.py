@@ -258,7 +258,7 @@ class Bench:
     def profile(self, label: str, scenario: Scenario) -> Profile:
         s = self.settings
         rate = 200
-        script = lua_script(self.workdir / f"profile-{scenario.key}.lua", scenario.cookies)
+        script = lua_script(self.workdir / f"profile-{scenario.key}.lua", scenario.cookies, s.threads)
         argv = [
             self.wrk,
             "-t",

@@ -68,7 +68,7 @@ def measure(
     """One wrk run, and the problems seen (errors, requests that never reached the app)."""
     script = workdir / f"wrk-{scenario.key}.lua"
     if not script.exists():
-        lua_script(script, scenario.cookies)
+        lua_script(script, scenario.cookies, settings.threads)
     before = app_stats(app_url)
     result = run_wrk(
         wrk,

@@ -3,6 +3,8 @@
 Every run uses the same Lua script: the request lines are formatted once per thread in ``init``
 (one per session cookie, all with the same Host) and ``request`` only picks the next one, so
 rotating cookies costs wrk almost nothing and rows with and without cookies stay comparable.
+The threads start at evenly spaced places in the cookie list (not in lockstep), so with N cookies
+each session comes back every N / (req/s) seconds, as N users clicking at a steady pace would.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ LUA = """-- written by bench/wrk.py: rotate session cookies with pre-formatted r
 local cookies = { @COOKIES@ }
 local requests = {}
 local n = 0
+local created = 0
+function setup(thread)
+  thread:set("id", created)
+  created = created + 1
+end
 function init(args)
   if #cookies == 0 then
     requests[1] = wrk.format()
@@ -33,7 +40,8 @@ function init(args)
       requests[i] = wrk.format()
     end
   end
-  n = math.random(#requests)
+  -- threads start evenly apart in the list, so each session comes back at a steady pace
+  n = math.floor((id or 0) * #requests / @THREADS@)
 end
 function request()
   n = n % #requests + 1
@@ -52,9 +60,10 @@ class WrkResult:
     socket_errors: int
 
 
-def lua_script(path: Path, cookies: Sequence[str]) -> Path:
+def lua_script(path: Path, cookies: Sequence[str], threads: int) -> Path:
     quoted = ", ".join(_lua_string(cookie) for cookie in cookies)
-    path.write_text(LUA.replace("@COOKIES@", quoted, 1), encoding="utf-8")
+    text = LUA.replace("@COOKIES@", quoted, 1).replace("@THREADS@", str(max(1, threads)), 1)
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -3,15 +3,18 @@
 One middleware (``sso_proxy.middleware``): request ids, error pages, the request counter.
 The proxy's own endpoints live under ``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz``
 and ``/readyz`` (contract §5); every other path on a route host belongs to its upstream.
+The listener's connections start on ``sso_proxy.fastpath``, which forwards the common request
+itself and hands every other one to this app.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sso_proxy import login, pages
+from sso_proxy import fastpath, login, pages
 from sso_proxy.authrequest import auth_handler
 from sso_proxy.config import Config
 from sso_proxy.errors import NotFound, StoreUnavailable
@@ -23,8 +26,11 @@ from sso_proxy.runtime import Runtime
 CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstream bodies stream
 
 
-def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Application:
-    """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app."""
+def create_app(config: Config, *, runtime: Runtime | None = None, fast_path: bool = True) -> web.Application:
+    """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app.
+
+    ``fast_path`` False, or ``SSO_PROXY_FAST_PATH=off`` in the environment (an operator's way
+    back should the fast path ever misbehave): every request goes through aiohttp."""
     app = web.Application(
         middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
         client_max_size=CLIENT_MAX_SIZE,
@@ -35,6 +41,8 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Applica
     else:
         app.cleanup_ctx.append(runtime_context(config))
     add_routes(app)
+    if fast_path and os.environ.get("SSO_PROXY_FAST_PATH", "on") != "off":
+        fastpath.enable(app)
     return app
 
 

@@ -103,29 +103,36 @@ def client_view(
 
 def _peer(peer_ip: str, trusted: Sequence[Network]) -> tuple[str, bool]:
     """The peer address in normal form and whether it is a trusted proxy."""
+    hop = _hop(peer_ip, trusted)
+    return hop if hop is not None else (peer_ip, False)
+
+
+def _hop(text: str, trusted: Sequence[Network]) -> tuple[str, bool] | None:
+    """An address in normal form and whether it is a trusted proxy; None if ``text`` is no IP."""
     if isinstance(trusted, tuple):
-        return _peer_of(peer_ip, trusted)
-    return _peer_of.__wrapped__(peer_ip, trusted)
+        return _cached_hop(text, trusted)
+    return _cached_hop.__wrapped__(text, trusted)
 
 
-@functools.lru_cache(maxsize=1024)
-def _peer_of(peer_ip: str, trusted: Sequence[Network]) -> tuple[str, bool]:
-    """Cached: a keep-alive client sends many requests from one address, and parsing it is not free."""
-    addr = parse_ip(peer_ip)
-    return (str(addr) if addr is not None else peer_ip), is_trusted(addr, trusted)
+@functools.lru_cache(maxsize=4096)
+def _cached_hop(text: str, trusted: Sequence[Network]) -> tuple[str, bool] | None:
+    """Cached: the same few addresses (a client, the proxies in front) come on every request,
+    and parsing one is not free. Bounded, so made-up addresses only churn it."""
+    addr = parse_ip(text)
+    return None if addr is None else (str(addr), is_trusted(addr, trusted))
 
 
 def _believed_chain(entries: list[str], trusted: Sequence[Network]) -> tuple[str, ...]:
     """Right-to-left walk: keep hops while they are trusted, stop after the first untrusted one."""
     kept: list[str] = []
     for entry in reversed(entries):
-        addr = parse_ip(entry)
-        if addr is None:
+        hop = _hop(entry, trusted)
+        if hop is None:
             # SECURITY: a malformed entry means we cannot tell who wrote what left of it;
             # the client is then the last hop we could verify.
             break
-        kept.append(str(addr))
-        if not is_trusted(addr, trusted):
+        kept.append(hop[0])
+        if not hop[1]:
             break
     kept.reverse()
     return tuple(kept)

@@ -61,12 +61,18 @@ class Denied(Forbidden):
 
 def resolve_target(rt: Runtime, request: web.Request, host: str, raw_target: str, method: str) -> Target:
     """Route for host + target; raises BadRequest (ambiguous path) or NotFound."""
+    target = find_target(rt, host, raw_target, method)
+    request[ROUTE_NAME] = target.route.name
+    return target
+
+
+def find_target(rt: Runtime, host: str, raw_target: str, method: str) -> Target:
+    """``resolve_target`` without a request to note the route on (for the metrics)."""
     path, query = split_target(raw_target)  # the path comes back normalised
     route = rt.table.match(host, path, method)
     if route is None:
         raise NotFound()
-    request[ROUTE_NAME] = route.name
-    public = any(prefix_matches(prefix, path) for prefix in route.public_paths)
+    public = bool(route.public_paths) and any(prefix_matches(prefix, path) for prefix in route.public_paths)
     return Target(route=route, path=path, query=query, public=public)
 
 

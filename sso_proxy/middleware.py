@@ -74,10 +74,16 @@ def render_error(request: web.Request, exc: SsoProxyError) -> web.Response:
     reference = bind_request_id(request)
     if exc.status >= 500:
         log.warning("request_failed", code=exc.code, status=exc.status, detail=exc.detail or exc.message)
+    as_json = pages.wants_json(request) or request.path.startswith("/oauth2/auth")
+    return error_response(exc, as_json=as_json, reference=reference)
+
+
+def error_response(exc: SsoProxyError, *, as_json: bool, reference: str) -> web.Response:
+    """The error page (or JSON body) for ``exc``; ``reference`` is the request id shown to the user."""
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = "2"
-    if pages.wants_json(request) or request.path.startswith("/oauth2/auth"):
+    if as_json:
         body = {
             "error": exc.code,
             "message": exc.message,

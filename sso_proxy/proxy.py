@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -24,17 +25,18 @@ from sso_proxy import pages
 from sso_proxy.config import RouteConfig
 from sso_proxy.cookies import CookiePolicy
 from sso_proxy.errors import Unauthenticated
-from sso_proxy.forwarded import outgoing_forwarded_headers
+from sso_proxy.forwarded import ClientView, outgoing_forwarded_headers
 from sso_proxy.gate import Admitted, Target, admit, matched_hcode, resolve_target
 from sso_proxy.headers import ClientHeaderFilter, identity_headers, render_header_map, token_headers
 from sso_proxy.identity import Identity
 from sso_proxy.keys import RUNTIME
 from sso_proxy.metrics import count_decision
-from sso_proxy.policy import Decision
+from sso_proxy.policy import Decision, evaluate
 from sso_proxy.requestinfo import ClientInfo, client_info
 from sso_proxy.runtime import Runtime
 from sso_proxy.sessions import Session
 from sso_proxy.signing import AssertionCache
+from sso_proxy.upstream_request import header_lines
 
 Headers = list[tuple[str, str]]
 REPLACED = frozenset(
@@ -55,6 +57,17 @@ class IdentityEntry:
     since: float
     until: float
     headers: Headers
+    lines: str | None = None  # ``headers`` as request-head lines (``header_lines``), made on first use
+    auth: Headers | None = None  # the X-Auth-Request-* answer to nginx (sso_proxy.fastpath), on first use
+
+    def head_lines(self) -> str | None:
+        """The headers as checked head lines; None if they cannot be (``build_head`` then refuses)."""
+        if self.lines is None:
+            try:
+                self.lines = header_lines(self.headers)
+            except ValueError:
+                return None
+        return self.lines
 
 
 @dataclass
@@ -72,8 +85,8 @@ class ForwardCaches:
 
     def identity(
         self, rt: Runtime, hint: str, route: RouteConfig, session: Session, now: float
-    ) -> Headers | None:
-        """The cached identity headers of an allowed request, or None (decide and build anew)."""
+    ) -> IdentityEntry | None:
+        """The cached identity of an allowed request, or None (decide and build anew)."""
         entry = self.identities.get((hint, route.name))
         if (
             entry is None
@@ -90,16 +103,16 @@ class ForwardCaches:
                 return None
             entry.identity = identity  # the same profile reloaded from the store: compare by `is` next time
         count_decision(route.name, True)
-        return entry.headers
+        return entry
 
     def remember(
         self, rt: Runtime, hint: str, admitted: Admitted, since: float, until: float, headers: Headers
-    ) -> None:
+    ) -> IdentityEntry:
         if len(self.identities) >= MAX_IDENTITY_ENTRIES:
             self.identities.clear()
         session = admitted.session
         route = admitted.target.route
-        self.identities[(hint, route.name)] = IdentityEntry(
+        entry = self.identities[(hint, route.name)] = IdentityEntry(
             route,
             rt.assertions,
             session.identity,
@@ -109,6 +122,7 @@ class ForwardCaches:
             until,
             headers,
         )
+        return entry
 
 
 _CACHES: weakref.WeakKeyDictionary[Runtime, ForwardCaches] = weakref.WeakKeyDictionary()
@@ -135,20 +149,33 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
 
 
 def identity_for(
-    rt: Runtime, request: web.Request | None, target: Target, session: Session, hint: str, info: ClientInfo
+    rt: Runtime, request: web.Request, target: Target, session: Session, hint: str, info: ClientInfo
 ) -> Headers:
     """The identity headers for an admitted request; raises Denied (403) when the rules refuse."""
+    entry = allowed_identity(rt, target, session, hint)
+    if entry is None:
+        admit(target, session, info, request)  # refused: counted, audited, raises Denied
+        raise AssertionError("the rules refused, then admitted")
+    return entry.headers
+
+
+def allowed_identity(rt: Runtime, target: Target, session: Session, hint: str) -> IdentityEntry | None:
+    """The identity headers when the rules admit ``session`` to ``target`` (the decision counted);
+    None when they refuse, with nothing counted or logged (the caller's ``admit`` does that)."""
     now = time.time()
     forward_caches = caches(rt)
     cached = forward_caches.identity(rt, hint, target.route, session, now)
     if cached is not None:
         return cached
-    admitted = admit(target, session, info, request)
+    decision = evaluate(target.route.policy, session.identity)
+    if not decision.allowed:
+        return None
+    count_decision(target.route.name, True)
+    admitted = Admitted(target=target, session=session, decision=decision)
     hcode = matched_hcode(admitted)
     reuse = rt.assertions.lookup(session.id, target.route.name, session.identity, hcode, now)
     headers = added_identity_headers(rt, admitted, reuse.token)
-    forward_caches.remember(rt, hint, admitted, reuse.since, reuse.until, headers)
-    return headers
+    return forward_caches.remember(rt, hint, admitted, reuse.since, reuse.until, headers)
 
 
 def login_required(rt: Runtime, request: web.Request, info: ClientInfo, target: Target) -> web.StreamResponse:
@@ -186,13 +213,13 @@ def added_identity_headers(rt: Runtime, admitted: Admitted, assertion: str | Non
 
 
 def upstream_headers(
-    rt: Runtime, request: web.Request, info: ClientInfo, route: RouteConfig, added: Headers
+    rt: Runtime, route: RouteConfig, client: Iterable[tuple[str, str]], view: ClientView, added: Headers
 ) -> Headers:
     """The header list sent upstream: the client's, cleaned, then ours."""
     # SECURITY: the client's own forwarding headers are replaced by what we believe (forwarded.py);
     # the filter drops them along with identity, hop-by-hop and malformed headers.
-    headers = caches(rt).header_filter(rt, route).strip(request.headers.items())
-    headers += outgoing_forwarded_headers(info.view)
+    headers = caches(rt).header_filter(rt, route).strip(client)
+    headers += outgoing_forwarded_headers(view)
     headers += added
     return headers
 
@@ -205,6 +232,6 @@ async def forward(
         request,
         upstream=route.upstream,
         path_qs=target.path_qs,
-        headers=upstream_headers(rt, request, info, route, added),
+        headers=upstream_headers(rt, route, request.headers.items(), info.view, added),
         timeout=route.timeout,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sso_proxy.forwarded import ClientView, client_view
+from sso_proxy.forwarded import ClientView, Network, client_view
 
 if TYPE_CHECKING:
     from sso_proxy.runtime import Runtime
@@ -38,23 +39,24 @@ def client_info(request: web.Request, rt: Runtime) -> ClientInfo:
         return cached
     # The handler's peername is read once per connection (the transport's may be a system call).
     peer = request.protocol.peername if request.transport else None
+    info = info_from(peer, request.headers, rt.config.trusted_proxies, scheme=request.scheme)
+    request[CLIENT_INFO] = info
+    return info
+
+
+def info_from(
+    peer: object, headers: Mapping[str, str], trusted: Sequence[Network], *, scheme: str
+) -> ClientInfo:
+    """ClientInfo from the TCP peer (a socket address), the request headers and our scheme."""
     peer_ip = str(peer[0]) if isinstance(peer, tuple) and peer else "0.0.0.0"
-    view = client_view(
-        peer_ip,
-        request.headers,
-        rt.config.trusted_proxies,
-        scheme=request.scheme,
-        host=request.headers.get("Host", ""),
-    )
-    info = ClientInfo(
+    view = client_view(peer_ip, headers, trusted, scheme=scheme, host=headers.get("Host", ""))
+    return ClientInfo(
         ip=view.ip,
         proto=view.proto,
         host=split_host(view.host),
         host_port=view.host.strip().lower(),
         view=view,
     )
-    request[CLIENT_INFO] = info
-    return info
 
 
 def own_origin(request: web.Request, rt: Runtime) -> str:

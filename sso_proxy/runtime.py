@@ -63,6 +63,9 @@ class SessionCache:
     entries: dict[str, tuple[Session, float]] = field(default_factory=dict)
     max_entries: int = 100_000
     hints: dict[str, str] = field(default_factory=dict)
+    # Store reads in flight, by storage hint: the requests of a busy page that miss together
+    # share one read instead of each asking the store.
+    reading: dict[str, tuple[str, asyncio.Task[Session | None]]] = field(default_factory=dict)
 
     def get(self, hint: str, now: float) -> Session | None:
         hit = self.entries.get(hint)
@@ -213,7 +216,27 @@ class Runtime:
         return None, hint
 
     async def fetch_session(self, session_id: str, hint: str) -> Session | None:
-        """The session from the store (cached for next time); raises StoreUnavailable when it is down."""
+        """The session from the store (cached for next time); raises StoreUnavailable when it is down.
+
+        Concurrent calls for one session share one read, which runs as its own task so that a
+        caller giving up (client gone, shutdown) does not fail the others."""
+        reading = self.cache.reading
+        pending = reading.get(hint)
+        if pending is not None and pending[0] == session_id:
+            return await asyncio.shield(pending[1])
+        task = asyncio.ensure_future(self._read_session(session_id, hint))
+        reading[hint] = (session_id, task)
+
+        def done(finished: asyncio.Task[Session | None]) -> None:
+            if reading.get(hint, (None, None))[1] is finished:
+                del reading[hint]
+            if not finished.cancelled():
+                finished.exception()  # retrieved: the callers that still wait get it themselves
+
+        task.add_done_callback(done)
+        return await asyncio.shield(task)
+
+    async def _read_session(self, session_id: str, hint: str) -> Session | None:
         now = time.time()
         started = time.perf_counter()
         try:

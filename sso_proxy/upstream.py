@@ -89,6 +89,11 @@ class Forwarder:
             pool, request, target, path_qs=path_qs, headers=headers, host=host_header, route_timeout=timeout
         )
 
+    def pool_for(self, upstream: str) -> tuple[Pool, UpstreamTarget]:
+        """The connection pool and parsed target of a route's upstream (plain HTTP exchanges)."""
+        target = self._targets.get(upstream) or self._add_target(upstream)
+        return self._pools.get(target.pool_key) or self._add_pool(target), target
+
     def connections_opened(self, upstream: str) -> int:
         """How many TCP connections were opened to this upstream's origin (tests, metrics)."""
         pool = self._pools.get(parse_upstream(upstream).pool_key)

@@ -21,7 +21,7 @@ class Expirable(Protocol):
 
 class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = self._loop = loop
         self._buckets: dict[int, set[Expirable]] = {}
 
     def add(self, item: Expirable, delay: float) -> int:

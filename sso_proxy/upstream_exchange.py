@@ -62,14 +62,24 @@ async def forward_http(
         head = build_head(request.method, target.request_target(path_qs), host, headers, plan.framing)
     except ValueError as exc:
         raise UpstreamError(detail=str(exc)) from None
-    conn, response_head = await _exchange(pool, request, plan, head, route_timeout)
+    conn, response_head = await exchange(
+        pool, plan, head, route_timeout, head_only=request.method == hdrs.METH_HEAD, request=request
+    )
     return await _relay(pool, request, conn, response_head, route_timeout)
 
 
-async def _exchange(
-    pool: Pool, request: web.BaseRequest, plan: RequestPlan, head: bytes, route_timeout: float
+async def exchange(
+    pool: Pool,
+    plan: RequestPlan,
+    head: bytes,
+    route_timeout: float,
+    *,
+    head_only: bool,
+    request: web.BaseRequest | None = None,
 ) -> tuple[Http1Connection, ResponseHead]:
-    loop = asyncio.get_running_loop()
+    """Send the request (``head``, then ``request``'s body if ``plan`` has one) and wait for the
+    response head; returns the connection, which the caller must release or discard."""
+    loop = pool.loop
     deadline = loop.time() + route_timeout
     for attempt in (0, 1):
         conn = None if attempt else pool.acquire_nowait(retryable=plan.retryable)
@@ -78,10 +88,12 @@ async def _exchange(
                 max(deadline - loop.time(), 0.0), fresh=attempt > 0, retryable=plan.retryable
             )
         try:
-            fut = conn.start_exchange(head, head_only=request.method == hdrs.METH_HEAD)
+            fut = conn.start_exchange(head, head_only=head_only)
             if plan.body == "none":
                 conn.request_sent(max(deadline - loop.time(), 0.0))
                 return conn, await fut
+            if request is None:
+                raise ValueError("a request body to send needs the request")
             return conn, await _send_body(conn, fut, request, plan, route_timeout)
         except Http1Failure as exc:
             pool.discard(conn)

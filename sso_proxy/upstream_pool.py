@@ -44,6 +44,8 @@ class Pool:
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._deadlines = deadlines
+        # Its loop, once: asyncio.get_running_loop() checks the process id on every call (3.11).
+        self.loop = deadlines.loop
         self._idle: list[Http1Connection] = []
         self._busy = 0  # slots taken (exchanges in progress or connecting)
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -76,7 +78,7 @@ class Pool:
         reusable = conn.end_exchange()
         self._give_slot()
         if reusable and not self._closed and not conn.closing and len(self._idle) < self._limit:
-            conn.idle_since = asyncio.get_running_loop().time()
+            conn.idle_since = self.loop.time()
             self._idle.append(conn)
         else:
             conn.close()
@@ -101,7 +103,7 @@ class Pool:
         if self._busy < self._limit and not self._waiters:
             self._busy += 1
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[None] = self.loop.create_future()
         self._waiters.append(waiter)
         try:
             await asyncio.wait_for(waiter, within)  # _give_slot hands its slot over directly
@@ -123,7 +125,7 @@ class Pool:
     def _pop_idle(self, max_idle: float) -> Http1Connection | None:
         if not self._idle:
             return None
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         while self._idle:
             conn = self._idle[-1]
             if conn.closing or now - conn.idle_since > IDLE_TTL:
@@ -140,7 +142,7 @@ class Pool:
             self._idle.remove(conn)
 
     async def _connect(self, within: float) -> Http1Connection:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         target = self._target
         where = f"{target.host}:{target.port}"
         try:
