@@ -84,30 +84,23 @@ class CookiePolicy:
                 self.session_name, path="/", secure=self.secure, httponly=True, samesite="Lax"
             )
 
-    def set_state(self, response: web.StreamResponse, nonce: str) -> None:
+    def _set_short(self, response: web.StreamResponse, name: str, nonce: str) -> None:
+        """A short-lived, host-only login helper cookie (state or hand-off binding)."""
         response.set_cookie(
-            self.state_name,
-            nonce,
-            max_age=STATE_MAX_AGE,
-            path="/",
-            secure=self.secure,
-            httponly=True,
-            samesite="Lax",
+            name, nonce, max_age=STATE_MAX_AGE, path="/", secure=self.secure, httponly=True, samesite="Lax"
         )
+
+    def _clear_short(self, response: web.StreamResponse, name: str) -> None:
+        response.del_cookie(name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    def set_state(self, response: web.StreamResponse, nonce: str) -> None:
+        self._set_short(response, self.state_name, nonce)
 
     def clear_state(self, response: web.StreamResponse) -> None:
-        response.del_cookie(self.state_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+        self._clear_short(response, self.state_name)
 
     def set_handoff(self, response: web.StreamResponse, nonce: str) -> None:
-        response.set_cookie(
-            self.handoff_name,
-            nonce,
-            max_age=STATE_MAX_AGE,
-            path="/",
-            secure=self.secure,
-            httponly=True,
-            samesite="Lax",
-        )
+        self._set_short(response, self.handoff_name, nonce)
 
     def clear_handoff(self, response: web.StreamResponse) -> None:
-        response.del_cookie(self.handoff_name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+        self._clear_short(response, self.handoff_name)
