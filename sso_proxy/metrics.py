@@ -6,18 +6,58 @@ sets. No user identifiers are ever used as labels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from sso_proxy.keys import RUNTIME
 
 if TYPE_CHECKING:
     from sso_proxy.runtime import Runtime
 
-REQUESTS = Counter("sso_proxy_requests_total", "Requests answered, by route and status", ["route", "status"])
-DECISIONS = Counter(
+
+class LabelCounts:
+    """A counter family counted in a plain dict and handed to Prometheus when it scrapes.
+
+    For the two counters bumped on every forwarded request: a ``Counter`` child takes a lock and
+    a few calls per ``inc``, this a dict update. The exposition is the same (``_total`` and
+    ``_created`` per label set). The dict is only written on the event loop's thread.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self.counts: dict[tuple[str, ...], int] = {}
+        self.created: dict[tuple[str, ...], float] = {}
+        REGISTRY.register(self)
+
+    def inc(self, labels: tuple[str, ...]) -> None:
+        counts = self.counts
+        if labels in counts:
+            counts[labels] += 1
+        else:
+            self.created[labels] = time.time()
+            counts[labels] = 1
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in list(self.counts.items()):
+            family.add_metric(labels, value, created=self.created[labels])
+        yield family
+
+
+REQUESTS = LabelCounts(
+    "sso_proxy_requests_total", "Requests answered, by route and status", ["route", "status"]
+)
+DECISIONS = LabelCounts(
     "sso_proxy_decisions_total", "Access decisions, by route and outcome", ["route", "outcome"]
 )
 LOGINS = Counter("sso_proxy_logins_total", "Completed or failed logins", ["outcome"])
@@ -58,28 +98,20 @@ def observe_store(op: str, seconds: float, ok: bool) -> None:
 
 
 ROUTE_NAME: web.RequestKey[str] = web.RequestKey("sso_proxy.route_name")
-# Label children by label values: ``Counter.labels`` validates and locks on every call, and the
-# label sets are few and bounded (route names from the config, a handful of statuses).
-_REQUEST_COUNTERS: dict[tuple[str, int], Any] = {}
-_DECISION_COUNTERS: dict[tuple[str, bool], Any] = {}
+_STATUS_TEXT: dict[int, str] = {}
 
 
 def count_request(route: str, status: int) -> None:
     """One answered request, by route (``-`` for the proxy's own endpoints) and status."""
-    child = _REQUEST_COUNTERS.get((route, status))
-    if child is None:
-        child = _REQUEST_COUNTERS[(route, status)] = REQUESTS.labels(route, str(status))
-    child.inc()
+    text = _STATUS_TEXT.get(status)
+    if text is None:
+        text = _STATUS_TEXT[status] = str(status)
+    REQUESTS.inc((route, text))
 
 
 def count_decision(route: str, allowed: bool) -> None:
     """One access decision by route and outcome."""
-    child = _DECISION_COUNTERS.get((route, allowed))
-    if child is None:
-        child = _DECISION_COUNTERS[(route, allowed)] = DECISIONS.labels(
-            route, "allowed" if allowed else "denied"
-        )
-    child.inc()
+    DECISIONS.inc((route, "allowed" if allowed else "denied"))
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -9,6 +9,10 @@ or the assertion does, so it is built once and reused (``ForwardCaches``, one pe
   included, until the assertion is due for refresh. An entry is used only for the same route
   object (a config reload makes new ones), the same ``AssertionCache`` (new keys make a new one),
   an equal identity and the same access token; a denial is never cached (it is audited each time).
+
+Most forwarded requests never reach ``proxy_handler``: ``sso_proxy.fastpath`` answers the common
+authenticated GET before aiohttp sees it, with these same functions (``allowed_identity``,
+``upstream_headers``); this handler serves every request the fast path hands over.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ the same, and the fast path must really have answered the requests it is meant t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -97,8 +98,8 @@ async def scripted(heads: list[bytes]) -> tuple[asyncio.Server, str]:
     return await start_raw_upstream(answer)
 
 
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+@contextlib.asynccontextmanager
+async def started_pair(trusted: list[str]) -> AsyncIterator[Pair]:
     heads: list[bytes] = []
     upstream_server, upstream = await scripted(heads)
     fast_port, plain_port = free_port(), free_port()
@@ -113,9 +114,18 @@ async def pair() -> AsyncIterator[Pair]:
             "upstream": upstream,
             "allow": [{"organization": {"hcode": "10999", "position": "แพทย์"}}],
         },
+        {
+            "name": "legacy",
+            "host": "legacy.test",
+            "upstream": upstream,
+            "headers": {"REMOTE_USER": "{provider_id}", "X-Employee-Name": "{name_th}"},
+            "pass_access_token": True,
+        },
         {"name": "down", "host": "down.test", "upstream": f"http://127.0.0.1:{free_port()}"},
     ]
-    data = stack_config(port=fast_port, idp_url=mock.base_url, settings=settings, routes=routes)
+    data = stack_config(
+        port=fast_port, idp_url=mock.base_url, settings=settings, routes=routes, trusted_proxies=trusted
+    )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
     runners = []
@@ -131,12 +141,27 @@ async def pair() -> AsyncIterator[Pair]:
         assert response.status == 200
         cookie = next(c.value for c in client.cookie_jar if c.key == runtime.cookies.session_name)
     heads.clear()
-    yield Pair(fast_port, plain_port, f"{runtime.cookies.session_name}={cookie}", server, runtime, heads)
-    for runner in runners:
-        await runner.cleanup()
-    await runtime.close()
-    await mock.close()
-    upstream_server.close()
+    try:
+        yield Pair(fast_port, plain_port, f"{runtime.cookies.session_name}={cookie}", server, runtime, heads)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        await runtime.close()
+        await mock.close()
+        upstream_server.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    async with started_pair([]) as started:
+        yield started
+
+
+@pytest.fixture
+async def behind_proxy() -> AsyncIterator[Pair]:
+    """As ``pair``, with the test client's address (127.0.0.1) a trusted proxy."""
+    async with started_pair(["127.0.0.1/32"]) as started:
+        yield started
 
 
 class Message:
@@ -411,3 +436,67 @@ async def test_auth_request_without_a_session_is_aiohttps_401(pair: Pair) -> Non
     fast, plain = await both(pair, get("/oauth2/auth", "other=1", "X-Original-URI: /x"))
     assert fast.startswith(b"HTTP/1.1 401 ") and normalised(fast) == normalised(plain)
     assert pair.server.fast_answers == before
+
+
+async def test_legacy_headers_and_tokens_go_upstream_the_same(pair: Pair) -> None:
+    spoofs = (
+        "REMOTE_USER: spoof",
+        "remote-user: spoof",
+        "X_Employee_Name: spoof",
+        "X-Provider-Access-Token: spoof",
+    )
+    fast, plain = await both(pair, get("/x", pair.cookie, *spoofs, host="legacy.test"))
+    assert normalised(fast) == normalised(plain)
+    first, second = pair.heads
+    assert first == second
+    assert b"spoof" not in first and b"REMOTE_USER: " in first and b"X-Employee-Name: " in first
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        ("X-Forwarded-For: 10.1.2.3", "X-Forwarded-Proto: https", "X-Forwarded-Host: app.test"),
+        ("X-Forwarded-For: 6.6.6.6, 10.1.2.3, 127.0.0.1", "X-Forwarded-Proto: gopher"),
+        ("X-Forwarded-For: not-an-ip",),
+        (),
+    ],
+)
+async def test_behind_a_trusted_proxy_the_same_is_believed(
+    behind_proxy: Pair, forwarded: tuple[str, ...]
+) -> None:
+    pair = behind_proxy
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get("/x", pair.cookie, *forwarded))
+    assert normalised(fast) == normalised(plain)
+    first, second = pair.heads
+    assert first == second
+    assert pair.server.fast_answers == before + 1
+    auth_fast, auth_plain = await both(
+        pair, get("/oauth2/auth", pair.cookie, "X-Original-URI: /x", *forwarded)
+    )
+    assert auth_fast.startswith(b"HTTP/1.1 202 ") and normalised(auth_fast) == normalised(auth_plain)
+
+
+async def test_an_upstream_failure_is_logged_under_the_id_on_its_page(pair: Pair) -> None:
+    import io
+    import json
+
+    import structlog
+
+    from sso_proxy.log import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    try:
+        before = pair.server.fast_answers
+        fast = await (await Conn.open(pair.fast_port)).ask(
+            get("/", pair.cookie, "Accept: application/json", host="down.test")
+        )
+    finally:
+        structlog.reset_defaults()
+    assert pair.server.fast_answers == before + 1
+    page = json.loads(fast.split(b"\r\n\r\n", 1)[1])
+    events = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "request_failed"]
+    assert [e.get("request_id") for e in failed] == [page["request_id"]]
+    assert len(page["request_id"]) == 16
