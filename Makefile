@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint types bench clean
+.PHONY: demo test check lint types bench mutants clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sso_proxy tests bench
+	$(BIN)/ruff check sso_proxy tests bench mutants
 	$(BIN)/ruff format --check sso_proxy
 
 types: $(STAMP)
 	$(BIN)/mypy
 
 check: lint types test
+
+mutants: $(STAMP)
+	$(BIN)/python mutants/run.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

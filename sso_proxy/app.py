@@ -34,7 +34,13 @@ def create_app(config: Config, *, runtime: Runtime | None = None, fast_path: boo
     app = web.Application(
         middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
         client_max_size=CLIENT_MAX_SIZE,
-        handler_args={"max_field_size": 16384, "max_line_size": 16384},
+        handler_args={
+            "max_field_size": 16384,
+            "max_line_size": 16384,
+            # SECURITY: the request-head deadline (sso_proxy.head_deadline): aiohttp's keep-alive
+            # timer closes a connection still waiting for a whole head (silent, trickling).
+            "keepalive_timeout": config.header_timeout,
+        },
     )
     if runtime is not None:
         app[RUNTIME] = runtime
@@ -59,6 +65,7 @@ def runtime_context(config: Config):  # type: ignore[no-untyped-def]
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/oauth2/start", login.start)
+    router.add_get("/oauth2/sign_in", login.start)  # oauth2-proxy's name for it (contract §5)
     router.add_get("/oauth2/callback", login.callback)
     router.add_get("/oauth2/handoff", login.handoff)
     router.add_get("/oauth2/sign_out", login.sign_out_page)

@@ -6,6 +6,7 @@ same normalised path, same rules, via ``sso_proxy.gate``) and answers in status 
 understands:
 
 * 202 + ``X-Auth-Request-*`` identity headers: allowed (public paths: 202 without identity);
+  both with ``X-Auth-Request-Cookie``, the Cookie header for the app (the proxy's cookies cut);
 * 401 + ``Location`` (the login start, ``rd`` = the original URL): not logged in, so nginx needs
   only ``auth_request_set $x $upstream_http_location`` and ``error_page 401``;
 * 403: the rules refuse; 404: no route for host + path; 5xx: the session store is down;
@@ -28,11 +29,13 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from sso_proxy import pages
+from sso_proxy.cookie_names import app_cookie_header
 from sso_proxy.errors import BadRequest
 from sso_proxy.gate import Admitted, Target, admit, matched_hcode, resolve_target
 from sso_proxy.headers import identity_headers
 from sso_proxy.keys import RUNTIME
 from sso_proxy.login import login_start_url
+from sso_proxy.proxy import caches
 from sso_proxy.requestinfo import ClientInfo, client_info
 from sso_proxy.runtime import Runtime
 
@@ -106,13 +109,24 @@ async def auth_handler(request: web.Request) -> web.StreamResponse:
         request.headers.getall("X-Original-Method", []), required=has_method_routes(rt, info.host)
     )
     target = resolve_target(rt, request, info.host, uri, method)
+    cookie = app_cookie(rt, request.headers.getall("Cookie", []))
     if target.public:
-        return answer(202)
+        return answer(202, cookie)
     session = await rt.load_session(request)
     if session is None:
         return login_needed(rt, info, target)
     admitted = admit(target, session, info)  # raises Denied (403)
-    return answer(202, allowed_headers(rt, admitted))
+    return answer(202, [*allowed_headers(rt, admitted), *cookie])
+
+
+def app_cookie(rt: Runtime, values: Sequence[str]) -> list[tuple[str, str]]:
+    """``X-Auth-Request-Cookie``: the browser's cookies without any copy of the proxy's, which
+    nginx sends to the app as its Cookie header (``deploy/nginx/snippets/sso-auth.conf``).
+
+    SECURITY: nginx cannot remove every copy of a cookie by name from a header; the proxy can,
+    with the very rule reverse-proxy mode uses (``sso_proxy.cookie_names``)."""
+    value = app_cookie_header(values, caches(rt).own_cookies(rt))
+    return [("X-Auth-Request-Cookie", value)] if value else []
 
 
 def login_needed(rt: Runtime, info: ClientInfo, target: Target) -> web.StreamResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sso-proxy",
         description="Identity-aware reverse proxy and SSO sidecar for MOPH Health ID + Provider ID.",
     )
+    parser.add_argument("--version", action="version", version=f"sso-proxy {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the proxy")
@@ -32,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", dest="config_opt", help="YAML config file")
 
     mock = sub.add_parser("mock-idp", help="run the bundled mock of MOPH Health ID + Provider ID")
-    mock.add_argument("--listen", default="127.0.0.1:4190", help="HOST:PORT (default 127.0.0.1:4190)")
+    from sso_proxy.mockidp.cli_args import add_mock_idp_arguments, parse_listen
+
+    mock.add_argument(
+        "--listen", type=parse_listen, default="127.0.0.1:4190", help="HOST:PORT (default 127.0.0.1:4190)"
+    )
     mock.add_argument("--users", help="YAML file of test users (default: the bundled fixtures)")
-    from sso_proxy.mockidp.cli_args import add_mock_idp_arguments
 
     add_mock_idp_arguments(mock)
 
@@ -67,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate = keys_sub.add_parser("generate", help="write a new EC P-256 signing key (PEM)")
     generate.add_argument("--out", required=True)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version; the package's own when it runs uninstalled."""
+    try:
+        return importlib.metadata.version("sso-proxy")
+    except importlib.metadata.PackageNotFoundError:
+        from sso_proxy import __version__
+
+        return __version__
 
 
 def load_or_report(path: str) -> Config | None:
@@ -139,12 +154,13 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def cmd_mock(args: argparse.Namespace) -> int:
     from sso_proxy.mockidp import run_mock_idp
-    from sso_proxy.mockidp.cli_args import settings_from_args
+    from sso_proxy.mockidp.cli_args import announce_listening, settings_from_args
 
     configure_logging("info")
-    host, _, port = args.listen.rpartition(":")
+    host, port = args.listen
+    main = run_mock_idp(host, port, settings_from_args(args), args.users, announce=announce_listening)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_mock_idp(host or "127.0.0.1", int(port), settings_from_args(args), args.users))
+        asyncio.run(main)
     return 0
 
 

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from sso_proxy import policy
 from sso_proxy.configread import Node, Problems, default_environ, expand_env, load_yaml
 from sso_proxy.errors import BadRequest, ConfigError
 from sso_proxy.headers import is_protected_header
 from sso_proxy.paths import normalise_path
+from sso_proxy.routing import case_conflicts
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -112,6 +111,12 @@ class RouteConfig:
     pass_access_token: bool = False
     pass_moph_center_token: bool = False
     title: str | None = None
+    allow_method_override: bool = False  # X-HTTP-Method-Override & co. reach the app (sso_proxy.headers)
+    case_insensitive_paths: bool = False  # IIS-style app: prefixes match any case (sso_proxy.routing)
+    strip_path_parameters: bool = False  # servlet app: ";jsessionid=..." cut before matching/forwarding
+    # SECURITY: this route's own cap on exchanges in flight, so one slow route cannot take the
+    # upstream connections another route to the same address needs.
+    max_connections: int = 64
 
     @functools.cached_property
     def policy(self) -> policy.RoutePolicy:
@@ -132,6 +137,10 @@ class Config:
     metrics_listen: str | None = None
     workers: int = 1
     log_level: str = "info"
+    # SECURITY: each request head must arrive whole within this, counted from the connection's
+    # start or the end of the previous response (sso_proxy.app / fastpath): no slow-loris.
+    header_timeout: float = 15.0
+    client_stall_timeout: float = 30.0  # a client not reading the answer (or sending its body) is dropped
     warnings: tuple[str, ...] = ()
     source: str = ""
 
@@ -157,6 +166,8 @@ TOP_KEYS = (
     "metrics_listen",
     "workers",
     "log_level",
+    "header_timeout",
+    "client_stall_timeout",
 )
 
 
@@ -170,12 +181,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 
 def parse_config(text: str, environ: Mapping[str, str] | None = None, *, source: str = "") -> Config:
-    try:
-        raw = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError([f"(file): not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+    raw = load_yaml(text)  # a YAML syntax error: ConfigError naming the line to fix
     problems = Problems()
     env = default_environ() if environ is None else dict(environ)
     raw = expand_env(raw, env, "", problems)
@@ -220,7 +226,9 @@ def build_config(root: Node, source: str) -> Config | None:
         redirect_domains=redirect_domains,
         metrics_listen=metrics_listen,
         workers=root.child("workers").integer(1, minimum=1),
+        header_timeout=root.child("header_timeout").duration(15.0),
         log_level=root.child("log_level").choice(("debug", "info", "warning", "error"), "info"),
+        client_stall_timeout=root.child("client_stall_timeout").duration(30.0),
         source=source,
     )
     lint = policy.lint_routes(config.routes)
@@ -378,6 +386,10 @@ ROUTE_KEYS = (
     "header_encoding",
     "pass_access_token",
     "pass_moph_center_token",
+    "allow_method_override",
+    "case_insensitive_paths",
+    "strip_path_parameters",
+    "max_connections",
 )
 
 
@@ -422,6 +434,10 @@ def read_route(node: Node) -> RouteConfig | None:
         header_encoding=node.child("header_encoding").choice(HEADER_ENCODINGS, "percent"),
         pass_access_token=node.child("pass_access_token").boolean(False),
         pass_moph_center_token=node.child("pass_moph_center_token").boolean(False),
+        allow_method_override=node.child("allow_method_override").boolean(False),
+        case_insensitive_paths=node.child("case_insensitive_paths").boolean(False),
+        strip_path_parameters=node.child("strip_path_parameters").boolean(False),
+        max_connections=node.child("max_connections").integer(64, minimum=1),
     )
 
 
@@ -521,6 +537,8 @@ def check_unique_routes(node: Node, routes: tuple[RouteConfig, ...]) -> None:
                 f"same host, path_prefix and methods as routes[{where[key]}]",
             )
         where[key] = index
+    for index, message in case_conflicts(routes):
+        node.problems.add(f"{node.path}[{index}].case_insensitive_paths", message)
 
 
 def summary(config: Config) -> str:

@@ -12,35 +12,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import yaml
-
+from sso_proxy.configyaml import load_yaml as load_yaml  # re-exported: config.py reads it here
 from sso_proxy.durations import parse_duration
 
 T = TypeVar("T")
-
-
-class StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: YAML would silently keep the last one, and
-    ``organization: {hcode: "10999", hcode: "10998"}`` must never quietly become 10998."""
-
-
-def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -166,7 +141,9 @@ class Node:
             self.problems.add(self.path, f"must be a duration like 30s, 10m, 12h, got {self.value!r}")
             return default
         try:
-            seconds = parse_duration(str(self.value)) if isinstance(self.value, str) else float(self.value)
+            # A bare number (``timeout: 30``) is refused, never read as seconds: a lifetime
+            # meant as 30 minutes must not quietly become 30 seconds (parse_duration says so).
+            seconds = parse_duration(str(self.value))
         except ValueError as exc:
             self.problems.add(self.path, str(exc))
             return default

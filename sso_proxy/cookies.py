@@ -4,6 +4,13 @@ SECURITY: the session cookie is an opaque random id (no tokens, no identity insi
 SameSite=Lax, and with ``cookie_secure`` it is Secure and carries the ``__Host-`` prefix, which
 browsers only accept from a secure origin, host-only, Path=/ — so a sibling subdomain cannot plant
 or overwrite it. With a shared ``cookie_domain`` the prefix becomes ``__Secure-``.
+
+Short-lived login cookies (host-only, HttpOnly, 10 minutes):
+
+* ``<name>_login_0`` .. ``_3`` on the login host: one sealed login attempt each
+  (``sso_proxy.loginstate``), so up to LOGIN_SLOTS tabs can log in at once; a fifth attempt
+  replaces the oldest. A fixed set of names, so every one of them is known for stripping.
+* ``<name>_handoff`` on a route host: the nonce that binds a hand-off to this browser.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from aiohttp import web
 from sso_proxy.config import SessionConfig
 
 STATE_MAX_AGE = 600
+LOGIN_SLOTS = 4
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class CookiePolicy:
 
         Computed once per policy (a policy is rebuilt on every config load): it is read on every
         forwarded request."""
-        names = {self.session_name, self.state_name, self.handoff_name}
+        names = {self.session_name, self.state_name, self.handoff_name, *self.login_names}
         for name in list(names):
             bare = name.removeprefix("__Host-").removeprefix("__Secure-")
             names.update({bare, f"__Host-{bare}", f"__Secure-{bare}"})
@@ -93,11 +101,16 @@ class CookiePolicy:
     def _clear_short(self, response: web.StreamResponse, name: str) -> None:
         response.del_cookie(name, path="/", secure=self.secure, httponly=True, samesite="Lax")
 
-    def set_state(self, response: web.StreamResponse, nonce: str) -> None:
-        self._set_short(response, self.state_name, nonce)
+    @cached_property
+    def login_names(self) -> tuple[str, ...]:
+        """The login-attempt cookies, one per slot (``state_name`` + ``_0`` ...)."""
+        return tuple(f"{self.state_name}_{slot}" for slot in range(LOGIN_SLOTS))
 
-    def clear_state(self, response: web.StreamResponse) -> None:
-        self._clear_short(response, self.state_name)
+    def set_login(self, response: web.StreamResponse, slot: int, sealed: str) -> None:
+        self._set_short(response, self.login_names[slot], sealed)
+
+    def clear_login(self, response: web.StreamResponse, slot: int) -> None:
+        self._clear_short(response, self.login_names[slot])
 
     def set_handoff(self, response: web.StreamResponse, nonce: str) -> None:
         self._set_short(response, self.handoff_name, nonce)

@@ -6,6 +6,7 @@ import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_BARE = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(text: str) -> float:
@@ -13,6 +14,9 @@ def parse_duration(text: str) -> float:
     cleaned = text.strip().lower()
     if not cleaned:
         raise ValueError("empty duration")
+    if _BARE.fullmatch(cleaned):
+        # A bare number has no meaning of its own (seconds? minutes?): never guess one.
+        raise ValueError(f'{cleaned} has no unit: write "{cleaned}s" for seconds (units: ms, s, m, h, d)')
     pos = 0
     total = 0.0
     for match in _PART.finditer(cleaned):

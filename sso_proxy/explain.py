@@ -35,7 +35,7 @@ from sso_proxy.policy_rules import (
     quote,
     values_text,
 )
-from sso_proxy.routing import RouteTable, prefix_matches
+from sso_proxy.routing import RouteTable, public_path
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_NO_ROUTE = 0, 1, 2
 _METHOD = re.compile(r"[A-Za-z]{1,20}")
@@ -71,7 +71,7 @@ def explain(
         return render(lines), EXIT_NO_ROUTE
     base = f"routes[{route_index(config, route)}]"
     lines.append(f"Route:    {base} {route.name!r}: {route_summary(route)}")
-    public = next((p for p in route.public_paths if prefix_matches(p, request.path)), None)
+    public = public_path(route, request.path)
     if public is not None:
         lines.append(f"Decision: ALLOWED without login: {request.path} is under public path {public!r}")
         return render(lines), EXIT_ALLOWED

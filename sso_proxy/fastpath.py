@@ -16,8 +16,8 @@ WebSockets...).
 Once a request has gone upstream, nothing is handed over: an upstream failure gets its 502/504
 page here, from the same ``middleware.error_response``.
 
-One task per connection (not per request) reads heads and answers them in order; keep-alive
-timeout and graceful shutdown follow aiohttp's ``RequestHandler``.
+One task per connection (not per request) reads heads and answers them in order; graceful
+shutdown and the request-head deadline (``sso_proxy.head_deadline``) follow aiohttp's ``RequestHandler``.
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from typing import Any, cast
 import structlog
 from aiohttp import web
 from aiohttp.tcp_helpers import tcp_keepalive, tcp_nodelay
+from aiohttp.web_protocol import RequestHandler
 
 from sso_proxy.fastpath_answer import RequestAnswers
 from sso_proxy.fastpath_request import MAX_HEAD, FastRequest, HeadReader
+from sso_proxy.head_deadline import HEAD_TIMEOUT, carry_over, handler_timeout
 from sso_proxy.log import get_logger
 from sso_proxy.requestinfo import ClientInfo
 
 log = get_logger("sso_proxy.http")
-KEEPALIVE_TIMEOUT = 75.0  # aiohttp's default: idle keep-alive connections close after it
 MAX_BUFFERED = 256 * 1024  # unanswered bytes before reading pauses
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
@@ -48,11 +49,12 @@ class FastPathServer(web.Server):
     fast_app: web.Application
     fast_answers = 0  # requests the fast path answered (tests, and the bench's sanity check)
     handed_off = 0  # connections it handed to aiohttp
+    head_timeout = HEAD_TIMEOUT  # seconds for each whole request head: the handlers' keepalive_timeout
 
     def __call__(self) -> Any:
         return FastPathProtocol(self, self.fast_app)
 
-    def aiohttp_handler(self) -> asyncio.Protocol:
+    def aiohttp_handler(self) -> RequestHandler:
         return super().__call__()
 
 
@@ -68,6 +70,8 @@ def enable(app: web.Application) -> None:
         server = make_handler(**kwargs)
         server.__class__ = FastPathServer
         server.fast_app = app  # type: ignore[attr-defined]
+        # SECURITY: the fast path's head deadline is the one aiohttp's handlers get (app.py).
+        server.head_timeout = handler_timeout(server)  # type: ignore[attr-defined]
         return server
 
     setattr(app, "_make_handler", make_fast_handler)  # noqa: B010 - an instance attribute, on purpose
@@ -96,8 +100,8 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._idle_deadline = 0.0
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._head_deadline = 0.0  # when the next request head must have arrived whole
+        self._head_timer: asyncio.TimerHandle | None = None
         self._peer: object = None
         self._scheme = "http"
         self._request_id: str | None = None
@@ -112,7 +116,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         self._peer = tr.get_extra_info("peername")
         self._scheme = "https" if tr.get_extra_info("sslcontext") else "http"
         self._server.connection_made(self, tr)  # type: ignore[arg-type]
-        self._idle_deadline = self._loop.time() + KEEPALIVE_TIMEOUT
+        self._head_deadline = self._loop.time() + self._server.head_timeout
         self._task = self._loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
@@ -131,8 +135,8 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         if not self._handed_off:
             self._server.connection_lost(self, exc)  # type: ignore[arg-type]
 
@@ -184,7 +188,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
                     await self._answer(request)
                 finally:
                     self._busy = False
-                    self._idle_deadline = self._loop.time() + KEEPALIVE_TIMEOUT
+                    self._head_deadline = self._loop.time() + self._server.head_timeout
                     if self._done is not None and not self._done.done():
                         self._done.set_result(None)
                 if self._handed_off:
@@ -215,20 +219,21 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
 
     async def _wait_for_data(self) -> None:
         self._waiter = self._loop.create_future()
-        if self._idle_timer is None:
-            self._idle_timer = self._loop.call_at(self._idle_deadline, self._idle_check)
+        if self._head_timer is None:
+            self._head_timer = self._loop.call_at(self._head_deadline, self._head_check)
         try:
             await self._waiter
         finally:
             self._waiter = None
 
-    def _idle_check(self) -> None:
-        """aiohttp's keep-alive rule: a connection waiting for a request too long is closed."""
-        self._idle_timer = None
+    def _head_check(self) -> None:
+        """SECURITY: a connection still waiting for a whole request head at its deadline is closed
+        (silent, trickling or idle alike), as aiohttp's keep-alive timer does."""
+        self._head_timer = None
         if self._lost or self._handed_off:
             return
-        if self._loop.time() < self._idle_deadline:
-            self._idle_timer = self._loop.call_at(self._idle_deadline, self._idle_check)
+        if self._loop.time() < self._head_deadline:
+            self._head_timer = self._loop.call_at(self._head_deadline, self._head_check)
         elif self._waiter is not None and self.transport is not None:
             self._closing = True
             self._wake()
@@ -245,9 +250,9 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
             return
         self._handed_off = True
         self._server.handed_off += 1
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         data, self._buffer = head + self._buffer, b""
         self._server.connection_lost(self, None)  # type: ignore[arg-type]
         handler = self._server.aiohttp_handler()
@@ -257,6 +262,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         context = contextvars.copy_context()
         context.run(structlog.contextvars.clear_contextvars)
         context.run(handler.connection_made, transport)
+        carry_over(handler, self._head_deadline)
         if self._write_paused:
             handler.pause_writing()  # the transport tells the protocol it has now when it may go on
         if self._reading_paused:
@@ -271,14 +277,21 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
             raise ConnectionResetError("the client went away")
         transport.write(data)
 
-    async def _drain(self) -> None:
+    async def _drain(self, within: float) -> None:
+        """Wait while the client is not taking our bytes; drop it after ``within`` seconds."""
         if not self._write_paused:
             return
         if self._lost:
             raise ConnectionResetError("the client went away")
         self._drain_waiter = self._loop.create_future()
         try:
-            await self._drain_waiter
+            # SECURITY: a client that stops reading must not hold the upstream connection for long.
+            async with asyncio.timeout(within):
+                await self._drain_waiter
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()  # not close(): that would wait for the client to read
+            raise ConnectionResetError("the client stopped reading") from None
         finally:
             self._drain_waiter = None
         if self._lost:

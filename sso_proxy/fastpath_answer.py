@@ -17,7 +17,14 @@ import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-from sso_proxy.authrequest import AUTH_REQUEST_NAMES, has_method_routes, original_method, original_uri
+from sso_proxy.authrequest import (
+    AUTH_REQUEST_NAMES,
+    app_cookie,
+    has_method_routes,
+    original_method,
+    original_uri,
+)
+from sso_proxy.cookie_names import CookieNames
 from sso_proxy.errors import SsoProxyError, UpstreamError
 from sso_proxy.fastpath_request import FastRequest, session_cookie
 from sso_proxy.gate import Target, find_target
@@ -25,15 +32,15 @@ from sso_proxy.keys import RUNTIME
 from sso_proxy.log import get_logger
 from sso_proxy.metrics import count_request
 from sso_proxy.middleware import error_response
-from sso_proxy.proxy import allowed_identity, upstream_headers
+from sso_proxy.proxy import allowed_identity, caches, upstream_headers
 from sso_proxy.requestinfo import ClientInfo, info_from
 from sso_proxy.runtime import Runtime
 from sso_proxy.sessions import Session
 from sso_proxy.upstream_exchange import RequestPlan, exchange
 from sso_proxy.upstream_http1 import Http1Connection, Http1Failure, ResponseHead
-from sso_proxy.upstream_pool import Pool
+from sso_proxy.upstream_limits import RoutePool
 from sso_proxy.upstream_request import build_head
-from sso_proxy.upstream_response import complete_response, stream_head
+from sso_proxy.upstream_response import complete_response, passed_headers, stream_head
 
 log = get_logger("sso_proxy.http")
 _GET_NO_BODY = RequestPlan("", "none", True)  # what plan_request gives a GET without a body
@@ -67,7 +74,7 @@ class RequestAnswers:
     def _write(self, data: bytes) -> None:
         raise NotImplementedError
 
-    async def _drain(self) -> None:
+    async def _drain(self, within: float) -> None:
         raise NotImplementedError
 
     def _hand_off(self, head: bytes) -> None:
@@ -90,7 +97,7 @@ class RequestAnswers:
             if rt is None:
                 raise Declined()
             info, target, session, hint = await self._admissible(rt, request)
-            pool, upstream = rt.forwarder.pool_for(target.route.upstream)
+            pool, upstream = rt.forwarder.pool_for(target.route.upstream, target.route.name)
             identity = allowed_identity(rt, target, session, hint)
             if identity is None:
                 raise Declined()  # refused: aiohttp answers 403 and writes the audit event
@@ -109,7 +116,7 @@ class RequestAnswers:
                 head = build_head("GET", path_qs, upstream.host_header, headers, "", lines or "")
             except ValueError as exc:
                 raise UpstreamError(detail=str(exc)) from None
-            await self._forward(pool, head, route.timeout, route.name)
+            await self._forward(pool, head, route.timeout, route.name, caches(rt).own_cookies(rt))
         except ConnectionResetError:
             self._closing = True  # the client went away (or the upstream cut a started response)
         except SsoProxyError as exc:
@@ -164,6 +171,7 @@ class RequestAnswers:
                         if name in AUTH_REQUEST_NAMES
                     ]
                 answer += identity.auth
+            answer += app_cookie(rt, headers.getall("Cookie", []))
         except Exception:
             self._hand_off(request.raw)
             return
@@ -196,8 +204,11 @@ class RequestAnswers:
             structlog.contextvars.bind_contextvars(request_id=self._request_id)
         return self._request_id
 
-    async def _forward(self, pool: Pool, head: bytes, route_timeout: float, route_name: str) -> None:
+    async def _forward(
+        self, pool: RoutePool, head: bytes, route_timeout: float, route_name: str, own_cookies: CookieNames
+    ) -> None:
         conn, response = await exchange(pool, _GET_NO_BODY, head, route_timeout, head_only=False)
+        response.headers = passed_headers(response.headers, own_cookies)
         if conn.complete:
             body = conn.take()  # the whole answer is here already: one response, one write
             pool.release(conn)
@@ -210,7 +221,12 @@ class RequestAnswers:
         await self._stream(pool, conn, response, route_timeout, route_name)
 
     async def _stream(
-        self, pool: Pool, conn: Http1Connection, response: ResponseHead, route_timeout: float, route_name: str
+        self,
+        pool: RoutePool,
+        conn: Http1Connection,
+        response: ResponseHead,
+        route_timeout: float,
+        route_name: str,
     ) -> None:
         """Relay a response that is still arriving, with flow control both ways."""
         released = False
@@ -236,7 +252,7 @@ class RequestAnswers:
                     chunk, length = chunk[:length], max(length - len(chunk), 0)
                 if chunk:
                     self._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                    await self._drain()
+                    await self._drain(pool.client_timeout)  # SECURITY: a stalled client is dropped
             if chunked:
                 self._write(b"0\r\n\r\n")
             status = response.status
@@ -249,7 +265,7 @@ class RequestAnswers:
         """What ``middleware.render_error`` answers, for a request that has already gone upstream."""
         reference = self._bind_request_id()
         if exc.status >= 500:
-            log.warning("request_failed", code=exc.code, status=exc.status, detail=exc.detail or exc.message)
+            log.warning("request_failed", error=exc.code, status=exc.status, detail=exc.detail or exc.message)
         accept = request.accept.lower()
         as_json = "application/json" in accept and "text/html" not in accept  # as pages.wants_json
         page = error_response(exc, as_json=as_json, reference=reference)

@@ -9,7 +9,9 @@ spirit of werkzeug's ``ProxyFix``:
   first untrusted address is the client. Entries left of it were written by the client itself and
   are dropped;
 * ``X-Forwarded-Proto`` / ``-Host`` are taken (rightmost value, i.e. from the nearest proxy) only
-  from a trusted peer, and only when well-formed.
+  from a trusted peer, and only when well-formed;
+* every other forwarding or client-address header (``FORWARDING_HEADERS``) reaches the app only
+  from a trusted peer (``sso_proxy.headers.ClientHeaderFilter`` drops the rest).
 
 Pure: no aiohttp, no I/O.
 """
@@ -27,6 +29,55 @@ from multidict import MultiMapping
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+# Who the client is and how it reached us: only a trusted proxy in front may say so, and the
+# client's own claims are dropped in every spelling (``sso_proxy.headers``: a WSGI or PHP app
+# reads a client's ``X_Forwarded_For`` as HTTP_X_FORWARDED_FOR). Chosen as the headers that
+# common frameworks and servers believe for the client address, scheme, host, port, path or
+# TLS client identity: Rack/Rails, Django, Symfony/Laravel (X-Original-URL / X-Rewrite-URL
+# override the path!), Spring/Tomcat, ASP.NET/IIS, PHP apps, and the CDNs and load balancers
+# that set them (Cloudflare, Akamai, Fastly, Azure, Envoy).
+FORWARDING_PREFIXES = ("x-forwarded-", "x-original-")  # X-Forwarded-Port/-Prefix/..., X-Original-URL/...
+FORWARDING_HEADERS = (
+    "Forwarded",
+    "X-Forwarded",
+    "Forwarded-For",
+    "X-Real-IP",
+    "X-Client-IP",
+    "Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "CF-Connecting-IPv6",
+    "CF-Visitor",
+    "X-Cluster-Client-IP",
+    "Fastly-Client-IP",
+    "X-ProxyUser-Ip",
+    "X-Originating-IP",
+    "X-Remote-IP",
+    "X-Remote-Addr",
+    "Remote-Addr",
+    "Proxy-Client-IP",
+    "WL-Proxy-Client-IP",
+    "HTTP-Client-IP",
+    "HTTP-X-Forwarded-For",
+    "X-Azure-ClientIP",
+    "X-Azure-SocketIP",
+    "X-ARR-ClientIP",
+    "X-AppEngine-User-IP",
+    "X-Envoy-External-Address",
+    "X-Host",
+    "X-HTTP-Host-Override",
+    "X-Rewrite-URL",
+    "X-Url-Scheme",
+    "Front-End-Https",
+    "X-ARR-SSL",
+    "X-Client-Cert",
+    "X-SSL-Client-Cert",
+    "SSL-Client-Cert",
+    "X-SSL-Client-Verify",
+    "X-Client-Verify",
+    "X-SSL-Client-DN",
+    "X-SSL-Client-S-DN",
+)
 # host, host:port, [v6], [v6]:port; no userinfo, path or whitespace.
 _HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 

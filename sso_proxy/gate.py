@@ -15,10 +15,9 @@ from sso_proxy.errors import Forbidden, NotFound
 from sso_proxy.log import audit
 from sso_proxy.metrics import ROUTE_NAME, count_decision
 from sso_proxy.middleware import bind_request_id
-from sso_proxy.paths import split_target
 from sso_proxy.policy import Decision, evaluate
 from sso_proxy.requestinfo import ClientInfo
-from sso_proxy.routing import prefix_matches
+from sso_proxy.routing import public_path
 from sso_proxy.runtime import Runtime
 from sso_proxy.sessions import Session
 
@@ -68,11 +67,10 @@ def resolve_target(rt: Runtime, request: web.Request, host: str, raw_target: str
 
 def find_target(rt: Runtime, host: str, raw_target: str, method: str) -> Target:
     """``resolve_target`` without a request to note the route on (for the metrics)."""
-    path, query = split_target(raw_target)  # the path comes back normalised
-    route = rt.table.match(host, path, method)
+    route, path, query = rt.table.locate(host, raw_target, method)  # the path comes back normalised
     if route is None:
         raise NotFound()
-    public = bool(route.public_paths) and any(prefix_matches(prefix, path) for prefix in route.public_paths)
+    public = bool(route.public_paths) and public_path(route, path) is not None
     return Target(route=route, path=path, query=query, public=public)
 
 

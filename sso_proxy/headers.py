@@ -1,26 +1,71 @@
-"""Header hygiene and identity header values (contract §4). Pure: values in, values out.
+"""Header hygiene for what a client sends (contract §4). Pure: names in, verdicts out.
 
-Two jobs, both security decisions:
+What the client sent is never believed:
 
-* what the client sent is never believed: every header the proxy may set (and every name of a
-  route's legacy mapping) is removed in any spelling: any case, ``_`` or ``.`` for ``-``,
-  duplicated, or named in ``Connection``; hop-by-hop headers and the proxy's own cookies go too;
-* what the IdP sent is never trusted to be well-formed: control characters (CR, LF, NUL, DEL,
-  U+0085, U+2028/2029, bidi overrides...) are dropped before any value becomes a header, and
-  non-ASCII text is encoded so it survives every server in between.
+* every header the proxy may set (and every name of a route's legacy mapping) is removed in any
+  spelling: any case, ``_`` or ``.`` for ``-``, duplicated, or named in ``Connection``;
+* the forwarding and client-address headers (``FORWARDING_HEADERS``: X-Forwarded-*, Forwarded,
+  X-Real-IP, True-Client-IP, X-Original-URL, ...) pass only from a trusted proxy, and then only
+  in their plain spelling; the proxy sets its own X-Forwarded-For/-Proto/-Host (``forwarded.py``);
+* method-override headers (``X-HTTP-Method-Override`` ...) go unless the route opts in: an app
+  honouring one would run a POST that the route table judged as a GET;
+* hop-by-hop headers and every copy of the proxy's own cookies go too (``cookie_names``).
+
+The identity header values themselves are made in ``sso_proxy.header_values`` (re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import re
-import string
-import unicodedata
-from collections.abc import Collection, Iterable, Mapping
-from urllib.parse import quote
+from collections.abc import Collection, Iterable
 
-from sso_proxy.identity import Identity, Organization
+from sso_proxy.cookie_names import CookieNames, filter_cookie
+from sso_proxy.forwarded import FORWARDING_HEADERS, FORWARDING_PREFIXES
+from sso_proxy.header_values import (
+    ENCODINGS,
+    ascii_only,
+    auth_request_headers,
+    clean_header_value,
+    drop_unsafe_chars,
+    encode_value,
+    encoded_words,
+    identity_headers,
+    percent_encode,
+    render_header_map,
+    render_template,
+    rfc2047_encode,
+    template_values,
+    token_headers,
+)
+
+__all__ = [
+    "ENCODINGS",
+    "FORWARDING_HEADERS",
+    "HOP_BY_HOP",
+    "IDENTITY_HEADERS",
+    "METHOD_OVERRIDE_HEADERS",
+    "PROTECTED_PREFIXES",
+    "ClientHeaderFilter",
+    "ascii_only",
+    "auth_request_headers",
+    "canonical_name",
+    "clean_header_value",
+    "drop_unsafe_chars",
+    "encode_value",
+    "encoded_words",
+    "filter_cookie",
+    "identity_headers",
+    "is_forwarding_header",
+    "is_protected_header",
+    "percent_encode",
+    "render_header_map",
+    "render_template",
+    "rfc2047_encode",
+    "strip_client_headers",
+    "template_values",
+    "token_headers",
+]
 
 IDENTITY_HEADERS = (
     "X-Forwarded-User",
@@ -57,12 +102,11 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-ENCODINGS = ("percent", "rfc2047", "ascii")
+# A route must opt in (``allow_method_override``): the route table judged the request's own method.
+METHOD_OVERRIDE_HEADERS = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-_RFC2047_CHUNK = 45  # bytes per encoded word: 60 base64 chars + 12 of framing <= 75 (RFC 2047 §2)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -92,235 +136,53 @@ def is_protected_header(name: str, extra: Collection[str] = ()) -> bool:
     return any(canonical_name(other) == canon for other in extra)
 
 
-def clean_header_value(value: str) -> str:
-    """``value`` without control, format or line/paragraph separator characters, trimmed.
-
-    SECURITY: stops header injection and response splitting through IdP-supplied text (CR, LF,
-    NUL, DEL, U+0085, U+2028/2029) and invisible bidi tricks in names shown by upstream apps.
-    """
-    return drop_unsafe_chars(value).strip()
+_FORWARDING = frozenset(canonical_name(name) for name in FORWARDING_HEADERS)
+_METHOD_OVERRIDE = frozenset(canonical_name(name) for name in METHOD_OVERRIDE_HEADERS)
 
 
-def drop_unsafe_chars(value: str) -> str:
-    """``value`` without the characters ``clean_header_value`` refuses; spacing left as is."""
-    if value.isascii() and value.isprintable():
-        return value
-    return "".join(ch for ch in value if unicodedata.category(ch) not in _UNSAFE_CATEGORIES)
-
-
-@functools.lru_cache(maxsize=1024)
-def percent_encode(value: str) -> str:
-    """UTF-8 percent-encoding (RFC 3986 §2.1): only unreserved ``A-Z a-z 0-9 - . _ ~`` stay as is."""
-    return quote(value, safe="", encoding="utf-8", errors="strict")
-
-
-def rfc2047_encode(value: str) -> str:
-    """``=?UTF-8?B?...?=`` encoded words for non-ASCII text (ASCII passes unchanged).
-
-    Long text is split on character boundaries into several words joined by a space, which
-    decoders drop between adjacent encoded words (RFC 2047 §6.2).
-    """
-    return value if value.isascii() else encoded_words(value)
-
-
-def encoded_words(value: str) -> str:
-    """``value`` as RFC 2047 encoded words, whatever it holds."""
-    words: list[str] = []
-    chunk = b""
-    for ch in value:
-        data = ch.encode("utf-8")
-        if len(chunk) + len(data) > _RFC2047_CHUNK:
-            words.append(_encoded_word(chunk))
-            chunk = b""
-        chunk += data
-    if chunk:
-        words.append(_encoded_word(chunk))
-    return " ".join(words)
-
-
-def _encoded_word(data: bytes) -> str:
-    return f"=?UTF-8?B?{base64.b64encode(data).decode('ascii')}?="
-
-
-def ascii_only(value: str) -> str:
-    """ASCII text only: accents folded (é -> e), other non-ASCII dropped, spaces collapsed.
-
-    Thai has no ASCII form, so Thai text comes out empty: use ``name_eng`` with this encoding.
-    """
-    value = drop_unsafe_chars(value)
-    if value.isascii():
-        return value
-    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    return " ".join(folded.split())
-
-
-def encode_value(value: str, encoding: str) -> str:
-    """``value`` cleaned, then made header-safe with a route's encoding (one of ``ENCODINGS``).
-
-    Plain ASCII passes unchanged unless it could be mistaken for an encoding (a '%' in percent
-    mode, a ``=?`` in RFC 2047 mode): so decoding the result always gives the cleaned value back,
-    and ASCII ids and e-mails stay readable to legacy apps that decode nothing.
-    """
-    value = clean_header_value(value)
-    if encoding == "ascii":
-        return ascii_only(value)
-    if value.isascii() and value.isprintable():
-        marker = "=?" if encoding == "rfc2047" else "%"
-        if marker not in value:
-            return value
-    return encoded_words(value) if encoding == "rfc2047" else percent_encode(value)
-
-
-def identity_headers(identity: Identity, *, hcode: str | None, assertion: str) -> list[tuple[str, str]]:
-    """The headers of contract §4; optional ones only when the value is known."""
-    if hcode is None:
-        hcode = identity.first_hcode()
-    user = encode_value(identity.provider_id, "percent")
-    out = [("X-Forwarded-User", user)]
-    if identity.email and (email := encode_value(identity.email, "percent")):
-        out.append(("X-Forwarded-Email", email))
-    out.append(("X-Provider-Id", user))
-    if hcode and (hcode_value := encode_value(hcode, "percent")):
-        out.append(("X-Provider-Hcode", hcode_value))
-    if identity.name_th and (name := clean_header_value(identity.name_th)):
-        out.append(("X-Provider-Name-Th", percent_encode(name)))
-    out.append(("X-Provider-Assertion", clean_header_value(assertion)))
-    return out
-
-
-def auth_request_headers(identity: Identity, *, hcode: str | None, assertion: str) -> list[tuple[str, str]]:
-    """The ``X-Auth-Request-*`` headers of a 202 from ``/oauth2/auth`` (contract §5)."""
-    renamed = {
-        "X-Forwarded-User": "X-Auth-Request-User",
-        "X-Forwarded-Email": "X-Auth-Request-Email",
-        "X-Provider-Hcode": "X-Auth-Request-Hcode",
-        "X-Provider-Assertion": "X-Auth-Request-Assertion",
-    }
-    return [
-        (renamed[name], value)
-        for name, value in identity_headers(identity, hcode=hcode, assertion=assertion)
-        if name in renamed
-    ]
-
-
-def template_values(identity: Identity, org: Organization | None) -> dict[str, str]:
-    """Values of ``sso_proxy.config.TEMPLATE_FIELDS``; organization fields from ``org`` or the first."""
-    if org is None and identity.organizations:
-        org = identity.organizations[0]
-    person = {
-        "provider_id": identity.provider_id,
-        "account_id": identity.account_id,
-        "hash_cid": identity.hash_cid,
-        "name_th": identity.name_th,
-        "name_eng": identity.name_eng,
-        "firstname_th": identity.firstname_th,
-        "lastname_th": identity.lastname_th,
-        "firstname_en": identity.firstname_en,
-        "lastname_en": identity.lastname_en,
-        "email": identity.email,
-        "ial": format(identity.ial, "g") if identity.ial is not None else None,
-        "hcode": org.hcode if org else None,
-        "hname_th": org.hname_th if org else None,
-        "position": org.position if org else None,
-        "position_type": org.position_type if org else None,
-    }
-    return {name: value or "" for name, value in person.items()}
-
-
-def render_template(template: str, values: Mapping[str, str], encoding: str) -> str:
-    """Fill ``{field}`` placeholders, then clean and encode the whole value as one piece.
-
-    SECURITY: fields are looked up by exact name only (no ``str.format``), so a template cannot
-    reach attributes or other objects; unknown names render empty (config rejects them anyway).
-    """
-    parts: list[str] = []
-    try:
-        for literal, field_name, _spec, _conv in string.Formatter().parse(template):
-            parts.append(literal)
-            if field_name is not None:
-                parts.append(values.get(field_name, ""))
-    except ValueError:  # unbalanced braces: config validation should have refused it
-        return ""
-    return encode_value("".join(parts), encoding)
-
-
-def render_header_map(
-    mapping: Mapping[str, str], identity: Identity, org: Organization | None, encoding: str
-) -> list[tuple[str, str]]:
-    """A route's legacy headers, e.g. ``{"REMOTE_USER": "{provider_id}"}``; empty values are left out."""
-    values = template_values(identity, org)
-    out: list[tuple[str, str]] = []
-    for name, template in mapping.items():
-        rendered = render_template(template, values, encoding)
-        if rendered:
-            out.append((name, rendered))
-    return out
-
-
-def token_headers(
-    *,
-    access_token: str | None,
-    org: Organization | None,
-    pass_access_token: bool,
-    pass_moph_center_token: bool,
-) -> list[tuple[str, str]]:
-    """Opt-in bearer tokens for upstreams that call MOPH APIs themselves (off by default).
-
-    ``access_token``: the Provider ID access token; ``org``: the matched organization, whose MOPH
-    Account Center tokens (present only with the ``moph_center_token`` profile flag) are passed.
-    """
-    out: list[tuple[str, str]] = []
-    if pass_access_token and access_token and (token := clean_header_value(access_token)).isascii():
-        out += [("X-Forwarded-Access-Token", token), ("X-Provider-Access-Token", token)]
-    if pass_moph_center_token and org is not None:
-        names = {
-            "moph_access_token_idp": "X-Moph-Access-Token",
-            "moph_access_token_idp_fdh": "X-Moph-Access-Token-Fdh",
-            "moph_access_token_idp_pcu": "X-Moph-Access-Token-Pcu",
-        }
-        for field_name, header in names.items():
-            value = clean_header_value(org.tokens.get(field_name, ""))
-            if value and value.isascii():
-                out.append((header, value))
-    return out
-
-
-def filter_cookie(value: str, cookie_names: Collection[str]) -> str:
-    """A Cookie header value without the named cookies; the others keep their order and bytes."""
-    kept = [
-        part.strip()
-        for part in value.split(";")
-        if part.strip() and part.split("=", 1)[0].strip() not in cookie_names
-    ]
-    return "; ".join(kept)
+def is_forwarding_header(name: str) -> bool:
+    """True for every spelling of a forwarding or client-address header (``FORWARDING_HEADERS``)."""
+    canon = canonical_name(name)
+    return canon in _FORWARDING or canon.startswith(FORWARDING_PREFIXES)
 
 
 _KEEP = 0
 _DROP = 1
 _COOKIE = 2
+_FORWARDED = 3  # kept only from a trusted proxy
 _REMEMBERED_NAMES = 4096  # distinct client header names whose verdict a filter keeps
 
 
 class ClientHeaderFilter:
-    """``strip_client_headers`` with fixed ``extra`` / ``cookie_names``, for the forwarding hot path.
+    """``strip_client_headers`` with fixed settings, for the forwarding hot path.
 
     The same few dozen header names arrive on every request, and what happens to a header depends
-    only on its name and this filter's settings, so each name's verdict is worked out once and
-    remembered (a bounded table: a client inventing names cannot grow it without limit). Only the
-    names a request's own ``Connection`` header lists differ per request; they are checked apart.
-    ``replaced``: lower-case names the caller sends itself (its X-Forwarded-*), dropped as spelled.
+    only on its name, this filter's settings and whether the peer is a trusted proxy, so each
+    name's verdict is worked out once and remembered (a bounded table: a client inventing names
+    cannot grow it without limit). Only the names a request's own ``Connection`` header lists
+    differ per request; they are checked apart.
+    ``replaced``: names the caller sets itself (its X-Forwarded-*), dropped in every spelling.
+    ``allow_method_override``: the route lets method-override headers through.
     """
 
     def __init__(
-        self, extra: Collection[str] = (), cookie_names: Collection[str] = (), replaced: Collection[str] = ()
+        self,
+        extra: Collection[str] = (),
+        cookie_names: Collection[str] | CookieNames = (),
+        replaced: Collection[str] = (),
+        *,
+        allow_method_override: bool = False,
     ) -> None:
         self._extra = frozenset(canonical_name(name) for name in extra)
-        self._cookie_names = frozenset(cookie_names)
-        self._replaced = frozenset(replaced)
+        self._cookie_names = (
+            cookie_names if isinstance(cookie_names, CookieNames) else CookieNames.exactly(cookie_names)
+        )
+        self._replaced = frozenset(canonical_name(name) for name in replaced)
+        self._method_override = allow_method_override
         self._verdicts: dict[str, tuple[int, str, bool]] = {}
 
     def _verdict(self, name: str) -> tuple[int, str, bool]:
-        """(keep / drop / filter as Cookie, canonical name, names hop-by-hop headers)."""
+        """(keep / drop / filter as Cookie / keep if trusted, canonical name, names hop-by-hop headers)."""
         canon = canonical_name(name)
         lists_hops = canon in ("connection", "proxy-connection")
         # SECURITY: a name that is not an RFC 9110 token may be read differently by the upstream.
@@ -328,17 +190,26 @@ class ClientHeaderFilter:
             return (_DROP, canon, lists_hops)
         # SECURITY: hop-by-hop headers must not reach the upstream, else a client could make a
         # proxy in between drop a header the upstream relies on.
-        if canon in HOP_BY_HOP or name.lower() in self._replaced:
+        if canon in HOP_BY_HOP or canon in self._replaced:
             return (_DROP, canon, lists_hops)
         # SECURITY: identity headers are the proxy's alone; any spelling from a client is a spoof.
         if canon in _PROTECTED or canon.startswith(PROTECTED_PREFIXES) or canon in self._extra:
             return (_DROP, canon, lists_hops)
+        # SECURITY: a method override would make the app run another method than the one judged.
+        if canon in _METHOD_OVERRIDE and not self._method_override:
+            return (_DROP, canon, lists_hops)
+        if canon in _FORWARDING or canon.startswith(FORWARDING_PREFIXES):
+            # SECURITY: only a trusted proxy may say who the client is, and only in the plain
+            # spelling: ``X_Forwarded_Port`` is a client's, whoever passed it on.
+            return (_FORWARDED if name.lower() == canon else _DROP, canon, lists_hops)
         if canon == "cookie" and self._cookie_names:
             return (_COOKIE, canon, lists_hops)
         return (_KEEP, canon, lists_hops)
 
-    def strip(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """The headers fit to forward, in order (see ``strip_client_headers``)."""
+    def strip(self, headers: Iterable[tuple[str, str]], *, trusted_peer: bool) -> list[tuple[str, str]]:
+        """The headers fit to forward, in order (see ``strip_client_headers``).
+
+        ``trusted_peer``: the request came from a trusted proxy (``forwarded.ClientView``)."""
         verdicts = self._verdicts
         out: list[tuple[str, str]] = []
         canons: list[str] = []
@@ -353,7 +224,7 @@ class ClientHeaderFilter:
             action, canon, lists_hops = verdict
             if lists_hops:
                 listed = [*(listed or ()), value]
-            if action == _DROP:
+            if action == _DROP or (action == _FORWARDED and not trusted_peer):
                 continue
             if action == _COOKIE:
                 # SECURITY: the session cookie would let the upstream (or its logs) replay the session.
@@ -372,12 +243,18 @@ class ClientHeaderFilter:
 def strip_client_headers(
     headers: Iterable[tuple[str, str]],
     extra: Collection[str] = (),
-    cookie_names: Collection[str] = (),
+    cookie_names: Collection[str] | CookieNames = (),
+    *,
+    trusted_peer: bool = True,
+    allow_method_override: bool = False,
 ) -> list[tuple[str, str]]:
     """The client's headers fit to forward: no identity, hop-by-hop or malformed ones, no proxy cookies.
 
-    ``extra``: the route's mapping header names; ``cookie_names``: the proxy's own cookies.
-    Upgrade/Connection for WebSockets are the forwarder's to re-add. The proxy keeps one
-    ``ClientHeaderFilter`` per route instead of calling this per request.
+    ``extra``: the route's mapping header names; ``cookie_names``: the proxy's own cookies;
+    ``trusted_peer``: whether forwarding headers (in their plain spelling) may pass, as they may
+    from a trusted proxy. Upgrade/Connection for WebSockets are the forwarder's to re-add. The
+    proxy keeps one ``ClientHeaderFilter`` per route instead of calling this per request.
     """
-    return ClientHeaderFilter(extra, cookie_names).strip(headers)
+    return ClientHeaderFilter(extra, cookie_names, allow_method_override=allow_method_override).strip(
+        headers, trusted_peer=trusted_peer
+    )

@@ -7,13 +7,26 @@ produces one stable value. Nothing here trusts the client: the input is what MOP
 
 Sensitive values (MOPH Account Center tokens) are kept apart from ``Organization.public`` so they
 never reach assertions, logs or the userinfo endpoint.
+
+Every text value is normalised once, when an ``Identity`` or ``Organization`` is built
+(``normalise_text``): NFC, and no control, format (U+200B, U+200E, U+FEFF, bidi overrides...),
+surrogate or line/paragraph separator characters. The headers, the signed assertion, the rules and
+the logs then all see one and the same value: ``a@b.example`` + U+200B is ``a@b.example``,
+never one thing to the rules and another to the app. Stripping, not refusing: Thai input methods
+put zero-width characters into real names, and a login must not fail over an invisible character.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from sso_proxy.profile_values import INVISIBLE_CATEGORIES as INVISIBLE_CATEGORIES
+from sso_proxy.profile_values import as_bool as as_bool
+from sso_proxy.profile_values import as_float as as_float
+from sso_proxy.profile_values import as_text as as_text
+from sso_proxy.profile_values import normalise_text as normalise_text
 
 ORG_MATCH_FIELDS = (
     "hcode",
@@ -67,39 +80,19 @@ PERSON_STR_FIELDS = (
 )
 
 
-def as_text(value: Any) -> str | None:
-    """A profile value as text; ``None`` for null, empty or structured values."""
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value).strip()
-    return text or None
+def _normalise_fields(instance: object, names: tuple[str, ...]) -> None:
+    """Normalise the text fields ``names`` of a frozen dataclass in place (at construction)."""
+    for name in names:
+        value = getattr(instance, name)
+        if isinstance(value, str):
+            cleaned = normalise_text(value)
+            if cleaned != value:
+                object.__setattr__(instance, name, cleaned or None)
 
 
-def as_bool(value: Any) -> bool | None:
-    """A profile flag as a bool; accepts true/false, "true"/"1"/"yes" and friends, else None."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1", "yes", "y", "t"):
-            return True
-        if lowered in ("false", "0", "no", "n", "f", ""):
-            return False if lowered else None
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # drop NaN
+def _public_value(value: Any) -> Any:
+    """A value of an organization entry as the assertion carries it: text normalised."""
+    return normalise_text(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -123,6 +116,9 @@ class Organization:
     # MOPH Account Center tokens (only with moph_center_token=1). Secret: never logged.
     tokens: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _normalise_fields(self, _ORG_TEXT)
+
     def value(self, name: str) -> str | bool | None:
         """The value of a rule-matchable field."""
         result: str | bool | None = getattr(self, name)
@@ -139,7 +135,7 @@ def organization_from_raw(raw: Mapping[str, Any]) -> Organization:
             if isinstance(value, str) and value:
                 tokens[key] = value
             continue
-        public[key] = value
+        public[key] = _public_value(value)
     text = {name: as_text(raw.get(name)) for name in ORG_STR_FIELDS}
     flags = {name: as_bool(raw.get(name)) for name in ORG_BOOL_FIELDS}
     return Organization(
@@ -181,6 +177,11 @@ class Identity:
     ial: float | None = None
     organizations: tuple[Organization, ...] = ()
 
+    def __post_init__(self) -> None:
+        _normalise_fields(self, _PERSON_TEXT)
+        if not self.provider_id:
+            raise ValueError("profile has no usable provider_id")
+
     def first_hcode(self) -> str | None:
         return self.organizations[0].hcode if self.organizations else None
 
@@ -214,6 +215,10 @@ class Identity:
     @classmethod
     def from_storage(cls, data: Mapping[str, Any]) -> Identity:
         return identity_from_profile(data, ial=as_float(data.get("ial")))
+
+
+_ORG_TEXT = tuple(f.name for f in fields(Organization) if f.type == "str | None")
+_PERSON_TEXT = ("provider_id", *(f.name for f in fields(Identity) if f.type == "str | None"))
 
 
 def unwrap_profile(document: Mapping[str, Any]) -> Mapping[str, Any]:

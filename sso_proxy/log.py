@@ -1,15 +1,24 @@
 """Structured logging: JSON events via structlog, a request id per request, audit events.
 
 SECURITY: audit events carry provider_id / hcode / route / client IP only. Tokens, cookies,
-secrets and the citizen id are never passed to a logger; ``scrub`` drops such keys if a caller
-ever does by mistake.
+secrets and the citizen id are never passed to a logger, and two nets catch what slips through:
+
+* ``scrub`` replaces the value of any key that names a credential (``access_token``, ``cookie``,
+  ``code`` ...), whatever the value looks like;
+* ``redact_text`` replaces what looks like a credential or a citizen id in the TEXT of every line,
+  whoever logged it: our events' values and exception tracebacks, and every stdlib record
+  (aiohttp's ``aiohttp.server`` / ``aiohttp.access`` / ``aiohttp.web`` ..., asyncio, redis),
+  whose message, arguments and traceback are redacted when the record is made, before any handler
+  sees it. aiohttp's own messages quote raw request bytes (a too-long ``Cookie`` header: ``Got more
+  than 16384 bytes when reading: b'sso_proxy=<session id>; ...'``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -27,9 +36,53 @@ _SENSITIVE = (
     "state",
 )
 _ALLOWED_EXACT = {"hash_cid", "status_code", "error_code", "hcode", "hcodes"}
+# Values ``redact_text`` leaves alone: a Provider ID is a 13-character id the audit needs (it can be
+# all digits, like a citizen id, but never is one); a request id is our own random hex.
+_TEXT_EXEMPT = frozenset({"provider_id", "request_id"})
 AUDIT_EVENTS = frozenset(
     {"login_succeeded", "login_failed", "access_denied", "signed_out", "session_revoked"}
 )
+REDACTED = "[redacted]"
+# Characters a cookie value, a token or a query value runs on with (up to a separator or a quote).
+_VALUE = r"[^\s;,&'\"<>]*"
+# SECURITY: the redaction rules, each a class of secret found by its context or its shape.
+_HEADERS = re.compile(  # a credential-carrying header, or a repr of one: its whole value
+    r"(?i)\b((?:set-)?cookie2?|(?:proxy-)?authorization|x-forwarded-access-token|x-provider-assertion"
+    r"|x-moph-[a-z0-9-]*token[a-z0-9-]*)(['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n]*"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+")  # an Authorization value
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")  # a JWT (JWS/JWE)
+_OAUTH = re.compile(  # OAuth values in a URL or a form: by their parameter name, not their shape
+    r"(?i)(?<![A-Za-z0-9_\-])(code|state|access_token|id_token|refresh_token|client_secret|secret_key"
+    r"|password|assertion)=" + _VALUE
+)
+_CITIZEN_ID = re.compile(r"(?<!\d)\d[- ]?\d{4}[- ]?\d{5}[- ]?\d{2}[- ]?\d(?!\d)")  # 13 digits, grouped or not
+_COOKIE_BASES: list[str] = []
+_cookie_names: re.Pattern[str]  # the proxy's own cookies (every prefix and suffix): name=value
+
+
+def redact_cookie_names(*bases: str) -> None:
+    """Also redact the values of cookies named after ``bases`` (``session.cookie_name``), as the
+    proxy names its cookies: ``[__Host-|__Secure-]<base>[_login_0|_handoff|...]``."""
+    global _cookie_names
+    _COOKIE_BASES[:] = sorted(set(_COOKIE_BASES) | set(bases))
+    names = "|".join(re.escape(base) for base in _COOKIE_BASES)
+    _cookie_names = re.compile(
+        rf"(?i)(?<![A-Za-z0-9_\-])((?:__host-|__secure-)?(?:{names})(?:[_\-][A-Za-z0-9_\-]*)?)=" + _VALUE
+    )
+
+
+redact_cookie_names("sso_proxy")  # the default session.cookie_name; Runtime.apply adds the configured one
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every credential, session id and citizen id it carries replaced."""
+    text = _HEADERS.sub(rf"\1\2{REDACTED}", text)
+    text = _cookie_names.sub(rf"\1={REDACTED}", text)
+    text = _OAUTH.sub(rf"\1={REDACTED}", text)
+    text = _BEARER.sub(rf"\1 {REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
+    return _CITIZEN_ID.sub(REDACTED, text)
 
 
 def scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -39,13 +92,67 @@ def scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableM
         if lowered in _ALLOWED_EXACT or key == "event":
             continue
         if any(word in lowered for word in _SENSITIVE):
-            event[key] = "[redacted]"
+            event[key] = REDACTED
     return event
+
+
+def redact_values(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """SECURITY: ``redact_text`` over every text of the event (after the traceback is rendered)."""
+    for key, value in event.items():
+        if key not in _TEXT_EXEMPT:
+            event[key] = _redact_value(value)
+    return event
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _redact_value(item) for key, item in value.items()}
+    return value
+
+
+_FORMATTER = logging.Formatter()
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """SECURITY: the record's message (arguments merged in) and traceback, redacted; the raw
+    exception is dropped from the record, so that no handler can render it unredacted."""
+    try:
+        message = record.getMessage()
+    except Exception:  # arguments that do not fit the format: keep both, as text
+        message = f"{record.msg} {record.args!r}"
+    record.msg, record.args = redact_text(message), None
+    if record.exc_info:
+        record.exc_text = redact_text(record.exc_text or _FORMATTER.formatException(record.exc_info))
+        record.exc_info = None
+    elif record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+
+
+def install_record_redaction() -> None:
+    """Every stdlib log record is redacted as it is made (once per process)."""
+    current: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+    if getattr(current, "redacts", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        redact_record(record)
+        return record
+
+    factory.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 def configure_logging(level: str = "info", *, stream: Any = None) -> None:
     """JSON lines to stderr (or ``stream``); Thai text kept as UTF-8, not escaped."""
     numeric = getattr(logging, level.upper(), logging.INFO)
+    install_record_redaction()
     logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
     structlog.configure(
         processors=[
@@ -54,6 +161,7 @@ def configure_logging(level: str = "info", *, stream: Any = None) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             scrub,
             structlog.processors.format_exc_info,
+            redact_values,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -1,21 +1,25 @@
-"""Login, hand-off, sign-out and userinfo: the browser-facing half of the proxy (contract §5).
+"""Login, sign-out and userinfo: the browser-facing half of the proxy (contract §5).
 
-Flow: a protected URL without a session -> ``/oauth2/start?rd=URL`` on the login host ->
-Health ID -> ``/oauth2/callback`` (state checked, single use, bound to this browser) -> code ->
-Health ID token -> Provider ID token -> profile -> a NEW session -> back to ``rd``. When ``rd`` is
-on another route host, a one-time hand-off code carries the session there without a second
-Health ID login (cookies stay host-only).
+Flow: a protected URL without a session -> ``/oauth2/start?rd=URL`` on its own host (a route host
+sets its hand-off nonce there, ``sso_proxy.handoff``) -> ``/oauth2/start`` on the login host ->
+Health ID -> ``/oauth2/callback`` -> code -> Health ID token -> Provider ID token -> profile -> a
+NEW session -> back to ``rd``, through a one-time hand-off when ``rd`` is on a route host.
+
+Issue 10, finding 6: starting a login writes nothing to the store. The attempt (``rd``, the
+verified hand-off binding, sha256 of the random OAuth ``state``, an expiry) is sealed into one of
+four login cookies on the login host (``sso_proxy.loginstate``, ``sso_proxy.cookies``), so several
+tabs can log in at once and an anonymous client costs the proxy no memory. The callback accepts
+only the ``state`` one of this browser's cookies was made for, clears that cookie, and writes the
+first record (the session) only after MOPH accepted the login.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -28,38 +32,32 @@ from sso_proxy.errors import (
     StateError,
     Unauthenticated,
 )
+from sso_proxy.handoff import handoff, issue, login_start_url, route_start
 from sso_proxy.keys import RUNTIME
 from sso_proxy.log import audit
-from sso_proxy.redirects import safe_redirect
+from sso_proxy.loginstate import (
+    MAX_RD,
+    STATE_TTL,
+    Binding,
+    LoginState,
+    digest,
+    open_state,
+    read_binding,
+    seal_state,
+    state_matches,
+)
+from sso_proxy.moph import LoginResult
+from sso_proxy.redirects import origin_of, safe_redirect
 from sso_proxy.requestinfo import client_info, own_origin
 from sso_proxy.runtime import Runtime
 
-STATE_TTL = 600.0
-HANDOFF_TTL = 60.0
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-_HN = re.compile(r"[0-9a-f]{64}")
-
-
-def login_start_url(rt: Runtime, rd: str, *, hn: str | None = None) -> str:
-    query = {"rd": rd, "hn": hn} if hn else {"rd": rd}
-    return f"{rt.config.public_url}/oauth2/start?" + urlencode(query)
-
-
-def handoff_binding(request: web.Request) -> str | None:
-    """The hand-off binding (hash of a nonce cookie on the route host) carried in ``hn``."""
-    hn = request.query.get("hn", "")
-    return hn if _HN.fullmatch(hn) else None
+__all__ = ["callback", "handoff", "login_start_url", "sign_out", "sign_out_page", "start", "userinfo"]
 
 
 def checked_rd(rt: Runtime, rd: str | None) -> str:
     return safe_redirect(
         rd,
-        login_host=rt.config.public_host,
+        login_origin=rt.config.public_url,
         route_hosts=rt.table.hosts(),
         redirect_domains=rt.config.redirect_domains,
         fallback="/",
@@ -67,37 +65,58 @@ def checked_rd(rt: Runtime, rd: str | None) -> str:
     )
 
 
+def bounded_rd(rd: str) -> str:
+    """SECURITY: an rd too long for the state cookie becomes its origin's root (or "/")."""
+    if len(rd) <= MAX_RD:
+        return rd
+    origin = origin_of(rd)
+    return origin + "/" if origin is not None else "/"
+
+
 async def start(request: web.Request) -> web.StreamResponse:
     """``GET /oauth2/start?rd=URL``: begin (or short-cut) a login."""
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
-    raw_rd = request.query.get("rd")
     if info.host != rt.config.public_host:
-        # State and session cookies live on the login host: start there. SECURITY: a nonce
-        # cookie set here, on the route host, binds the later hand-off to THIS browser, so a
-        # hand-off link made for someone else's session cannot log this browser in (login CSRF).
-        nonce = secrets.token_urlsafe(32)
-        response = pages.redirect(login_start_url(rt, raw_rd or "", hn=digest(nonce)))
-        rt.cookies.set_handoff(response, nonce)
-        return response
-    rd = checked_rd(rt, raw_rd)
-    hn = handoff_binding(request)
+        return route_start(rt, request, info)
+    now = time.time()
+    rd = bounded_rd(checked_rd(rt, request.query.get("rd")))
+    secret = rt.config.session.cookie_secret
+    binding = read_binding(secret, request.query.get("hn"), rd_origin=origin_of(rd), now=now)
     existing = await rt.load_session(request)
     if existing is not None:
-        return await finish_redirect(rt, request, existing.id, rd, hn=hn)
+        return await finish_redirect(rt, request, existing.id, rd, binding=binding)
     state = secrets.token_urlsafe(32)  # SECURITY: 256 random bits; unguessable, single use
-    nonce = request.cookies.get(rt.cookies.state_name) or ""
-    if len(nonce) < 32:
-        nonce = secrets.token_urlsafe(32)
-    await rt.store.put_state(
-        "login:" + state, {"rd": rd, "nonce": digest(nonce), "hn": hn, "t": time.time()}, STATE_TTL
-    )
+    attempt = LoginState(rd=rd, state_digest=digest(state), expires=int(now) + STATE_TTL, binding=binding)
     response = pages.redirect(rt.moph.authorize_url(redirect_uri=rt.config.redirect_uri, state=state))
-    # SECURITY: binds the state to this browser, so a state (or callback link) from someone
-    # else's login cannot be completed here (login CSRF).
-    rt.cookies.set_state(response, nonce)
+    # SECURITY: the attempt lives in this browser only (no store write before MOPH says yes),
+    # which also binds the state to it: someone else's callback link cannot be completed here.
+    rt.cookies.set_login(response, free_slot(rt, request, now), seal_state(secret, attempt))
     pages.apply_page_headers(response)
     return response
+
+
+def login_attempts(rt: Runtime, request: web.Request, now: float) -> list[LoginState | None]:
+    """This browser's login attempts by slot (None: empty, foreign or expired)."""
+    secret = rt.config.session.cookie_secret
+    values = [request.cookies.get(name) for name in rt.cookies.login_names]
+    return [open_state(secret, value, now=now) if value else None for value in values]
+
+
+def free_slot(rt: Runtime, request: web.Request, now: float) -> int:
+    """An empty slot, else the oldest attempt's: a new tab never breaks the others (up to 4)."""
+    expiries = [a.expires if a is not None else 0 for a in login_attempts(rt, request, now)]
+    return expiries.index(min(expiries))
+
+
+def matching_attempt(rt: Runtime, request: web.Request, state: str) -> tuple[int, LoginState] | None:
+    """The slot and attempt this ``state`` was made for, in this browser's cookies."""
+    if not state or len(state) > 128:
+        return None
+    for slot, attempt in enumerate(login_attempts(rt, request, time.time())):
+        if attempt is not None and state_matches(attempt, state):
+            return slot, attempt
+    return None
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -105,31 +124,15 @@ async def callback(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
     started = time.perf_counter()
-    state = request.query.get("state", "")
-    record = await rt.store.take_state("login:" + state) if state else None
-    rd = str(record.get("rd", "/")) if record else "/"
-    retry = login_start_url(rt, rd)
+    found = matching_attempt(rt, request, request.query.get("state", ""))
+    rd = found[1].rd if found else "/"
     try:
-        if record is None:
-            raise StateError(detail="unknown, expired or reused state")
-        nonce = request.cookies.get(rt.cookies.state_name, "")
-        # SECURITY: the state must come back to the browser that started the login.
-        if not nonce or not hmac.compare_digest(digest(nonce), str(record.get("nonce", ""))):
-            raise StateError(detail="state not bound to this browser")
-        if "error" in request.query:
-            raise LoginError(detail=f"Health ID returned error={request.query.get('error', '')[:100]}")
-        code = request.query.get("code", "")
-        if not code:
-            raise LoginError(detail="callback without code")
-        result = await rt.moph.login(code, redirect_uri=rt.config.redirect_uri)
+        if found is None:
+            # SECURITY: unknown, expired, reused, or started in another browser (login CSRF).
+            raise StateError(detail="state unknown, expired, reused or not bound to this browser")
+        result = await moph_login(rt, request)
     except SsoProxyError as exc:
-        reason = exc.code
-        extra: dict[str, Any] = {}
-        if isinstance(exc, IdpError):
-            extra = {"idp": exc.idp, "idp_status": exc.http_status, "idp_message": exc.idp_message}
-        audit("login_failed", reason=reason, client_ip=info.ip, detail=exc.detail, **extra)
-        metrics.LOGINS.labels(reason).inc()
-        exc.retry_url = retry  # type: ignore[attr-defined]
+        login_failed(info.ip, exc, retry=login_start_url(rt, rd))
         raise
     session = await rt.store.create(
         result.identity, provider_access_token=result.provider_access_token, now=time.time()
@@ -142,14 +145,30 @@ async def callback(request: web.Request) -> web.StreamResponse:
         ial=identity.ial,
         client_ip=info.ip,
     )
-    hn = record.get("hn") if record else None
-    response = await finish_redirect(
-        rt, request, session.id, rd, fresh=True, hn=hn if isinstance(hn, str) else None
-    )
-    rt.cookies.clear_state(response)
+    slot, attempt = found
+    response = await finish_redirect(rt, request, session.id, rd, fresh=True, binding=attempt.binding)
+    rt.cookies.clear_login(response, slot)  # SECURITY: single use
     metrics.LOGINS.labels("ok").inc()
     metrics.LOGIN_SECONDS.observe(time.perf_counter() - started)
     return response
+
+
+async def moph_login(rt: Runtime, request: web.Request) -> LoginResult:
+    if "error" in request.query:
+        raise LoginError(detail=f"Health ID returned error={request.query.get('error', '')[:100]}")
+    code = request.query.get("code", "")
+    if not code:
+        raise LoginError(detail="callback without code")
+    return await rt.moph.login(code, redirect_uri=rt.config.redirect_uri)
+
+
+def login_failed(client_ip: str, exc: SsoProxyError, *, retry: str) -> None:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, IdpError):
+        extra = {"idp": exc.idp, "idp_status": exc.http_status, "idp_message": exc.idp_message}
+    audit("login_failed", reason=exc.code, client_ip=client_ip, detail=exc.detail, **extra)
+    metrics.LOGINS.labels(exc.code).inc()
+    exc.retry_url = retry  # type: ignore[attr-defined]
 
 
 async def finish_redirect(
@@ -159,59 +178,14 @@ async def finish_redirect(
     rd: str,
     *,
     fresh: bool = False,
-    hn: str | None = None,
+    binding: Binding | None = None,
 ) -> web.StreamResponse:
-    """Send the browser to ``rd``; another host gets the session through a one-time hand-off.
-
-    A hand-off needs the route host's binding ``hn``; without one the browser first goes through
-    that host's ``/oauth2/start``, which sets the nonce cookie and comes back here with it.
-    """
-    target = urlsplit(rd)
-    host = (target.hostname or "").lower()
-    location = rd
-    if host and host != rt.config.public_host and rt.cookies.domain_for(host) is None:
-        origin = f"{target.scheme}://{target.netloc}"
-        if hn is None:
-            location = f"{origin}/oauth2/start?" + urlencode({"rd": rd})
-        else:
-            code = secrets.token_urlsafe(32)
-            path = target.path or "/"
-            if target.query:
-                path += "?" + target.query
-            record = {"sid": session_id, "host": host, "path": path, "hn": hn}
-            await rt.store.put_state("handoff:" + code, record, HANDOFF_TTL)
-            location = f"{origin}/oauth2/handoff?" + urlencode({"code": code})
-    response = pages.redirect(location)
+    """Send the browser to ``rd`` (through a hand-off for a route host) with the session cookie."""
+    response = pages.redirect(await issue(rt, session_id, rd, binding))
     if fresh or request.cookies.get(rt.cookies.session_name) != session_id:
         rt.cookies.set_session(
             response, session_id, host=rt.config.public_host, max_age=int(rt.config.session.max_lifetime)
         )
-    return response
-
-
-async def handoff(request: web.Request) -> web.StreamResponse:
-    """``GET /oauth2/handoff?code=``: receive a session from the login host (single use)."""
-    rt = request.app[RUNTIME]
-    info = client_info(request, rt)
-    code = request.query.get("code", "")
-    record = await rt.store.take_state("handoff:" + code) if code else None
-    # SECURITY: a hand-off code works once, briefly, only on the host it was made for, and only
-    # in the browser whose nonce cookie on this host matches the binding (no login CSRF).
-    if record is None or record.get("host") != info.host:
-        raise StateError(detail="hand-off code unknown, used, expired or for another host")
-    nonce = request.cookies.get(rt.cookies.handoff_name, "")
-    if not nonce or not hmac.compare_digest(digest(nonce), str(record.get("hn", ""))):
-        raise StateError(detail="hand-off not bound to this browser")
-    session_id = str(record["sid"])
-    session = await rt.store.get(session_id, now=time.time())
-    path = str(record.get("path", "/"))
-    if not path.startswith("/") or path.startswith("//"):
-        path = "/"
-    if session is None:
-        return pages.redirect(login_start_url(rt, f"{info.proto}://{info.host_port}{path}"))
-    response = pages.redirect(path)
-    rt.cookies.clear_handoff(response)
-    rt.cookies.set_session(response, session_id, host=info.host, max_age=int(rt.config.session.max_lifetime))
     return response
 
 
@@ -238,18 +212,28 @@ async def sign_out_page(request: web.Request) -> web.StreamResponse:
     return pages.html_response(text)
 
 
-def cross_site(request: web.Request, rt: Runtime, form_token: str, session_id: str | None) -> bool:
-    """SECURITY: refuse sign-out posts from other sites (forced logout / CSRF)."""
-    origin = request.headers.get("Origin")
-    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+def post_refused(origin: str | None, fetch_site: str, own: str, token_ok: bool) -> bool:
+    """SECURITY: refuse sign-out posts from other sites (forced logout / CSRF). Pure.
+
+    ``origin``: the Origin header (None when absent); ``fetch_site``: Sec-Fetch-Site, lower case;
+    ``own``: this request's origin; ``token_ok``: the form carried this browser's sign-out token."""
+    # SECURITY: the browser itself says the post comes from another site.
     if fetch_site == "cross-site":
         return True
-    if origin and origin != "null" and origin != own_origin(request, rt):
+    # SECURITY: a foreign Origin is refused whatever else the request carries.
+    if origin and origin != "null" and origin != own:
         return True
+    # SECURITY: an opaque origin (sandboxed frame, data: URL) proves nothing: only the token may.
     if origin == "null":
-        return not hmac.compare_digest(form_token, signout_token(rt, session_id))
-    same = fetch_site in ("same-origin", "none") or origin == own_origin(request, rt)
-    return not (same or hmac.compare_digest(form_token, signout_token(rt, session_id)))
+        return not token_ok
+    same = fetch_site in ("same-origin", "none") or origin == own
+    return not (same or token_ok)
+
+
+def cross_site(request: web.Request, rt: Runtime, form_token: str, session_id: str | None) -> bool:
+    token_ok = hmac.compare_digest(form_token, signout_token(rt, session_id))
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    return post_refused(request.headers.get("Origin"), fetch_site, own_origin(request, rt), token_ok)
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:

@@ -2,7 +2,9 @@
 
 Handlers raise from ``sso_proxy.errors``; this is the only place that turns them into pages
 (HTML for browsers, JSON for API clients). Unexpected exceptions become a bilingual 500 page
-with a reference id; their details go to the log, never to the user.
+with a reference id; their details go to the log, never to the user. A connection that is gone
+(the client left, or the forwarder cut it when the upstream failed mid-answer) is no error of
+ours: one short event, no traceback, nothing sent.
 
 One layer instead of three because every layer is a coroutine call on every forwarded request.
 Request ids: the proxy's own endpoints (login, sign-out, auth_request ...) get one bound to every
@@ -12,6 +14,7 @@ error page shown (``bind_request_id``): the happy path of a forward logs nothing
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 
@@ -23,6 +26,7 @@ from sso_proxy import pages
 from sso_proxy.errors import Forbidden, SsoProxyError, StoreUnavailable, Unauthenticated
 from sso_proxy.log import get_logger
 from sso_proxy.metrics import ROUTE_NAME, count_request
+from sso_proxy.upstream_exchange import UpstreamAborted
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sso_proxy.request_id")
@@ -53,12 +57,14 @@ def request_middleware(lazy_ids: Collection[Handler] = ()) -> Middleware:
                 response = await handler(request)
             except SsoProxyError as exc:
                 response = render_error(request, exc)
-            except (web.HTTPException, ConnectionResetError):
-                raise  # the response already started (upstream aborted, client gone): nothing to render
-            except Exception:
-                bind_request_id(request)
-                log.exception("unhandled_error", path=request.path)
-                response = render_error(request, SsoProxyError())
+            except web.HTTPException:
+                raise
+            except asyncio.CancelledError as exc:
+                if abort_event(exc, connection_open=connection_open(request)):
+                    log.debug("client_aborted", path=request.path)
+                raise
+            except Exception as exc:
+                response = unexpected(request, exc)
             status = response.status
             return response
         except web.HTTPException as exc:
@@ -70,10 +76,46 @@ def request_middleware(lazy_ids: Collection[Handler] = ()) -> Middleware:
     return middleware
 
 
+def connection_open(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
+def abort_event(exc: BaseException, *, connection_open: bool) -> str | None:
+    """The event to log for an exception that only says the client's connection is gone, else None.
+
+    ``ConnectionError`` covers ConnectionResetError, BrokenPipeError, aiohttp's
+    ClientConnectionResetError ("Cannot write to closing transport") and its ConnectionError
+    ("Connection lost"); ``UpstreamAborted`` is the forwarder cutting the client off on purpose.
+    While the connection is still open, such an error is unexpected, and stays one."""
+    if connection_open or not isinstance(exc, (ConnectionError, asyncio.CancelledError)):
+        return None
+    return "upstream_aborted" if isinstance(exc, UpstreamAborted) else "client_aborted"
+
+
+def unexpected(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """What an exception no handler turned into an error page becomes."""
+    event = abort_event(exc, connection_open=connection_open(request))
+    if event is None and isinstance(exc, ConnectionResetError):
+        raise exc  # the response has started and the connection is open: aiohttp cuts it
+    bind_request_id(request)
+    if event is None:
+        log.exception("unhandled_error", path=request.path)
+        return render_error(request, SsoProxyError())
+    # Nothing can reach the client any more; aiohttp finds the transport closed and sends nothing
+    # (raising instead would make aiohttp log it with a traceback, at error level).
+    if event == "upstream_aborted":
+        log.warning(event, path=request.path)
+    else:
+        log.debug(event, path=request.path, error=type(exc).__name__)
+    return web.Response(status=500)
+
+
 def render_error(request: web.Request, exc: SsoProxyError) -> web.Response:
     reference = bind_request_id(request)
     if exc.status >= 500:
-        log.warning("request_failed", code=exc.code, status=exc.status, detail=exc.detail or exc.message)
+        # "error", not "code": the scrubber redacts any key named like an OAuth code.
+        log.warning("request_failed", error=exc.code, status=exc.status, detail=exc.detail or exc.message)
     as_json = pages.wants_json(request) or request.path.startswith("/oauth2/auth")
     return error_response(exc, as_json=as_json, reference=reference)
 

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from sso_proxy import pages
 from sso_proxy.config import RouteConfig
+from sso_proxy.cookie_names import CookieNames
 from sso_proxy.cookies import CookiePolicy
 from sso_proxy.errors import Unauthenticated
 from sso_proxy.forwarded import ClientView, outgoing_forwarded_headers
@@ -78,12 +79,25 @@ class IdentityEntry:
 class ForwardCaches:
     filters: dict[str, tuple[RouteConfig, CookiePolicy, ClientHeaderFilter]] = field(default_factory=dict)
     identities: dict[tuple[str, str], IdentityEntry] = field(default_factory=dict)
+    cookie_names: tuple[CookiePolicy, CookieNames] | None = None
+
+    def own_cookies(self, rt: Runtime) -> CookieNames:
+        """The proxy's cookie names (every prefix form, the login-state family), for this config."""
+        found = self.cookie_names
+        if found is None or found[0] is not rt.cookies:
+            found = self.cookie_names = (
+                rt.cookies,
+                CookieNames.of_policy(rt.cookies.all_names, rt.cookies.session_name),
+            )
+        return found[1]
 
     def header_filter(self, rt: Runtime, route: RouteConfig) -> ClientHeaderFilter:
         found = self.filters.get(route.name)
         if found is not None and found[0] is route and found[1] is rt.cookies:
             return found[2]
-        made = ClientHeaderFilter(route.headers, rt.cookies.all_names, REPLACED)
+        made = ClientHeaderFilter(
+            route.headers, self.own_cookies(rt), REPLACED, allow_method_override=route.allow_method_override
+        )
         self.filters[route.name] = (route, rt.cookies, made)
         return made
 
@@ -222,7 +236,7 @@ def upstream_headers(
     """The header list sent upstream: the client's, cleaned, then ours."""
     # SECURITY: the client's own forwarding headers are replaced by what we believe (forwarded.py);
     # the filter drops them along with identity, hop-by-hop and malformed headers.
-    headers = caches(rt).header_filter(rt, route).strip(client)
+    headers = caches(rt).header_filter(rt, route).strip(client, trusted_peer=view.trusted_peer)
     headers += outgoing_forwarded_headers(view)
     headers += added
     return headers
@@ -238,4 +252,6 @@ async def forward(
         path_qs=target.path_qs,
         headers=upstream_headers(rt, route, request.headers.items(), info.view, added),
         timeout=route.timeout,
+        route=route.name,
+        own_cookies=caches(rt).own_cookies(rt),
     )

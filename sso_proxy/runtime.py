@@ -8,7 +8,6 @@ fails validation never gets this far, so the old Runtime keeps serving.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -18,12 +17,14 @@ from aiohttp import web
 from sso_proxy import metrics
 from sso_proxy.config import Config
 from sso_proxy.cookies import CookiePolicy
+from sso_proxy.http_clients import client_session
 from sso_proxy.keys_file import SigningKey, ephemeral_keys, load_signing_keys
-from sso_proxy.log import get_logger
+from sso_proxy.log import get_logger, redact_cookie_names
 from sso_proxy.moph import MophClient
 from sso_proxy.routing import RouteTable
 from sso_proxy.sessions import INVALIDATE_ALL, Session, SessionStore, make_store
 from sso_proxy.signing import AssertionCache, Signer
+from sso_proxy.teardown import abandon, cancel_within, finish_within, stop_requested
 from sso_proxy.upstream import Forwarder
 
 log = get_logger("sso_proxy.runtime")
@@ -116,10 +117,13 @@ class Runtime:
         self.config = config
         self.table = RouteTable(config.routes)
         self.cookies = CookiePolicy.from_config(config.session)
+        redact_cookie_names(config.session.cookie_name)  # SECURITY: their values never reach the log
         self.signer = Signer(keys, issuer=config.public_url, lifetime=config.signing.assertion_lifetime)
         self.assertions = AssertionCache(self.signer)
         self.moph = MophClient(config.health_id, config.provider_id, self.http, observer=metrics.observe_idp)
         self.cache.ttl = config.session.identity_cache
+        limits = {route.name: route.max_connections for route in config.routes}
+        self.forwarder.configure(limits, config.client_stall_timeout)
 
     def _signing_keys(self, config: Config) -> list[SigningKey]:
         """The keys ``config`` names. An ephemeral key is made once per process, not per reload:
@@ -133,7 +137,7 @@ class Runtime:
     @classmethod
     async def open(cls, config: Config) -> Runtime:
         store = make_store(config.session, secret=config.session.cookie_secret)
-        http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+        http = client_session()  # SECURITY: no cookie jar or other state shared between users
         try:
             runtime = cls(config, store=store, http=http)
         except BaseException:
@@ -141,39 +145,41 @@ class Runtime:
             await store.close()
             raise
         await runtime.forwarder.start()
-        runtime._listener = asyncio.create_task(runtime._listen_invalidations())
-        runtime._heartbeat = asyncio.create_task(runtime._beat())
+        runtime._listener = asyncio.create_task(runtime._listen_invalidations(), name="store-invalidations")
+        runtime._heartbeat = asyncio.create_task(runtime._beat(), name="store-heartbeat")
         return runtime
 
     async def close(self) -> None:
-        """Stop background tasks and close connections; never hangs on a frozen store."""
+        """Stop background tasks and close connections, each step within CLOSE_TIMEOUT however
+        frozen the store is: a task or a close that will not finish is abandoned, not awaited."""
         self._closing = True
-        tasks = {task for task in (self._listener, self._heartbeat) if task is not None}
-        deadline = time.monotonic() + CLOSE_TIMEOUT
-        # Cancel until they are done: a Redis client may swallow one cancel inside a retry, and
-        # a task left pending would hang the event loop's own shutdown later.
-        while tasks and time.monotonic() < deadline:
-            for task in tasks:
-                task.cancel()
-            _done, tasks = await asyncio.wait(tasks, timeout=0.1)
-        await self.forwarder.close()
-        await self.http.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.store.close(), CLOSE_TIMEOUT)
+        # SECURITY (availability): every step bounded; a frozen store cannot stop a shutdown.
+        tasks = [task for task in (self._listener, self._heartbeat) if task is not None]
+        pending = await cancel_within(tasks, time.monotonic() + CLOSE_TIMEOUT / 2)
+        # Closing the store also drops its pub/sub connection, so a listener stuck on a read wakes.
+        await finish_within(self.store.close(), time.monotonic() + CLOSE_TIMEOUT, "session store")
+        abandon(await cancel_within(pending, time.monotonic() + CLOSE_TIMEOUT / 2), "runtime")
+        await finish_within(self.forwarder.close(), time.monotonic() + CLOSE_TIMEOUT, "upstream pools")
+        await finish_within(self.http.close(), time.monotonic() + CLOSE_TIMEOUT, "http client")
 
     async def _listen_invalidations(self) -> None:
-        while not self._closing:
+        # SECURITY (availability): stop_requested() ends the loop even when the store's client
+        # swallowed our cancel; a loop that outlives its cancel hangs the event loop's teardown.
+        while not (self._closing or stop_requested()):  # also after a swallowed cancel
             try:
                 async for hint in self.store.invalidations():
                     self.cache.drop(hint)
+                    if stop_requested():
+                        return
             except asyncio.CancelledError:
                 raise
             except Exception:  # store down: drop everything, retry shortly
                 self.cache.entries.clear()
-                await asyncio.sleep(0.5)
+                if not stop_requested():
+                    await asyncio.sleep(0.5)
 
     async def _beat(self) -> None:
-        while not self._closing:
+        while not (self._closing or stop_requested()):  # stop_requested: see _listen_invalidations
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
                 # just as the ping answers, and shutdown then waits for this task forever.

@@ -25,7 +25,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 # Settings a running process cannot take on (a bound socket, the open session store, logging).
-RESTART_ONLY = ("listen", "metrics_listen", "workers", "log_level")
+RESTART_ONLY = ("listen", "metrics_listen", "workers", "log_level", "header_timeout")
 RESTART_ONLY_SESSION = (
     "store",
     "redis_url",

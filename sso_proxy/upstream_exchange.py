@@ -4,22 +4,30 @@ relay the answer as it streams in.
 Retry rule: only a bodiless GET/HEAD/OPTIONS/TRACE, only when the connection came from the pool
 (the upstream may have closed it just as we wrote) and only when not one byte of a response came
 back. Everything else fails with 502/504; a POST is never sent twice.
+
+A client that stops reading the answer, or stops sending its request body, for the route pool's
+``client_timeout`` is dropped (``ClientStalled``) and the upstream connection closed: it must not
+hold a connection and a slot that others need (issue 10, finding 4).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import hdrs, web
 
+from sso_proxy.cookie_names import CookieNames
 from sso_proxy.errors import UpstreamError, UpstreamTimeout
 from sso_proxy.upstream_http1 import Http1Connection, Http1Failure, ResponseHead, UpstreamStalled
-from sso_proxy.upstream_pool import Pool
+from sso_proxy.upstream_limits import RoutePool
 from sso_proxy.upstream_request import build_head
-from sso_proxy.upstream_response import make_response
+from sso_proxy.upstream_response import make_response, passed_headers
 from sso_proxy.upstream_url import UpstreamTarget
 
+_T = TypeVar("_T")
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Methods whose servers expect a body: without one we still say "Content-Length: 0" (else some answer 411).
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -28,6 +36,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 class UpstreamAborted(ConnectionResetError):
     """The upstream failed after the response had started. The client connection has been cut, so
     the client sees an incomplete response, never a silently truncated one; no error page is possible."""
+
+
+class ClientStalled(ConnectionResetError):
+    """The client stopped reading the answer (or sending its body) for too long: it was dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +60,7 @@ def plan_request(request: web.BaseRequest) -> RequestPlan:
 
 
 async def forward_http(
-    pool: Pool,
+    pool: RoutePool,
     request: web.BaseRequest,
     target: UpstreamTarget,
     *,
@@ -56,6 +68,7 @@ async def forward_http(
     headers: list[tuple[str, str]],
     host: str,
     route_timeout: float,
+    own_cookies: CookieNames,
 ) -> web.StreamResponse:
     plan = plan_request(request)
     try:
@@ -65,11 +78,12 @@ async def forward_http(
     conn, response_head = await exchange(
         pool, plan, head, route_timeout, head_only=request.method == hdrs.METH_HEAD, request=request
     )
+    response_head.headers = passed_headers(response_head.headers, own_cookies)
     return await _relay(pool, request, conn, response_head, route_timeout)
 
 
 async def exchange(
-    pool: Pool,
+    pool: RoutePool,
     plan: RequestPlan,
     head: bytes,
     route_timeout: float,
@@ -94,7 +108,7 @@ async def exchange(
                 return conn, await fut
             if request is None:
                 raise ValueError("a request body to send needs the request")
-            return conn, await _send_body(conn, fut, request, plan, route_timeout)
+            return conn, await _send_body(conn, fut, request, plan, route_timeout, pool.client_timeout)
         except Http1Failure as exc:
             pool.discard(conn)
             # SECURITY: replaying is only safe when the upstream cannot have acted on the request.
@@ -120,9 +134,11 @@ async def _send_body(
     request: web.BaseRequest,
     plan: RequestPlan,
     route_timeout: float,
+    client_timeout: float,
 ) -> ResponseHead:
     """Stream the request body while watching for an early answer (413, 401 ...) from the upstream."""
-    sender = asyncio.ensure_future(_pump_body(conn, request, plan.body == "chunked", route_timeout))
+    chunked = plan.body == "chunked"
+    sender = asyncio.ensure_future(_pump_body(conn, request, chunked, route_timeout, client_timeout))
     try:
         await asyncio.wait((sender, fut), return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
@@ -142,10 +158,14 @@ async def _send_body(
 
 
 async def _pump_body(
-    conn: Http1Connection, request: web.BaseRequest, chunked: bool, route_timeout: float
+    conn: Http1Connection,
+    request: web.BaseRequest,
+    chunked: bool,
+    route_timeout: float,
+    client_timeout: float,
 ) -> None:
     content = request.content
-    while chunk := await content.readany():
+    while chunk := await _with_client(request, content.readany(), client_timeout):
         conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await conn.drain(route_timeout)
     if chunked:
@@ -153,7 +173,7 @@ async def _pump_body(
 
 
 async def _relay(
-    pool: Pool, request: web.BaseRequest, conn: Http1Connection, head: ResponseHead, route_timeout: float
+    pool: RoutePool, request: web.BaseRequest, conn: Http1Connection, head: ResponseHead, route_timeout: float
 ) -> web.StreamResponse:
     if conn.complete:
         body = conn.take()  # the whole answer is here already: one response, one write
@@ -169,8 +189,8 @@ async def _relay(
                 pool.release(conn)  # before the last write: the next request can use it already
                 released = True
             if chunk:
-                await resp.write(chunk)
-        await resp.write_eof()
+                await _with_client(request, resp.write(chunk), pool.client_timeout)
+        await _with_client(request, resp.write_eof(), pool.client_timeout)
     except Http1Failure as exc:
         if request.transport is not None:
             request.transport.close()
@@ -179,3 +199,16 @@ async def _relay(
         if not released:
             pool.discard(conn)
     return resp
+
+
+async def _with_client(request: web.BaseRequest, step: Awaitable[_T], client_timeout: float) -> _T:
+    """``step`` (a read from or a write to the client), or ``ClientStalled`` when the client holds it
+    up for ``client_timeout`` seconds."""
+    try:
+        # SECURITY: a client that stops reading (or sending) must not hold the upstream connection.
+        async with asyncio.timeout(client_timeout):
+            return await step
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()  # not close(): that would wait for the client to read
+        raise ClientStalled("the client stalled: dropped") from None

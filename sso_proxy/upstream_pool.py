@@ -6,11 +6,13 @@ Rules that keep reuse safe:
   (``Http1Connection.end_exchange``); anything else is closed;
 * idle connections are used newest first; one that the upstream closed while idle is noticed
   (``connection_lost``) and dropped before it can be picked;
-* at most ``limit`` exchanges run at once per origin; more wait (within their timeout);
+* how many exchanges run at once is each route's own limit (``upstream_limits``), not the pool's:
+  the connections of one address are shared by every route to it, the slots are not;
 * a request that must not be retried (POST, or anything with a body) only takes an idle connection
   that was in use very recently: the upstream is then least likely to be closing it right now.
 
-The common case (a free slot and an idle connection) is a plain method call, no coroutine.
+The common case (an idle connection) is a plain method call, no coroutine. Every open connection
+carries one exchange of some route, so the idle list never holds more than the routes' limits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections import deque
 
 from sso_proxy.errors import UpstreamError, UpstreamTimeout
 from sso_proxy.upstream_deadlines import Deadlines
@@ -30,54 +31,47 @@ UNSAFE_MAX_IDLE = 1.0  # ... or longer than this for a request we could not retr
 
 
 class Pool:
+    """The keep-alive connections to one upstream origin, shared by every route to it."""
+
     def __init__(
         self,
         target: UpstreamTarget,
         *,
-        limit: int,
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None,
         deadlines: Deadlines,
     ) -> None:
         self._target = target
-        self._limit = limit
         self._connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._deadlines = deadlines
         # Its loop, once: asyncio.get_running_loop() checks the process id on every call (3.11).
         self.loop = deadlines.loop
         self._idle: list[Http1Connection] = []
-        self._busy = 0  # slots taken (exchanges in progress or connecting)
-        self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
         self.opened = 0  # connections opened so far (for tests and metrics)
 
-    def acquire_nowait(self, *, retryable: bool) -> Http1Connection | None:
-        """An idle connection and a slot, if both are free right now."""
-        if self._busy >= self._limit or self._closed:
+    def take_idle(self, *, retryable: bool) -> Http1Connection | None:
+        """An idle connection fit for this request, if there is one right now."""
+        if self._closed:
             return None
-        conn = self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
-        if conn is not None:
-            self._busy += 1
-        return conn
+        return self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
 
-    async def acquire(self, within: float, *, fresh: bool = False, retryable: bool = True) -> Http1Connection:
-        """A connection ready for one exchange; raises ``UpstreamError`` / ``UpstreamTimeout``."""
+    def check_open(self) -> None:
         if self._closed:
             raise UpstreamError(detail="forwarder is shut down")
-        await self._take_slot(within)
-        try:
-            conn = None if fresh else self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
-            return conn if conn is not None else await self._connect(within)
-        except BaseException:
-            self._give_slot()
-            raise
+
+    async def acquire(self, within: float, *, fresh: bool = False, retryable: bool = True) -> Http1Connection:
+        """A connection ready for one exchange (the caller holds a slot); raises ``UpstreamError`` /
+        ``UpstreamTimeout``."""
+        self.check_open()
+        conn = None if fresh else self._pop_idle(IDLE_TTL if retryable else UNSAFE_MAX_IDLE)
+        return conn if conn is not None else await self._connect(within)
 
     def release(self, conn: Http1Connection) -> None:
-        """End the exchange and give back the slot; keep the connection only if it is safe to reuse."""
+        """End the exchange; keep the connection only if it is safe to reuse."""
         reusable = conn.end_exchange()
-        self._give_slot()
-        if reusable and not self._closed and not conn.closing and len(self._idle) < self._limit:
+        if reusable and not self._closed and not conn.closing:
             conn.idle_since = self.loop.time()
             self._idle.append(conn)
         else:
@@ -86,7 +80,6 @@ class Pool:
     def discard(self, conn: Http1Connection) -> None:
         """End the exchange after a failure: the connection is closed, never reused."""
         conn.end_exchange()
-        self._give_slot()
         conn.close()
 
     def close(self) -> None:
@@ -98,29 +91,6 @@ class Pool:
     @property
     def idle_count(self) -> int:
         return len(self._idle)
-
-    async def _take_slot(self, within: float) -> None:
-        if self._busy < self._limit and not self._waiters:
-            self._busy += 1
-            return
-        waiter: asyncio.Future[None] = self.loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            await asyncio.wait_for(waiter, within)  # _give_slot hands its slot over directly
-        except TimeoutError:
-            raise UpstreamTimeout(detail=f"all {self._limit} upstream connections busy") from None
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._give_slot()  # handed a slot just as we were cancelled: pass it on
-            raise
-
-    def _give_slot(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot moves to the waiter; _busy is unchanged
-                return
-        self._busy -= 1
 
     def _pop_idle(self, max_idle: float) -> Http1Connection | None:
         if not self._idle:

@@ -1,9 +1,10 @@
 """Turning an upstream response head into the aiohttp response sent to the client.
 
-Only hop-by-hop headers are removed (RFC 9110 §7.6.1): the fixed list plus every header the
-upstream names in its ``Connection`` header. Everything else, duplicates and every ``Set-Cookie``
-included, passes in order. Bodies are never decoded: ``Content-Encoding`` and the bytes stay as the
-upstream sent them.
+Removed: hop-by-hop headers (RFC 9110 §7.6.1: the fixed list plus every header the upstream
+names in its ``Connection`` header), and every ``Set-Cookie`` for one of the proxy's own cookies
+(``passed_headers``). Everything else, duplicates and the app's own ``Set-Cookie`` included,
+passes in order. Bodies are never decoded: ``Content-Encoding`` and the bytes stay as the upstream
+sent them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from http import HTTPStatus
 
 from aiohttp import hdrs, web
 from aiohttp.http import SERVER_SOFTWARE
+
+from sso_proxy.cookie_names import CookieNames, keeps_set_cookie
 
 HOP_BY_HOP = frozenset(
     {
@@ -74,6 +77,20 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
         if lname not in drop
     ]
     return HeaderDigest(headers, has_type and b"content-type" not in drop, framed, connection)
+
+
+def passed_headers(headers: list[tuple[str, str]], own_cookies: CookieNames) -> list[tuple[str, str]]:
+    """``headers`` (end-to-end, from ``digest_headers``) without a ``Set-Cookie`` for any of
+    ``own_cookies``, in any spelling; the same list when there is none (the common case)."""
+    if not any(len(name) == 10 and name.lower() == "set-cookie" for name, _ in headers):
+        return headers
+    # SECURITY: the proxy's cookies are the proxy's: an app must not swap, plant or clear the
+    # session (or the login state) in the browser, on any path, public ones included.
+    return [
+        (name, value)
+        for name, value in headers
+        if name.lower() != "set-cookie" or keeps_set_cookie(value, own_cookies)
+    ]
 
 
 class _UntypedStream(web.StreamResponse):

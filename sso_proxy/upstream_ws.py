@@ -2,13 +2,15 @@
 
 Connecting upstream before answering the client means an unreachable upstream still gets a proper
 502/504 page (or the upstream's own refusal status), never an accepted socket that dies at once.
-A close from either side is passed on to the other with its code and reason.
+A close from either side is passed on to the other with its code and reason. A client that stops
+reading for ``client_timeout`` seconds is dropped, and the upstream socket closed with it.
 Built on aiohttp's WebSocket client: upgrades are rare and long-lived, speed is not the issue here.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -58,6 +60,7 @@ async def proxy_websocket(
     headers: list[tuple[str, str]],
     host: str,
     handshake_timeout: float,
+    client_timeout: float = 30.0,
 ) -> web.StreamResponse:
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     up_headers: CIMultiDict[str] = CIMultiDict((n, v) for n, v in headers if n.lower() not in _NOT_COPIED)
@@ -82,7 +85,7 @@ async def proxy_websocket(
     )
     try:
         await client.prepare(request)
-        await _relay(client, upstream)
+        await _relay(client, upstream, request.transport, client_timeout)
     finally:
         await upstream.close()
     return client
@@ -91,10 +94,16 @@ async def proxy_websocket(
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
 
-async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
+async def _relay(
+    client: web.WebSocketResponse,
+    upstream: aiohttp.ClientWebSocketResponse,
+    transport: asyncio.Transport | None,
+    client_timeout: float,
+) -> None:
+    to_client = _Stall(client_timeout, transport)
     pumps = {
         asyncio.ensure_future(_pump(client, upstream, abnormal=1001)),
-        asyncio.ensure_future(_pump(upstream, client, abnormal=1011)),
+        asyncio.ensure_future(_pump(upstream, client, abnormal=1011, stall=to_client)),
     }
     try:
         _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -104,22 +113,45 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
     finally:
         for pump in pumps:
             pump.cancel()
+            if pump.done() and not pump.cancelled():
+                pump.exception()  # retrieved: a side that went away ends the relay, nothing more
 
 
-async def _pump(src: Socket, dst: Socket, *, abnormal: int) -> None:
+class _Stall:
+    """How long a send to the client may wait, and the connection to drop when it waits longer."""
+
+    def __init__(self, within: float, transport: asyncio.Transport | None) -> None:
+        self.within = within
+        self.transport = transport
+
+    async def wait(self, step: Awaitable[object]) -> None:
+        try:
+            # SECURITY: a client that stops reading must not hold the upstream socket open.
+            async with asyncio.timeout(self.within):
+                await step
+        except TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()  # not close(): that would wait for the client to read
+            raise ConnectionResetError("the client stopped reading") from None
+
+
+async def _pump(src: Socket, dst: Socket, *, abnormal: int, stall: _Stall | None = None) -> None:
     """Copy messages from ``src`` to ``dst`` until ``src`` closes, then close ``dst`` the same way."""
+    step: Awaitable[object]
     while True:
         msg = await src.receive()
         if msg.type is WSMsgType.TEXT:
-            await dst.send_str(msg.data)
+            step = dst.send_str(msg.data)
         elif msg.type is WSMsgType.BINARY:
-            await dst.send_bytes(msg.data)
+            step = dst.send_bytes(msg.data)
         else:
             break
+        await (step if stall is None else stall.wait(step))
     if msg.type is WSMsgType.CLOSE:
         code, reason = msg.data, msg.extra or ""
     else:
         code, reason = src.close_code, ""
     if code == 1005 or code is None:
         code = 1000 if msg.type is WSMsgType.CLOSE else abnormal
-    await dst.close(code=code if code in _SENDABLE else abnormal, message=reason.encode("utf-8"))
+    step = dst.close(code=code if code in _SENDABLE else abnormal, message=reason.encode("utf-8"))
+    await (step if stall is None else stall.wait(step))

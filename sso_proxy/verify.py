@@ -31,6 +31,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sso_proxy.http_clients import client_session  # aiohttp only: still standalone
+
 log = logging.getLogger("sso_proxy.verify")
 
 ALGORITHMS = ("ES256",)
@@ -224,7 +226,7 @@ class AssertionVerifier:
     async def _fetch(self) -> bytes:
         if self._session is not None:
             return await self._get(self._session)
-        async with aiohttp.ClientSession() as session:  # rare: once per max_age
+        async with client_session() as session:  # rare: once per max_age
             return await self._get(session)
 
     async def _get(self, session: aiohttp.ClientSession) -> bytes:

@@ -18,6 +18,7 @@ Endpoints (everything else echoes):
 * ``GET /hop-headers``  an answer full of hop-by-hop headers (incl. ones named in ``Connection``),
   duplicate headers and three Set-Cookie
 * ``GET /stats``  JSON {connections: distinct TCP connections seen so far}
+* ``GET /hold/{name}``  held until ``POST /hold/{name}/release`` (see tests/gates.py)
 
 Also here: ``start_raw_upstream`` (a scripted TCP server for answers aiohttp would never give) and
 ``start_forwarding_app`` (a minimal proxy app around ``Forwarder.forward`` for forwarder tests).
@@ -29,12 +30,13 @@ import asyncio
 import gzip
 import hashlib
 import json
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
+from gates import add_gates
+from ports import free_port as free_port  # re-exported: tests import it from here
 
 from sso_proxy.errors import SsoProxyError
 from sso_proxy.paths import join_path_qs, split_target
@@ -200,15 +202,9 @@ def make_app() -> web.Application:
     app.router.add_route("*", r"/status/{code:\d+}", status)
     app.router.add_get("/hop-headers", hop)
     app.router.add_get("/stats", stats)
+    add_gates(app)  # /hold/{name}: requests held until the test releases them (tests/gates.py)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def start_echo(host: str = "127.0.0.1", **runner_kwargs: Any) -> tuple[web.AppRunner, str]:

@@ -15,13 +15,15 @@ import aiohttp
 import yaml
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+from ports import free_port as free_port  # re-exported: tests import it from here
+from ports import listening_on
 from yarl import URL
 
 from sso_proxy.app import create_app
 from sso_proxy.config import Config, parse_config
 from sso_proxy.keys import RUNTIME
-from sso_proxy.mockidp import MockSettings
-from sso_proxy.mockidp.testing import RunningMock, start_mock_idp
+from sso_proxy.mockidp import MockSettings, create_mock_idp_app
+from sso_proxy.mockidp.testing import RunningMock
 from sso_proxy.runtime import Runtime
 
 COOKIE_SECRET = "test-cookie-secret-" + "k" * 32
@@ -50,12 +52,6 @@ def browser() -> aiohttp.ClientSession:
     """A client that keeps cookies per host and never follows redirects by itself."""
     connector = aiohttp.TCPConnector(resolver=LoopbackResolver(), force_close=False)
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def default_routes(upstream: str) -> list[dict[str, Any]]:
@@ -142,12 +138,30 @@ class Stack:
         await self.mock.close()
 
 
+async def start_mock(settings: MockSettings) -> RunningMock:
+    """The mock IdP on a free loopback port. A request whose client hangs up (the proxy timing
+    out) ends at once, so a fault's long delay never holds up the mock's shutdown."""
+    app = create_mock_idp_app(settings)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return RunningMock(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}", app=app, runner=runner)
+
+
 async def start_proxy(config: Config) -> tuple[web.AppRunner, web.Application]:
+    """The proxy app serving ``config.listen``; on the socket ``free_port()`` reserved, if any,
+    so no other process can take the port between choosing it and serving on it."""
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     host, _, port = config.listen.rpartition(":")
-    await web.TCPSite(runner, host, int(port)).start()
+    sock = listening_on(int(port)) if host == "127.0.0.1" else None
+    site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, int(port))
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()  # closes the Runtime that setup() opened: no task left behind
+        raise
     return runner, app
 
 
@@ -163,9 +177,10 @@ async def start_stack(
     **overrides: Any,
 ) -> Stack:
     port = port or free_port()
+    own_mock = mock is None
     if mock is None:
         settings = MockSettings(redirect_uris=[f"http://{login_host}:{port}/oauth2/callback"])
-        mock = await start_mock_idp(settings)
+        mock = await start_mock(settings)
     data = stack_config(
         port=port,
         idp_url=mock.base_url,
@@ -177,7 +192,12 @@ async def start_stack(
         **overrides,
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
-    runner, app = await start_proxy(config)
+    try:
+        runner, app = await start_proxy(config)
+    except BaseException:
+        if own_mock:
+            await mock.close()
+        raise
     return Stack(config=config, port=port, mock=mock, runner=runner, app=app)
 
 

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from echo_app import make_app
 from harness import COOKIE_SECRET, LoopbackResolver, start_proxy
+from ports import START_ATTEMPTS, PortClash, address_in_use, free_port, release
 
 from sso_proxy.config import Config, load_config
 from sso_proxy.keys import RUNTIME
@@ -102,12 +103,6 @@ def write_tls_files(directory: Path, names: Sequence[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 TLS_NAMES = ("hospital.example", "*.hospital.example")
 
 
@@ -115,10 +110,19 @@ class NginxServer:
     """nginx with ``conf.d/sso-proxy.conf`` and the given ``sites`` (names in sites-available/).
 
     ``values`` fills the placeholders; ``__LISTEN_PORT__`` (a free port unless given) and the
-    TLS files are filled in here.
+    TLS files are filled in here. A free port someone else takes first is replaced by another
+    one at start, unless ``movable_port`` is False (the caller wrote it elsewhere too): then
+    start raises ``PortClash``.
     """
 
-    def __init__(self, sites: Sequence[str], values: Mapping[str, str], *, tls_names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        sites: Sequence[str],
+        values: Mapping[str, str],
+        *,
+        tls_names: Sequence[str],
+        movable_port: bool = True,
+    ) -> None:
         self.binary = nginx_binary()
         self.dir = Path(tempfile.mkdtemp(prefix="sso-nginx-"))
         # nginx started as root runs its workers as "nobody": they must be able to enter the dir.
@@ -126,6 +130,7 @@ class NginxServer:
         self.conf_dir = self.dir / "conf"
         self.sites = list(sites)
         self.port = int(values.get("__LISTEN_PORT__", "0")) or free_port()
+        self.movable_port = movable_port and "__LISTEN_PORT__" not in values
         cert, key = write_tls_files(self.dir, tls_names)
         self.values = {
             **values,
@@ -175,21 +180,44 @@ class NginxServer:
     # -- process -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> NginxServer:
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_once(timeout)
+                return self
+            except PortClash:
+                if not self.movable_port or attempt + 1 == START_ATTEMPTS:
+                    raise
+                self.port = free_port()
+                self.values["__LISTEN_PORT__"] = str(self.port)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> None:
         self.write_config()
         check = subprocess.run(self.argv("-t", "-q"), capture_output=True, timeout=timeout, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"nginx -t refused the config:\n{check.stderr.decode(errors='replace')}")
-        stderr = (self.dir / "stderr.log").open("ab")
-        self.process = subprocess.Popen(self.argv(), stdout=stderr, stderr=subprocess.STDOUT, cwd=self.dir)
-        stderr.close()
-        self._wait_listening(timeout)
-        return self
+        for name in ("stderr.log", "error.log", "nginx.pid"):
+            (self.dir / name).unlink(missing_ok=True)  # this start's only
+        release(self.port)
+        with (self.dir / "stderr.log").open("ab") as out:
+            self.process = subprocess.Popen(self.argv(), stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        try:
+            self._wait_listening(timeout)
+        except RuntimeError:
+            if self.process.poll() is not None and address_in_use(self.log_tail()):
+                raise PortClash(f"nginx: port {self.port} taken:\n{self.log_tail()}") from None
+            raise
 
     def _wait_listening(self, timeout: float) -> None:
+        """Until nginx has bound its port (it writes its pid file after that) and accepts on it;
+        a bare connect could reach whoever took the port first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"nginx exited at start:\n{self.log_tail()}")
+            if not (self.dir / "nginx.pid").exists():
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
@@ -325,15 +353,38 @@ async def start_site(
 
     Each name in ``apps`` gets a recording echo app, filled in as ``__<NAME>_ADDR__`` in the nginx
     files and ``<NAME>_UPSTREAM`` in the sso-proxy config. The login host is ``login_host``.
+    nginx's port is part of the public URL, so a port taken first means starting over on another.
     """
     started = {name: await start_recording_echo() for name in apps}
-    proxy_port = free_port()
+    try:
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return await start_site_once(sites, config_file, started, login_host, redis_url, tmp)
+            except PortClash:
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+    except BaseException:
+        for runner, _, _ in started.values():
+            await runner.cleanup()
+        raise
+
+
+async def start_site_once(
+    sites: Sequence[str],
+    config_file: str,
+    started: dict[str, tuple[web.AppRunner, str, list[str]]],
+    login_host: str,
+    redis_url: str,
+    tmp: Path,
+) -> Site:
+    proxy_port = free_port()  # reserved: start_proxy serves on the reserved socket
     values = {"__PROXY_PORT__": str(proxy_port)}
     values.update({f"__{name.upper()}_ADDR__": addr for name, (_, addr, _) in started.items()})
-    nginx = NginxServer(sites, values, tls_names=TLS_NAMES)
+    nginx = NginxServer(sites, values, tls_names=TLS_NAMES, movable_port=False)
     public_url = f"https://{login_host}:{nginx.port}"
     mock = await start_mock_idp(MockSettings(redirect_uris=[public_url + "/oauth2/callback"]))
-    key_file = tmp / "signing.pem"
+    key_file = tmp / f"signing-{nginx.port}.pem"
     write_key_file(str(key_file))
     settings = mock.settings
     environ = {
@@ -351,11 +402,17 @@ async def start_site(
         "HOSPITAL_HCODE": "10999",
         **{f"{name.upper()}_UPSTREAM": f"http://{addr}" for name, (_, addr, _) in started.items()},
     }
-    config = load_config(DEPLOY_DIR / config_file, environ)
-    runner, app = await start_proxy(config)
+    try:
+        config = load_config(DEPLOY_DIR / config_file, environ)
+        runner, app = await start_proxy(config)
+    except BaseException:
+        await mock.close()
+        nginx.stop()
+        raise
     try:
         nginx.start()
     except BaseException:
+        nginx.stop()
         await runner.cleanup()
         await mock.close()
         raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from ports import START_ATTEMPTS, PortClash, address_in_use, free_port, release
 
 SSO_PROXY = Path(sys.executable).parent / "sso-proxy"
 T = TypeVar("T")
@@ -40,6 +42,7 @@ class ProxyProcess:
         self.data = data
         self.port = int(str(data["listen"]).rpartition(":")[2])
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where this start's part of the log begins
         self.write_config(data)
 
     def write_config(self, data: dict[str, Any]) -> None:
@@ -53,6 +56,25 @@ class ProxyProcess:
         temporary.replace(self.config_path)
 
     def start(self, timeout: float = 15.0) -> ProxyProcess:
+        """Run it until ``/healthz`` answers; a port someone else took first means another port
+        (every ``host:port`` of the config moves with it: read the port from ``self.port``)."""
+        for attempt in range(START_ATTEMPTS):
+            for port in self.listen_ports():
+                release(port)
+            try:
+                self._spawn()
+                self.wait_healthy(timeout)
+                return self
+            except PortClash:
+                if attempt + 1 == START_ATTEMPTS:
+                    raise
+                # a fresh log: tests read this run's events, not those of the attempt that failed
+                self.log_path.replace(self.log_path.with_suffix(f".clash{attempt}.log"))
+                self.move_ports()
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(SSO_PROXY), "serve", "--config", str(self.config_path)],
@@ -60,15 +82,27 @@ class ProxyProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.wait_healthy(timeout)
-        return self
+
+    def listen_ports(self) -> list[int]:
+        return [int(str(self.data[key]).rpartition(":")[2]) for key in LISTEN_KEYS if self.data.get(key)]
+
+    def move_ports(self) -> None:
+        """Every listening port to a new free one, in every value of the config that names it."""
+        for old in self.listen_ports():
+            self.data = with_port_moved(self.data, old, free_port())
+        self.port = int(str(self.data["listen"]).rpartition(":")[2])
+        self.write_config(self.data)
 
     def wait_healthy(self, timeout: float) -> None:
-        """Until ``GET /healthz`` answers 200; fails with the log if the process dies first."""
+        """Until ``GET /healthz`` answers 200; fails with the log if the process dies first
+        (``PortClash`` when it died because its port was taken)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.returncode is not None:
-                raise AssertionError(f"{self.name} exited with {self.returncode}:\n{self.log_text()}")
+                log = self.log_text()
+                if address_in_use(self.log_path.read_bytes()[self._log_start :].decode(errors="replace")):
+                    raise PortClash(f"{self.name}: port taken:\n{log}")
+                raise AssertionError(f"{self.name} exited with {self.returncode}:\n{log}")
             if self._healthz() == 200:
                 return
             time.sleep(0.05)
@@ -146,6 +180,20 @@ class ProxyProcess:
                 )
             await asyncio.sleep(0.02)
         return found
+
+
+LISTEN_KEYS = ("listen", "metrics_listen")
+
+
+def with_port_moved(value: Any, old: int, new: int) -> Any:
+    """``value`` (config data) with every ``:old`` port in its strings written ``:new``."""
+    if isinstance(value, str):
+        return re.sub(rf":{old}(?!\d)", f":{new}", value)
+    if isinstance(value, dict):
+        return {key: with_port_moved(item, old, new) for key, item in value.items()}
+    if isinstance(value, list):
+        return [with_port_moved(item, old, new) for item in value]
+    return value
 
 
 def stop_all(processes: Sequence[ProxyProcess]) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Real redis-server processes for tests: a plain server, a Sentinel, a small Cluster.
 
-Each runs in its own temp dir on a free loopback port, and can be killed (SIGKILL), paused
-(SIGSTOP, a frozen server that still accepts TCP connections), resumed and restarted on the SAME
-port. A missing redis-server is an error with the install line, never a skipped test.
+Each runs in its own temp dir on a free loopback port (another one if someone takes it first, see
+tests/ports.py), and can be killed (SIGKILL), paused (SIGSTOP, a frozen server that still accepts
+TCP connections), resumed and restarted on the SAME port. A missing redis-server is an error with
+the install line, never a skipped test.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
+from ports import START_ATTEMPTS, PortClash, address_in_use, free_port, release
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 INSTALL_HINT = "redis-server not found: apt-get install redis-server"
 
@@ -28,28 +32,6 @@ def redis_server_binary() -> str:
     if path is None:
         raise RuntimeError(INSTALL_HINT)
     return path
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(*, with_cluster_bus: bool = False) -> int:
-    """A free loopback port (and port + 10000 free too, for a cluster node's bus)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if not with_cluster_bus:
-            return port
-        if port + 10000 < 65536 and _port_free(port + 10000):
-            return port
-    raise RuntimeError("no free port found")
 
 
 class RedisServer:
@@ -64,6 +46,8 @@ class RedisServer:
         cluster_bus: bool = False,
     ) -> None:
         self.binary = redis_server_binary()
+        self.cluster_bus = cluster_bus
+        self.pinned = port is not None  # a port chosen here may change until the first start
         self.port = port or free_port(with_cluster_bus=cluster_bus)
         self.dir = Path(tempfile.mkdtemp(prefix="sso-redis-"))
         self.extra_args = list(extra_args)
@@ -85,12 +69,34 @@ class RedisServer:
         return [self.binary, *base, "--save", "", "--appendonly", "no", *self.extra_args]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        log = (self.dir / "server.log").open("ab")
-        self.process = subprocess.Popen(self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
-        log.close()
+        """Run it until PING answers; on a port someone else took first, again on another one
+        (only before the first start: a restart keeps the port its clients know)."""
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_once(timeout)
+            except PortClash:
+                if self.pinned or attempt + 1 == START_ATTEMPTS:
+                    raise
+                self.port = free_port(with_cluster_bus=self.cluster_bus)
+                (self.dir / "sentinel.conf").unlink(missing_ok=True)  # it names the old port
+                continue
+            self.pinned = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> None:
+        release(self.port)
+        path = self.dir / "server.log"
+        log_start = path.stat().st_size if path.exists() else 0
+        with path.open("ab") as log:
+            self.process = subprocess.Popen(self._argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         self.paused = False
-        self.wait_ready(timeout)
-        return self
+        try:
+            self.wait_ready(timeout)
+        except RuntimeError:
+            if self.process.poll() is not None and address_in_use(path.read_bytes()[log_start:].decode()):
+                raise PortClash(f"redis-server: port {self.port} taken:\n{self.log_tail()}") from None
+            raise
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until PING answers PONG (a server still loading its AOF answers LOADING: keep waiting)."""
@@ -99,15 +105,21 @@ class RedisServer:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited at start:\n{self.log_tail()}")
             try:
-                with self.client(timeout=0.5) as client:
+                # No retries: whoever else holds the port may never answer, and our process's
+                # exit must be noticed at once.
+                with self.client(timeout=0.5, retries=0) as client:
                     if client.ping():
                         return
             except (redis.RedisError, OSError):
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer PING:\n{self.log_tail()}")
 
-    def client(self, timeout: float = 2.0) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
+    def client(self, timeout: float = 2.0, *, retries: int | None = None) -> redis.Redis:
+        """A client of this server; ``retries`` (immediate) instead of redis-py's backed-off ones."""
+        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if retries is not None:
+            options["retry"] = Retry(NoBackoff(), retries)
+        return redis.Redis(port=self.port, **options)
 
     def log_tail(self) -> str:
         path = self.dir / "server.log"

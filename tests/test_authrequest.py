@@ -7,7 +7,6 @@ each rule of the endpoint is pinned down: which answers it gives, which headers 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -367,7 +366,10 @@ async def doctor_client(stack: Stack) -> AsyncIterator[tuple[aiohttp.ClientSessi
         yield client, stack
 
 
-def test_loopback_alias_usable() -> None:
-    """The untrusted-client tests bind 127.0.0.2: Linux routes all of 127/8 to loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.2", 0))
+async def test_loopback_alias_usable(echo: str) -> None:
+    """The untrusted-client tests rely on this: a server sees ``untrusted_client()`` come from
+    127.0.0.2 (Linux routes all of 127/8 to loopback), not from the trusted 127.0.0.1."""
+    async with untrusted_client() as client, client.get(f"{echo}/anything") as response:
+        assert response.status == 200
+        peer_host = (await response.json())["peer"].rpartition(":")[0]
+    assert peer_host == "127.0.0.2"

@@ -52,6 +52,8 @@ def test_every_own_cookie_name_is_known_for_stripping() -> None:
         "__Host-sso_proxy",
         "__Secure-sso_proxy",
         "__Host-sso_proxy_login",
+        "__Host-sso_proxy_login_0",
+        "__Host-sso_proxy_login_3",
         "__Host-sso_proxy_handoff",
         "sso_proxy_handoff",
     ):

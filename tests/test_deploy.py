@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from test_deploy_support import (
+from support.deploy import (
     DOCKER,
     DOCKERFILE,
     INSTRUCTIONS,
@@ -164,7 +164,7 @@ def test_image_config_serves_and_the_healthcheck_passes(tmp_path: Path, redis_ur
         )
         assert healthy.returncode == 0, healthy.stderr
     finally:
-        code, _elapsed = proxy.terminate(timeout=30)
+        code = proxy.terminate(timeout=30)
     assert code == 0, proxy.log_tail()
     down = subprocess.run([sys.executable, *command[1:]], env=check_env, capture_output=True, timeout=30)
     assert down.returncode != 0, "the HEALTHCHECK must fail when nothing answers"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from test_deploy_support import (
+from support.deploy import (
     DOCKER,
     ROOT,
     Instruction,

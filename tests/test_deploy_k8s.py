@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_deploy_support import (
+from support.deploy import (
     K8S,
     all_of,
     config_env,
@@ -300,9 +300,8 @@ def test_deployment_probes_answer_on_a_real_proxy(tmp_path: Path, redis_url: str
     finally:
         grace = pod_spec()["terminationGracePeriodSeconds"]
         pre_stop = float(proxy_container()["lifecycle"]["preStop"]["exec"]["command"][1])
-        code, elapsed = proxy.terminate(timeout=grace - pre_stop)
+        code = proxy.terminate(timeout=grace - pre_stop)  # fails if the kubelet would SIGKILL it
     assert code == 0, proxy.log_tail()
-    assert elapsed < grace - pre_stop
 
 
 def test_placeholder_hosts_are_documented() -> None:

@@ -10,7 +10,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
-from test_deploy_support import (
+from support.deploy import (
     all_of,
     deployment,
     find,

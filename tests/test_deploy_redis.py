@@ -21,7 +21,7 @@ import pytest
 import redis
 import yaml
 from redis_server import redis_server_binary
-from test_deploy_support import (
+from support.deploy import (
     TEST_REDIS_PASSWORD,
     ProxyProcess,
     configmap_config_text,

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote
 import pytest
 from echo_app import start_echo
 from harness import Stack, browser, login, start_stack
-from test_e2e_identity_helpers import (
+from support.identity import (
     CONTRACT_HEADERS,
     RawResponse,
     by_canon,

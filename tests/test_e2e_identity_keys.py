@@ -20,7 +20,7 @@ import yaml
 from echo_app import start_echo
 from harness import Stack, browser, free_port, login, stack_config, start_stack
 from proxy_process import SSO_PROXY, ProxyProcess
-from test_e2e_identity_helpers import by_canon, jws_header, raw_request, received_headers, session_id
+from support.identity import by_canon, jws_header, raw_request, received_headers, session_id
 
 from sso_proxy.keys_file import write_key_file
 from sso_proxy.mockidp import MockSettings

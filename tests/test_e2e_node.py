@@ -25,7 +25,7 @@ import pytest
 import yaml
 from echo_app import start_echo
 from harness import Stack, browser, free_port, login, stack_config, start_stack
-from test_e2e_identity_helpers import (
+from support.identity import (
     NODE_DIR,
     by_canon,
     expected_profile,
@@ -43,7 +43,7 @@ from sso_proxy.server import reload_config
 
 @pytest.fixture(scope="module")
 def node() -> str:
-    from test_e2e_identity_helpers import require_node
+    from support.identity import require_node
 
     return require_node()
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from aiohttp import web
 from harness import Stack, browser, free_port, login, stack_config, start_stack
-from test_e2e_identity_helpers import jws_header, verifier_for
+from support.identity import jws_header, verifier_for
 
 from sso_proxy.keys_file import SigningKey, write_key_file
 from sso_proxy.server import reload_config

@@ -24,7 +24,7 @@ import yaml
 from aiohttp import web
 from echo_app import start_echo
 from harness import Stack, browser, login, stack_config, start_stack
-from test_e2e_identity_helpers import (
+from support.identity import (
     by_canon,
     jwks_url,
     jws_header,

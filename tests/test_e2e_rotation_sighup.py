@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from harness import browser, follow, free_port, stack_config
 from proxy_process import ProxyProcess
-from test_e2e_identity_helpers import jws_header
+from support.identity import jws_header
 from test_e2e_rotation import verifying_upstream
 
 from sso_proxy.keys_file import write_key_file

@@ -400,9 +400,7 @@ async def test_a_head_that_comes_in_pieces(pair: Pair) -> None:
 
 
 async def test_an_idle_keep_alive_connection_is_closed(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sso_proxy.fastpath
-
-    monkeypatch.setattr(sso_proxy.fastpath, "KEEPALIVE_TIMEOUT", 0.3)
+    monkeypatch.setattr(pair.server, "head_timeout", 0.3)  # config.header_timeout
     conn = await Conn.open(pair.fast_port)
     assert (await conn.ask(get("/", pair.cookie))).endswith(BODY)
     assert await asyncio.wait_for(conn.reader.read(), 5) == b""

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from waits import wait_until, within
 
 from sso_proxy.mockidp import MockSettings, create_mock_idp_app, load_users, run_mock_idp
 from sso_proxy.mockidp.cli_args import add_mock_idp_arguments, parse_listen, settings_from_args
@@ -232,16 +232,30 @@ async def test_fault_truncated_pem(client: Client, settings: MockSettings) -> No
     assert text.startswith("-----BEGIN PUBLIC KEY-----") and "END PUBLIC KEY" not in text
 
 
+async def token_statuses(client: Client) -> list[int | None]:
+    """Statuses of the provider-token requests the mock has seen (None: not answered yet)."""
+    params = {"path": "/api/v1/services/token"}
+    entries = (await (await client.get("/_mock/requests", params=params)).json())["requests"]
+    return [entry["status"] for entry in entries]
+
+
 async def test_fault_delay(client: Client, settings: MockSettings) -> None:
-    await set_fault(client, endpoint="provider_token", delay=0.3, times=1)
+    """A delay holds the request it applies to (times=1: the first only); the next one answers."""
+    await set_fault(client, endpoint="provider_token", delay=3600, times=1)
     token = await health_token(client, settings)
-    started = time.monotonic()
-    resp = await client.post("/api/v1/services/token", json=exchange(settings, token))
-    assert resp.status == 200
-    assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    assert (await client.post("/api/v1/services/token", json=exchange(settings, token))).status == 200
-    assert time.monotonic() - started < 0.3
+    held = asyncio.ensure_future(client.post("/api/v1/services/token", json=exchange(settings, token)))
+    try:
+
+        async def arrived() -> bool:
+            return await token_statuses(client) == [None]
+
+        await wait_until(arrived, what="the delayed request at the mock")
+        second = client.post("/api/v1/services/token", json=exchange(settings, token))
+        assert (await within(second, what="the request after the delayed one")).status == 200
+        assert await token_statuses(client) == [None, 200]  # the first one is still held
+        assert not held.done()
+    finally:
+        held.cancel()
 
 
 async def test_fault_delay_can_time_a_client_out(client: Client, settings: MockSettings) -> None:

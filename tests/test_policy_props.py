@@ -111,13 +111,9 @@ def raw_rules() -> st.SearchStrategy[dict[str, Any]]:
             "all": st.lists(children, min_size=1, max_size=3),
             "not": children,
         }
-        return st.dictionaries(
-            st.sampled_from(sorted(clauses)), st.nothing(), min_size=1, max_size=3
-        ).flatmap(lambda keys: st.fixed_dictionaries({key: clauses[key] for key in keys}))
+        return st.sets(st.sampled_from(sorted(clauses)), min_size=1, max_size=3).flatmap(lambda keys: st.fixed_dictionaries({key: clauses[key] for key in keys}))
 
-    base = st.dictionaries(
-        st.sampled_from(sorted(leaf_clauses)), st.nothing(), min_size=1, max_size=2
-    ).flatmap(lambda keys: st.fixed_dictionaries({key: leaf_clauses[key] for key in keys}))
+    base = st.sets(st.sampled_from(sorted(leaf_clauses)), min_size=1, max_size=2).flatmap(lambda keys: st.fixed_dictionaries({key: leaf_clauses[key] for key in keys}))
     return st.recursive(base, mapping, max_leaves=6)
 
 

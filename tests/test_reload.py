@@ -27,6 +27,7 @@ from echo_app import start_echo
 from harness import Stack, browser, default_routes, follow, free_port, stack_config, start_proxy
 from proxy_process import ProxyProcess, Services
 from structlog.testing import capture_logs
+from waits import within
 
 from sso_proxy.config import parse_config
 from sso_proxy.mockidp import MockSettings
@@ -215,7 +216,7 @@ async def test_heartbeat_stops_even_when_cancelled_just_as_the_store_answers(
         heartbeat = runtime._heartbeat
         assert heartbeat is not None
         heartbeat.cancel()
-        done, _ = await asyncio.wait({heartbeat}, timeout=1.0)
+        done, _ = await asyncio.wait({heartbeat}, timeout=10.0)  # a hang guard: it ends at once
         await runtime.close()
         assert done, f"the heartbeat ignored a cancel {turns} loop turns after a ping"
 
@@ -281,21 +282,26 @@ async def test_sighup_applies_a_good_file_and_refuses_broken_or_missing_ones(pro
         assert await status_of(client, at(proxy, "other.test", "/")) == 200
 
 
-async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(proxy: ProxyProcess) -> None:
+async def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(
+    proxy: ProxyProcess, served: Served
+) -> None:
+    echo = served.services.echo_url
+    gate = f"sigterm-{proxy.port}"  # the upstream holds this request until the test releases it
     async with browser() as client:
 
-        async def slow() -> tuple[int, str]:
-            async with client.get(at(proxy, "open.test", "/slow?s=2")) as response:
+        async def held() -> tuple[int, str]:
+            async with client.get(at(proxy, "open.test", f"/hold/{gate}")) as response:
                 return response.status, await response.text()
 
-        request = asyncio.create_task(slow())
-        await asyncio.sleep(0.5)  # the request is now waiting on the upstream
+        request = asyncio.create_task(held())
+        async with await within(client.get(f"{echo}/hold/{gate}/arrived"), what="the held request") as r:
+            assert r.status == 200  # the request is now in flight, waiting on the upstream
         proxy.send(signal.SIGTERM)
-        signalled = time.monotonic()
         await proxy.wait_event("draining")
-        assert not request.done()
-        assert await request == (200, "slow done")
-        assert time.monotonic() - signalled > 1.0  # it really was in flight when the signal came
+        assert not request.done()  # draining did not cut it off
+        async with client.post(f"{echo}/hold/{gate}/release") as released:
+            assert released.status == 200
+        assert await within(request, what="the in-flight request") == (200, f"released {gate}")
         assert await proxy.wait_exit(timeout=10.0) == 0
     assert [e["event"] for e in proxy.events() if e["event"] in ("draining", "stopped")] == [
         "draining",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis_server import RedisServer
 from structlog.testing import capture_logs
-from test_sessions_support import ACCESS_TOKEN, DOCTOR, NURSE, SECRET, session_config
+from support.sessions import ACCESS_TOKEN, DOCTOR, NURSE, SECRET, session_config
 
 from sso_proxy.config import Config, HealthIdConfig, ProviderIdConfig, SigningConfig
 from sso_proxy.sessions import make_store

@@ -10,8 +10,9 @@ import re
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from ports import free_port
 from redis_server import RedisClusterOfServers, RedisServer, start_sentinel
-from test_sessions_support import (
+from support.sessions import (
     ACCESS_TOKEN,
     DOCTOR,
     IDLE,
@@ -23,9 +24,12 @@ from test_sessions_support import (
     session_config,
 )
 
+from sso_proxy.config import SessionConfig
+from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import INVALIDATE_ALL, TOUCH_INTERVAL, SessionStore, make_store
 
 STORES = ["memory", "redis", "redis-sentinel", "redis-cluster"]
+REDIS_STORES = STORES[1:]
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +46,7 @@ def cluster() -> Iterator[RedisClusterOfServers]:
     nodes.stop()
 
 
-@pytest.fixture(params=STORES)
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
-    kind = request.param
+def store_config(kind: str, request: pytest.FixtureRequest) -> SessionConfig:
     if kind == "memory":
         cfg = session_config(store="memory")
     elif kind == "redis":
@@ -59,7 +61,21 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
         nodes: RedisClusterOfServers = request.getfixturevalue("cluster")
         nodes.flush()
         cfg = session_config(redis_url=nodes.url, redis_cluster=True)
-    opened = make_store(cfg, secret=SECRET)
+    return cfg
+
+
+def unreachable_config(kind: str) -> SessionConfig:
+    """A store of ``kind`` whose servers do not answer (a reserved port: connections refused)."""
+    if kind == "redis":
+        return session_config(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    if kind == "redis-sentinel":
+        return session_config(redis_sentinels=(f"127.0.0.1:{free_port()}",), redis_sentinel_master="mymaster")
+    return session_config(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_cluster=True)
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
+    opened = make_store(store_config(request.param, request), secret=SECRET)
     yield opened
     await opened.close()
 
@@ -210,8 +226,19 @@ async def test_session_repr_shows_no_secret(store: SessionStore) -> None:
     assert ACCESS_TOKEN not in repr(session)
 
 
-async def test_ping_answers(store: SessionStore) -> None:
-    await store.ping()
+@pytest.mark.parametrize("kind", REDIS_STORES)
+async def test_ping_answers(kind: str, request: pytest.FixtureRequest) -> None:
+    """ping() asks the servers: it answers while they are up and fails closed (StoreUnavailable,
+    a 503, never "no session") when they are not. (The memory store has nothing to ask.)"""
+    up = make_store(store_config(kind, request), secret=SECRET)
+    down = make_store(unreachable_config(kind), secret=SECRET)
+    try:
+        assert await up.ping() is None
+        with pytest.raises(StoreUnavailable):
+            await down.ping()
+    finally:
+        await up.close()
+        await down.close()
 
 
 async def test_ended_sessions_are_announced_by_hint(store: SessionStore) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_sessions_support import DOCTOR, IDLE, MAX, NURSE, SECRET, T0
+from support.sessions import DOCTOR, IDLE, MAX, NURSE, SECRET, T0
 
 from sso_proxy.sessions import INVALIDATE_ALL, Lifetime
 from sso_proxy.sessions.memory import MemoryStore

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 import redis.exceptions as rex
-from test_sessions_support import DOCTOR, FULL_STAFF, SECRET, T0, provider_token
+from support.sessions import DOCTOR, FULL_STAFF, SECRET, T0, provider_token
 
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.identity import Identity

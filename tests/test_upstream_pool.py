@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from echo_app import PEERS, read_request_head, start_echo, start_forwarding_app, start_raw_upstream
+from waits import within
 
 from sso_proxy.upstream import Forwarder
 
@@ -162,25 +163,41 @@ async def test_concurrent_requests_get_their_own_answers_within_the_limit(
 
 
 async def test_pool_wait_beyond_the_timeout_is_504(client: aiohttp.ClientSession) -> None:
-    runner, upstream = await start_echo()
+    """The only pooled connection is busy until the test frees it: a request that cannot get it
+    within its timeout is a 504; once freed, the slot serves again."""
+    arrived, freed = asyncio.Event(), asyncio.Event()
+
+    async def holds_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, index: int) -> None:
+        while head := await read_request_head(reader):
+            if head.startswith(b"GET /hold "):
+                arrived.set()
+                await freed.wait()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    server, upstream = await start_raw_upstream(holds_the_first)
     forwarder = await started(Forwarder(pool_per_host=1))
-    patient, patient_url = await start_forwarding_app(forwarder, upstream, timeout=10)
+    patient, patient_url = await start_forwarding_app(forwarder, upstream, timeout=60)
     hasty, hasty_url = await start_forwarding_app(forwarder, upstream, timeout=0.3)
     try:
-        holder = asyncio.ensure_future(client.get(f"{patient_url}/slow?s=1.5"))
-        await asyncio.sleep(0.2)  # the only connection is now busy for over a second
-        async with client.get(f"{hasty_url}/echo") as resp:
+        holder = asyncio.ensure_future(client.get(f"{patient_url}/hold"))
+        await within(arrived.wait(), what="the first request at the upstream")  # the slot is taken
+        async with await within(
+            client.get(f"{hasty_url}/echo"), what="a request waiting for the pool"
+        ) as resp:
             assert resp.status == 504
-        held = await holder
+        freed.set()
+        held = await within(holder, what="the held request")
         assert held.status == 200
         held.release()
         async with client.get(f"{hasty_url}/echo") as resp:  # the slot came back
             assert resp.status == 200
     finally:
+        freed.set()
         await patient.cleanup()
         await hasty.cleanup()
         await forwarder.close()
-        await runner.cleanup()
+        server.close()
 
 
 async def test_close_shuts_idle_connections(client: aiohttp.ClientSession) -> None:

@@ -8,6 +8,7 @@ inner: request log (records even faulted requests), fault knobs, error rendering
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -56,8 +57,15 @@ def create_mock_idp_app(
     return app
 
 
-async def run_mock_idp(host: str, port: int, settings: MockSettings, users_path: str | None) -> None:
-    """Serve the mock on ``host:port`` until cancelled."""
+async def run_mock_idp(
+    host: str,
+    port: int,
+    settings: MockSettings,
+    users_path: str | None,
+    *,
+    announce: Callable[[str, int], None] | None = None,
+) -> None:
+    """Serve the mock on ``host:port`` until cancelled; ``announce(host, port)`` once listening."""
     app = create_mock_idp_app(settings, load_users(users_path))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -69,6 +77,9 @@ async def run_mock_idp(host: str, port: int, settings: MockSettings, users_path:
             addresses=[f"{a[0]}:{a[1]}" for a in runner.addresses],
             users=len(app[MOCK_STATE].users),
         )
+        if announce is not None:
+            bound = runner.addresses[0]
+            announce(str(bound[0]), int(bound[1]))
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

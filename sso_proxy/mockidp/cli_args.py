@@ -2,8 +2,8 @@
 
 ``sso_proxy.cli`` owns ``--listen`` and ``--users``; this module adds the options that build
 ``MockSettings``. Each also reads an environment variable (``MOCK_IDP_*``) so container setups
-need no command line; flags win over the environment. ``parse_listen`` is offered for callers
-that want strict HOST:PORT parsing.
+need no command line; flags win over the environment. ``parse_listen`` reads ``--listen``
+strictly; ``announce_listening`` prints the URL to open once the mock listens.
 """
 
 from __future__ import annotations
@@ -22,6 +22,21 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def browser_url(host: str, port: int) -> str:
+    """The URL to open for a listener bound to ``host:port`` (a wildcard address as loopback)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def announce_listening(host: str, port: int) -> None:
+    """One line on stdout, flushed at once: a wrapper script or a person waits for it."""
+    print(
+        f"mock-idp: {browser_url(host, port)} (Health ID + Provider ID mock, TEST ONLY: set"
+        " health_id.base_url and provider_id.base_url to it; a login shows a page to pick a test user)",
+        flush=True,
+    )
 
 
 def add_mock_idp_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,12 @@ from sso_proxy.log import audit
 from sso_proxy.sessions.model import SessionInfo
 from sso_proxy.sessions.store import SessionStore, make_store
 
+NO_SESSIONS = "ไม่มีผู้ใช้ที่เข้าระบบอยู่ / no active sessions"
+MEMORY_NOTE = (
+    "หมายเหตุ: ที่เก็บเซสชันแบบ memory อยู่ในโปรเซสของพร็อกซีที่กำลังทำงาน คำสั่งนี้มองไม่เห็น /"
+    " note: the memory store lives inside the running proxy; this process sees none"
+)
+
 
 def _emit(line: str, *, err: bool = False) -> None:
     """Write UTF-8 whatever the locale says, so Thai names print as Thai."""
@@ -51,7 +57,10 @@ def _open(cfg: Config) -> SessionStore:
 
 
 async def cli_list(cfg: Config) -> int:
-    """Print one line per live session; exit status 0, or 1 when the store does not answer."""
+    """Print one line per live session; exit status 0, or 1 when the store does not answer.
+
+    Sessions go to stdout, one per line, for scripts; "none" and notes go to stderr (as
+    ``kubectl get`` does), so that ``sessions list | wc -l`` still counts sessions."""
     store = _open(cfg)
     try:
         sessions = await store.list_sessions(now=time.time())
@@ -63,7 +72,9 @@ async def cli_list(cfg: Config) -> int:
     for info in sessions:
         _emit(format_session(info))
     if cfg.session.store == "memory":
-        _emit("note: the memory store lives inside the running proxy; this process sees none", err=True)
+        _emit(MEMORY_NOTE, err=True)
+    elif not sessions:
+        _emit(NO_SESSIONS, err=True)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Sessions are keyed by the same HMAC names as in Redis (the cookie value is not kept), expire by
 the same rules, and are bounded in number: past ``max_sessions`` the least recently used session
-is dropped, past ``max_states`` the oldest login state. Nothing survives a restart.
+is dropped, past ``max_states`` the oldest one-time state (hand-off codes: a login attempt lives
+in the browser's sealed cookie, ``sso_proxy.loginstate``, never here). Nothing survives a restart.
 """
 
 from __future__ import annotations

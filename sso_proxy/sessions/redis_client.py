@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from sso_proxy.config import SessionConfig
 from sso_proxy.errors import StoreUnavailable
@@ -26,8 +26,9 @@ from sso_proxy.errors import StoreUnavailable
 RedisClient = Redis | RedisCluster
 
 # Every way a Redis call can fail for reasons outside our code: connection refused/reset, read or
-# connect timeout, LOADING after a restart, READONLY during failover, no master known to Sentinel.
-REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# connect timeout, LOADING after a restart, READONLY during failover, no master known to Sentinel,
+# no Cluster node reachable or a slot not served (RedisClusterException is no RedisError).
+REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 @contextlib.contextmanager
@@ -72,7 +73,7 @@ def sentinel_master(cfg: SessionConfig, options: dict[str, Any]) -> Redis:
     sentinels = [parse_host_port(entry) for entry in cfg.redis_sentinels]
     # The sentinels get the same short timeouts and single retry (their default back-off is ~8 s).
     own = {key: options[key] for key in ("socket_timeout", "socket_connect_timeout", "retry")}
-    manager = Sentinel(sentinels, sentinel_kwargs=own, **options)  # type: ignore[no-untyped-call]
+    manager = Sentinel(sentinels, sentinel_kwargs=own, **options)
     master = manager.master_for(cfg.redis_sentinel_master, **url_credentials(cfg.redis_url))
     return cast(Redis, master)
 

@@ -8,6 +8,7 @@ Layout (every name is an HMAC under a key derived from cookie_secret, see ``cryp
                                        user, value empty (for revoke); TTL = max_lifetime from the
                                        newest login
     sso:st:<hmac(state key)>    STRING AES-GCM(JSON, aad = key name), TTL from put_state, GETDEL'd
+                                       (hand-off codes, written only for a logged-in browser)
     sso:invalidate              pub/sub channel of session hints (never cookie values)
 
 Memory is the point of this shape: 1.5-1.7 KB of Redis memory a session with a full MOPH profile
@@ -43,6 +44,7 @@ from sso_proxy.sessions.model import (
 )
 from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
+from sso_proxy.teardown import stop_requested
 
 log = get_logger("sso_proxy.sessions")
 CHANNEL = "sso:invalidate"
@@ -223,11 +225,12 @@ class RedisStore:
         so a cache must start over.
         """
         connected = True
-        while True:
+        # stop_requested(): a cancel the client swallowed (e.g. inside a retry) still ends this.
+        while not stop_requested():
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                while True:
+                while not stop_requested():
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
@@ -242,7 +245,8 @@ class RedisStore:
                 connected = False
             finally:
                 await _close_quietly(pubsub)
-            await asyncio.sleep(1.0)
+            if not stop_requested():
+                await asyncio.sleep(1.0)
 
 
 async def _close_quietly(pubsub: Any) -> None:

@@ -30,7 +30,7 @@ from sso_proxy.mockidp.provider import render_profile
 from sso_proxy.mockidp.users import MockUser
 from sso_proxy.verify import AssertionVerifier
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "docs" / "verify-node"
+NODE_DIR = Path(__file__).resolve().parents[2] / "docs" / "verify-node"
 NODE_INSTALL_LINE = "apt-get install nodejs npm  (Node.js >= 20), then: cd docs/verify-node && npm ci"
 # The headers of contract §4, by their canonical (lower-case, '-') names.
 CONTRACT_HEADERS = (

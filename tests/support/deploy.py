@@ -13,7 +13,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
+from ports import START_ATTEMPTS, address_in_use, free_port, release
 
 from sso_proxy.config import Config, parse_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 DOCKER = ROOT / "deploy" / "docker"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -158,12 +158,6 @@ def run_check_config(config_path: Path, env: dict[str, str]) -> subprocess.Compl
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -202,9 +196,9 @@ class ProxyProcess:
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
 
-    def terminate(self, timeout: float) -> tuple[int, float]:
-        """SIGTERM, as the kubelet sends after preStop; (exit code, seconds until exit)."""
-        started = time.monotonic()
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM, as the kubelet sends after preStop; the exit code. Not exited within
+        ``timeout`` (the kubelet would SIGKILL it then) fails the test."""
         self.process.send_signal(signal.SIGTERM)
         try:
             code = self.process.wait(timeout=timeout)
@@ -212,7 +206,7 @@ class ProxyProcess:
             self.process.kill()
             self.process.wait(timeout=10)
             pytest.fail(f"sso-proxy did not exit {timeout}s after SIGTERM:\n{self.log_tail()}")
-        return code, time.monotonic() - started
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -223,11 +217,37 @@ class ProxyProcess:
 def start_proxy(
     config_text: str, env: dict[str, str], workdir: Path, *, port: int, metrics_port: int
 ) -> ProxyProcess:
-    """Start the installed console script and wait until /healthz answers."""
+    """Start the installed console script and wait until /healthz answers.
+
+    If someone else took ``port`` or ``metrics_port`` first, it starts again on new ports
+    (every ``:port`` in the config text and the environment moves with them): use ``proxy.url``."""
+    for attempt in range(START_ATTEMPTS):
+        proxy = start_proxy_once(config_text, env, workdir, port=port, metrics_port=metrics_port)
+        if proxy is not None:
+            return proxy
+        if attempt + 1 < START_ATTEMPTS:
+            new_port, new_metrics_port = free_port(), free_port()
+            for old, new in ((port, new_port), (metrics_port, new_metrics_port)):
+                config_text = moved(config_text, old, new)
+                env = {key: moved(value, old, new) for key, value in env.items()}
+            port, metrics_port = new_port, new_metrics_port
+    pytest.fail(f"sso-proxy found its port taken {START_ATTEMPTS} times")
+
+
+def moved(text: str, old: int, new: int) -> str:
+    return re.sub(rf":{old}(?!\d)", f":{new}", text)
+
+
+def start_proxy_once(
+    config_text: str, env: dict[str, str], workdir: Path, *, port: int, metrics_port: int
+) -> ProxyProcess | None:
+    """The running proxy, or None when its port was taken (fails the test on any other error)."""
     config_path = workdir / "config.yaml"
     config_path.write_text(config_text, encoding="utf-8")
     log = workdir / "proxy.log"
     base = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+    release(port)
+    release(metrics_port)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sso_proxy_command(), "serve", "--config", str(config_path)],
@@ -240,6 +260,8 @@ def start_proxy(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if address_in_use(proxy.log_tail()):
+                return None
             pytest.fail(f"sso-proxy serve exited with {process.returncode}:\n{proxy.log_tail()}")
         try:
             if http_get(proxy.url("/healthz"), timeout=1)[0] == 200:
