@@ -26,8 +26,8 @@ from typing import Any, cast
 
 import redis
 
-from sso_proxy.config import SessionConfig
-from sso_proxy.identity import Identity
+from sso_proxy.config.schema import SessionConfig
+from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions import Lifetime, Session, SessionStore, make_store
 from sso_proxy.sessions.crypto import SESSION_PREFIX, USER_PREFIX
 from sso_proxy.sessions.redis_store import RedisStore

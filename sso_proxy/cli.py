@@ -13,9 +13,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from sso_proxy.config import Config, load_config, summary
+from sso_proxy.config.schema import Config, load_config, summary
 from sso_proxy.errors import ConfigError
-from sso_proxy.log import configure_logging
+from sso_proxy.observability.log import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,8 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     configure_logging(config.log_level)
-    from sso_proxy.server import serve
-    from sso_proxy.workers import run_workers
+    from sso_proxy.server.serve import serve
+    from sso_proxy.server.workers import run_workers
 
     try:
         if config.workers > 1:
@@ -173,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from sso_proxy.explain import explain
+    from sso_proxy.policy.explain import explain
 
     config = load_or_report(args.config)
     if config is None:
@@ -189,7 +189,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from sso_proxy.sessions.cli import cli_list, cli_revoke
+    from sso_proxy.sessions.commands import cli_list, cli_revoke
 
     config = load_or_report(args.config)
     if config is None:
@@ -201,7 +201,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from sso_proxy.keys_file import write_key_file
+    from sso_proxy.identity.key_files import write_key_file
 
     try:
         key = write_key_file(args.out)

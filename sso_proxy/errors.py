@@ -19,7 +19,7 @@
     └── UpstreamError (502)            the upstream app could not be reached
         └── UpstreamTimeout (504)      the upstream app did not answer in time
 
-Handlers raise; one middleware (``sso_proxy.pages``) renders the page or JSON body.
+Handlers raise; one middleware (``sso_proxy.web.pages``) renders the page or JSON body.
 """
 
 from __future__ import annotations

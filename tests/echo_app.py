@@ -38,10 +38,10 @@ from aiohttp.typedefs import Handler
 from gates import add_gates
 from ports import free_port as free_port  # re-exported: tests import it from here
 
+from sso_proxy.core.paths import join_path_qs, split_target
 from sso_proxy.errors import SsoProxyError
-from sso_proxy.paths import join_path_qs, split_target
-from sso_proxy.upstream import Forwarder
-from sso_proxy.upstream_response import HOP_BY_HOP
+from sso_proxy.upstream.forwarder import Forwarder
+from sso_proxy.upstream.response import HOP_BY_HOP
 
 CHUNK = 64 * 1024
 PEERS = web.AppKey("peers", set)

@@ -19,12 +19,12 @@ from ports import free_port as free_port  # re-exported: tests import it from he
 from ports import listening_on
 from yarl import URL
 
-from sso_proxy.app import create_app
-from sso_proxy.config import Config, parse_config
-from sso_proxy.keys import RUNTIME
+from sso_proxy.config.schema import Config, parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.mockidp import MockSettings, create_mock_idp_app
 from sso_proxy.mockidp.testing import RunningMock
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 COOKIE_SECRET = "test-cookie-secret-" + "k" * 32
 

@@ -41,9 +41,9 @@ from echo_app import make_app
 from harness import COOKIE_SECRET, LoopbackResolver, start_proxy
 from ports import START_ATTEMPTS, PortClash, address_in_use, free_port, release
 
-from sso_proxy.config import Config, load_config
-from sso_proxy.keys import RUNTIME
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.config.schema import Config, load_config
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import RunningMock, start_mock_idp
 

@@ -22,14 +22,14 @@ import yaml
 from aiohttp import web
 from harness import stack_config
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
-from sso_proxy.fastpath import FastPathServer
-from sso_proxy.identity import identity_from_profile
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
+from sso_proxy.identity.profile import identity_from_profile
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.mockidp.users import MockUser
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 PIPELINES = ("fast", "plain")
 PROFILE = {

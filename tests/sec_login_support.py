@@ -21,8 +21,8 @@ from echo_app import start_echo
 from harness import LoopbackResolver, Stack, browser, follow, stack_config
 from yarl import URL
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 

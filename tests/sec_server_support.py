@@ -21,11 +21,11 @@ from aiohttp import web
 from echo_app import read_request_head, start_raw_upstream
 from harness import browser, follow, stack_config
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 GUARD = 10.0  # seconds: only a guard against a hanging test, never an assertion of speed
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"

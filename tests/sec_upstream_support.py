@@ -16,12 +16,12 @@ import yaml
 from aiohttp import web
 from harness import LoopbackResolver, browser, follow, stack_config
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
-from sso_proxy.fastpath import FastPathServer
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 PIPELINES = ("fast", "plain")
 WAIT_LIMIT = 30.0  # bound of every wait for an event (never a timing assert)

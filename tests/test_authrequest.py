@@ -21,10 +21,10 @@ from multidict import CIMultiDict
 from nginx_server import verify_assertion
 from redis_server import RedisServer
 
-from sso_proxy.authrequest import original_method, original_uri
+from sso_proxy.core.paths import normalise_path
+from sso_proxy.core.routing import prefix_matches
 from sso_proxy.errors import BadRequest
-from sso_proxy.paths import normalise_path
-from sso_proxy.routing import prefix_matches
+from sso_proxy.frontends.aiohttp_app.authrequest import original_method, original_uri
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import yaml
 from support.sessions import ACCESS_TOKEN, DOCTOR, SECRET
 
 from sso_proxy import __version__, cli
-from sso_proxy.config import load_config
+from sso_proxy.config.schema import load_config
 from sso_proxy.mockidp.cli_args import browser_url
 from sso_proxy.sessions import make_store
 

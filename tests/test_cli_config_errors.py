@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sso_proxy.config import load_config, parse_config
-from sso_proxy.configyaml import load_yaml
-from sso_proxy.durations import parse_duration
+from sso_proxy.config.durations import parse_duration
+from sso_proxy.config.schema import load_config, parse_config
+from sso_proxy.config.yamlfile import load_yaml
 from sso_proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,13 +19,13 @@ from aiohttp import web
 from echo_app import start_echo
 from harness import browser, default_routes, follow, stack_config
 
-from sso_proxy import login
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
-from sso_proxy.fastpath import FastPathServer
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
+from sso_proxy.web import login
 
 PIPELINES = [pytest.param(True, id="fast-path"), pytest.param(False, id="aiohttp")]
 

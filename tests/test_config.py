@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sso_proxy.config import load_config, parse_config
-from sso_proxy.durations import parse_duration
+from sso_proxy.config.durations import parse_duration
+from sso_proxy.config.schema import load_config, parse_config
 from sso_proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_missing_env_variable_is_an_error() -> None:
 def test_env_file_convention(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("s" * 40 + "\n")
-    from sso_proxy.configread import environ_with_files
+    from sso_proxy.config.read import environ_with_files
 
     env = environ_with_files({"SSO_COOKIE_SECRET_FILE": str(secret)})
     config = parse_config(with_change("session.cookie_secret", "${SSO_COOKIE_SECRET}"), env)
@@ -161,7 +161,7 @@ def test_example_config_is_valid() -> None:
 
 
 def test_example_documents_every_key() -> None:
-    from sso_proxy import config as cfg
+    from sso_proxy.config import schema as cfg
 
     text = EXAMPLE.read_text(encoding="utf-8")
     for key in cfg.TOP_KEYS + cfg.SESSION_KEYS + cfg.ROUTE_KEYS:

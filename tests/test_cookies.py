@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sso_proxy.config import SessionConfig
-from sso_proxy.cookies import CookiePolicy
+from sso_proxy.config.schema import SessionConfig
+from sso_proxy.web.cookies import CookiePolicy
 
 
 def header(response: web.StreamResponse, name: str) -> str:

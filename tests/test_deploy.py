@@ -36,7 +36,7 @@ from support.deploy import (
 )
 
 from sso_proxy.cli import build_parser
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.identity.key_files import write_key_file
 
 # --- hadolint ---------------------------------------------------------------------------------
 

@@ -39,8 +39,8 @@ from support.deploy import (
 )
 
 from sso_proxy.errors import ConfigError
-from sso_proxy.keys_file import load_signing_keys, write_key_file
-from sso_proxy.server import DRAIN_SECONDS
+from sso_proxy.identity.key_files import load_signing_keys, write_key_file
+from sso_proxy.server.serve import DRAIN_SECONDS
 
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")  # oldest supported here, newest kubernetes-validate ships
 

@@ -35,7 +35,7 @@ from support.deploy import (
     wait_for,
 )
 
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.identity.key_files import write_key_file
 
 LOOPBACK = "127.0.0.1"
 

@@ -14,7 +14,7 @@ from harness import Stack, browser, follow, login, start_stack
 from redis_server import RedisServer
 from waits import wait_until, within
 
-from sso_proxy.runtime import HEARTBEAT_FRESH
+from sso_proxy.server.runtime import HEARTBEAT_FRESH
 
 USERS_PROVIDER_ID: dict[str, str] = {}
 

@@ -31,7 +31,7 @@ from support.identity import (
     verifier_for,
 )
 
-from sso_proxy.verify import AssertionVerifier
+from sso_proxy.verify.verifier import AssertionVerifier
 
 MARK = "SPOOF"
 # Canonical names (and prefixes) only the proxy may set; none may arrive unless the proxy set it.

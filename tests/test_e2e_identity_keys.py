@@ -22,9 +22,9 @@ from harness import Stack, browser, free_port, login, stack_config, start_stack
 from proxy_process import SSO_PROXY, ProxyProcess
 from support.identity import by_canon, jws_header, raw_request, received_headers, session_id
 
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.mockidp import MockSettings
-from sso_proxy.verify import AssertionVerifier, UnknownKey
+from sso_proxy.verify.verifier import AssertionVerifier, UnknownKey
 
 
 def serve_config(port: int, signing: dict[str, Any] | None) -> dict[str, Any]:

@@ -37,8 +37,8 @@ from support.identity import (
     session_id,
 )
 
-from sso_proxy.keys_file import SigningKey, write_key_file
-from sso_proxy.server import reload_config
+from sso_proxy.identity.key_files import SigningKey, write_key_file
+from sso_proxy.server.serve import reload_config
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 The documented zero-downtime steps, each applied with ``reload_config`` while clients keep
 sending requests: ``[k1]`` -> ``[k1, k2]`` (k2 published, k1 still signs) -> ``[k2, k1]`` (k2 signs,
 k1 still published for assertions already out) -> ``[k2]`` (k1 retired). The upstream verifies
-every single assertion with ``sso_proxy.verify.AssertionVerifier`` against the live proxy's JWKS
+every single assertion with ``sso_proxy.verify.verifier.AssertionVerifier`` against the live proxy's JWKS
 (fetched over HTTP, refetched when a token names an unknown ``kid``); a refusal would be a 401.
 
 The assertion cache keeps one assertion per (session, route) for most of its 120 s life, far
@@ -26,9 +26,9 @@ from aiohttp import web
 from harness import Stack, browser, free_port, login, stack_config, start_stack
 from support.identity import jws_header, verifier_for
 
-from sso_proxy.keys_file import SigningKey, write_key_file
-from sso_proxy.server import reload_config
-from sso_proxy.verify import ASSERTION_HEADER, CLAIMS_KEY, UnknownKey, aiohttp_middleware
+from sso_proxy.identity.key_files import SigningKey, write_key_file
+from sso_proxy.server.serve import reload_config
+from sso_proxy.verify.verifier import ASSERTION_HEADER, CLAIMS_KEY, UnknownKey, aiohttp_middleware
 
 STEP_SECONDS = 0.8  # traffic between two reloads; > the verifier's refetch interval below
 USERS = ("doctor", "nurse2org")
@@ -69,7 +69,7 @@ class Rotation:
 async def verifying_upstream(port_of_proxy: int) -> tuple[web.AppRunner, str]:
     """An app that refuses (401) every request whose assertion does not verify against the live JWKS."""
     issuer = f"http://sso.test:{port_of_proxy}"
-    from sso_proxy.verify import AssertionVerifier
+    from sso_proxy.verify.verifier import AssertionVerifier
 
     verifier = AssertionVerifier(
         f"http://127.0.0.1:{port_of_proxy}/.well-known/jwks.json",

@@ -3,8 +3,8 @@
 The first request naming the new ``kid`` makes the upstream's verifier refetch the proxy's JWKS.
 Every other request that arrives while that fetch is in flight must wait for it, not be refused
 because "a fetch was just attempted" (the refetch rate limit). Both verifiers shipped for
-upstream apps are checked: the asyncio one (``sso_proxy.verify``) and the threaded WSGI one
-(``sso_proxy.verify_wsgi``), against the live proxy's JWKS seen through a relay that answers
+upstream apps are checked: the asyncio one (``sso_proxy.verify.verifier``) and the threaded WSGI one
+(``sso_proxy.verify.wsgi``), against the live proxy's JWKS seen through a relay that answers
 slowly, so the window is wide and the outcome does not depend on scheduling luck.
 """
 
@@ -33,10 +33,10 @@ from support.identity import (
     session_id,
 )
 
-from sso_proxy.keys_file import write_key_file
-from sso_proxy.server import reload_config
-from sso_proxy.verify import AssertionVerifier
-from sso_proxy.verify_wsgi import SyncAssertionVerifier
+from sso_proxy.identity.key_files import write_key_file
+from sso_proxy.server.serve import reload_config
+from sso_proxy.verify.verifier import AssertionVerifier
+from sso_proxy.verify.wsgi import SyncAssertionVerifier
 
 SLOW_FETCH = 0.4  # seconds the relay holds each JWKS answer
 CONCURRENT = 16

@@ -20,7 +20,7 @@ from proxy_process import ProxyProcess
 from support.identity import jws_header
 from test_e2e_rotation import verifying_upstream
 
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 

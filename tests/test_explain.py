@@ -8,10 +8,10 @@ from typing import Any
 
 import aiohttp
 
-from sso_proxy.config import Config, parse_config
-from sso_proxy.explain import explain
+from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.mockidp.settings import MockSettings
 from sso_proxy.mockidp.testing import headless_code, start_mock_idp
+from sso_proxy.policy.explain import explain
 
 CONFIG = """
 listen: "127.0.0.1:4180"

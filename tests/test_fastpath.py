@@ -1,4 +1,4 @@
-"""The fast path (sso_proxy.fastpath) answers exactly as the aiohttp path does, or hands over.
+"""The fast path (sso_proxy.frontends.fastpath) answers exactly as the aiohttp path does, or hands over.
 
 Two listeners share one Runtime: one starts its connections on the fast path, the other sends
 everything through aiohttp (``create_app(..., fast_path=False)``). The same raw requests go to
@@ -21,12 +21,12 @@ from aiohttp import web
 from echo_app import read_request_head, start_raw_upstream
 from harness import browser, follow, free_port, stack_config
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
-from sso_proxy.fastpath import FastPathServer
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 BODY = b"hello, upstream\n"
 DATE = b"Date: Wed, 25 Nov 2026 20:00:00 GMT\r\n"
@@ -481,7 +481,7 @@ async def test_an_upstream_failure_is_logged_under_the_id_on_its_page(pair: Pair
 
     import structlog
 
-    from sso_proxy.log import configure_logging
+    from sso_proxy.observability.log import configure_logging
 
     stream = io.StringIO()
     configure_logging("debug", stream=stream)

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from multidict import CIMultiDict
 
-from sso_proxy.forwarded import ClientView, client_view, outgoing_forwarded_headers
+from sso_proxy.core.forwarded import ClientView, client_view, outgoing_forwarded_headers
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
 

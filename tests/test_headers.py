@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_proxy.config import TEMPLATE_FIELDS
-from sso_proxy.headers import (
+from sso_proxy.config.schema import TEMPLATE_FIELDS
+from sso_proxy.core.headers import (
     ascii_only,
     auth_request_headers,
     clean_header_value,
@@ -23,7 +23,7 @@ from sso_proxy.headers import (
     rfc2047_encode,
     token_headers,
 )
-from sso_proxy.identity import Identity, identity_from_profile
+from sso_proxy.identity.profile import Identity, identity_from_profile
 
 NAME_TH = "นางสาวน้ำฝน คำดี"
 HOSTILE = ["\r\n", "\n", "\r", "\x00", "\x7f", "\x85", "\u2028", "\u2029", "\t", "\x1b", "\u202e", "\ufeff"]

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sso_proxy.headers import IDENTITY_HEADERS, is_protected_header, strip_client_headers
+from sso_proxy.core.headers import IDENTITY_HEADERS, is_protected_header, strip_client_headers
 
 SPOOFS = [
     "X-Forwarded-User",

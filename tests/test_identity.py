@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sso_proxy.identity import Identity, as_bool, identity_from_profile
+from sso_proxy.identity.profile import Identity, as_bool, identity_from_profile
 
 ORG = {
     "hcode": "10999",

@@ -11,7 +11,7 @@ import structlog
 from echo_app import start_echo
 from harness import Stack, browser, follow, login, start_stack
 
-from sso_proxy.log import audit, configure_logging, get_logger
+from sso_proxy.observability.log import audit, configure_logging, get_logger
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from aiohttp import web
 from echo_app import start_echo
 from harness import Stack, browser, free_port, login
 
-from sso_proxy.keys import RUNTIME
-from sso_proxy.metrics import create_metrics_app
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.observability.metrics import create_metrics_app
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 from waits import within
 
-from sso_proxy.config import HealthIdConfig, ProviderIdConfig
+from sso_proxy.config.schema import HealthIdConfig, ProviderIdConfig
 from sso_proxy.errors import (
     IdpBadCredentials,
     IdpError,
@@ -30,7 +30,7 @@ from sso_proxy.errors import (
     IdpTokenInvalid,
     IdpUnavailable,
 )
-from sso_proxy.identity import as_bool
+from sso_proxy.identity.profile import as_bool
 from sso_proxy.mockidp import MOCK_STATE, MockSettings, MockUser, create_mock_idp_app, load_users
 from sso_proxy.moph import MophClient, healthid, providerid
 from sso_proxy.moph.http import IdpHttp

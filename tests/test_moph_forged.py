@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from sso_proxy.config import HealthIdConfig, ProviderIdConfig
+from sso_proxy.config.schema import HealthIdConfig, ProviderIdConfig
 from sso_proxy.errors import IdpError, IdpNoProviderId, IdpTokenInvalid, IdpUnavailable
 from sso_proxy.moph import MAX_BODY_BYTES, MophClient
 

@@ -31,7 +31,7 @@ MUTANTS = RUN.load_mutants()
 
 def test_every_security_area_has_mutants() -> None:
     files = {m.file for m in MUTANTS}
-    for guarded in ("sso_proxy/redirects.py", "sso_proxy/login.py", "sso_proxy/headers.py"):
+    for guarded in ("sso_proxy/web/redirects.py", "sso_proxy/web/login.py", "sso_proxy/core/headers.py"):
         assert guarded in files, f"no mutant guards {guarded}"
 
 

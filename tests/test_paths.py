@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sso_proxy.core.paths import join_path_qs, normalise_path, split_target
 from sso_proxy.errors import BadRequest
-from sso_proxy.paths import join_path_qs, normalise_path, split_target
 
 CANONICAL = [
     ("/", "/"),

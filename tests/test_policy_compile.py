@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from sso_proxy.config import parse_config
-from sso_proxy.configread import Problems
+from sso_proxy.config.read import Problems
+from sso_proxy.config.schema import parse_config
 from sso_proxy.errors import ConfigError
-from sso_proxy.policy import compile_rule_list
+from sso_proxy.policy.evaluate import compile_rule_list
 
 BASE = """
 listen: "127.0.0.1:4180"

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
-from sso_proxy.configread import Problems
-from sso_proxy.identity import Identity, identity_from_profile
-from sso_proxy.policy import (
+from sso_proxy.config.read import Problems
+from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.policy.evaluate import (
     AllOf,
     AnyOf,
     Decision,

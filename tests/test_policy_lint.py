@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sso_proxy.config import Config, parse_config
+from sso_proxy.config.schema import Config, parse_config
 
 HEAD = """
 listen: "127.0.0.1:4180"
@@ -124,9 +124,7 @@ def test_no_warning_without_certainty(body: str) -> None:
 
 
 def test_public_paths() -> None:
-    config = load(
-        route("public_paths: ['/static/', '/app', '/app/assets/']", extra="path_prefix: /app\n")
-    )
+    config = load(route("public_paths: ['/static/', '/app', '/app/assets/']", extra="path_prefix: /app\n"))
     assert list(config.warnings) == [
         "routes[0].public_paths[0]: '/static/' is outside path_prefix '/app', so it never applies",
         "routes[0].public_paths[1]: '/app' covers the whole path_prefix '/app': every request is forwarded "

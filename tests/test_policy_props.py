@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sso_proxy.configread import Problems
-from sso_proxy.identity import Identity, identity_from_profile
-from sso_proxy.policy import (
+from sso_proxy.config.read import Problems
+from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.policy.evaluate import (
     AllOf,
     AnyOf,
     IalAtLeast,
@@ -24,8 +24,8 @@ from sso_proxy.policy import (
     match,
     matches,
 )
-from sso_proxy.policy_lint import always_matches, implies, never_matches
-from sso_proxy.policy_rules import org_satisfies, walk
+from sso_proxy.policy.lint import always_matches, implies, never_matches
+from sso_proxy.policy.rules import org_satisfies, walk
 
 # Small pools, so that random rules and random people actually meet.
 HCODES = ["10999", "10998", "00099"]
@@ -111,9 +111,13 @@ def raw_rules() -> st.SearchStrategy[dict[str, Any]]:
             "all": st.lists(children, min_size=1, max_size=3),
             "not": children,
         }
-        return st.sets(st.sampled_from(sorted(clauses)), min_size=1, max_size=3).flatmap(lambda keys: st.fixed_dictionaries({key: clauses[key] for key in keys}))
+        return st.sets(st.sampled_from(sorted(clauses)), min_size=1, max_size=3).flatmap(
+            lambda keys: st.fixed_dictionaries({key: clauses[key] for key in keys})
+        )
 
-    base = st.sets(st.sampled_from(sorted(leaf_clauses)), min_size=1, max_size=2).flatmap(lambda keys: st.fixed_dictionaries({key: leaf_clauses[key] for key in keys}))
+    base = st.sets(st.sampled_from(sorted(leaf_clauses)), min_size=1, max_size=2).flatmap(
+        lambda keys: st.fixed_dictionaries({key: leaf_clauses[key] for key in keys})
+    )
     return st.recursive(base, mapping, max_leaves=6)
 
 

@@ -29,12 +29,12 @@ from proxy_process import ProxyProcess, Services
 from structlog.testing import capture_logs
 from waits import within
 
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
-from sso_proxy.server import reload_config
-from sso_proxy.verify import decode_assertion, parse_jwks
+from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.serve import reload_config
+from sso_proxy.verify.verifier import decode_assertion, parse_jwks
 
 DOCTOR = "06FE192230A88"  # provider_id of the mock's "doctor" (sso_proxy/mockidp/users.yaml)
 

@@ -31,7 +31,7 @@ from support.replicas import (
     url,
 )
 
-from sso_proxy.verify import decode_assertion, parse_jwks
+from sso_proxy.verify.verifier import decode_assertion, parse_jwks
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_proxy.config import RouteConfig
-from sso_proxy.routing import RouteTable, match_route, normalise_host, prefix_matches
+from sso_proxy.config.schema import RouteConfig
+from sso_proxy.core.routing import RouteTable, match_route, normalise_host, prefix_matches
 
 
 def r(

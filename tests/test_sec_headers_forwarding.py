@@ -16,9 +16,9 @@ import yaml
 from harness import stack_config
 from sec_headers_stack import PIPELINES, Headers, Pair, start_pair
 
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
+from sso_proxy.core.headers import canonical_name
 from sso_proxy.errors import ConfigError
-from sso_proxy.headers import canonical_name
 from sso_proxy.mockidp import MockSettings
 
 MARK = "203.0.113.66"  # an address the client makes up

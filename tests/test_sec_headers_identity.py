@@ -18,13 +18,13 @@ import pytest
 from harness import browser, follow
 from sec_headers_stack import PIPELINES, Pair, get, start_pair
 
-from sso_proxy.configread import Problems
-from sso_proxy.headers import identity_headers
-from sso_proxy.identity import Identity, Organization, as_text, identity_from_profile, normalise_text
-from sso_proxy.keys_file import ephemeral_keys
+from sso_proxy.config.read import Problems
+from sso_proxy.core.headers import identity_headers
+from sso_proxy.identity.key_files import ephemeral_keys
+from sso_proxy.identity.profile import Identity, Organization, as_text, identity_from_profile, normalise_text
+from sso_proxy.identity.signing import Signer
 from sso_proxy.mockidp.users import load_users
-from sso_proxy.policy import RoutePolicy, compile_rule_list, evaluate
-from sso_proxy.signing import Signer
+from sso_proxy.policy.evaluate import RoutePolicy, compile_rule_list, evaluate
 
 EMAIL = "sathit.r@example.test"
 INVISIBLE = ["\u200b", "\u200e", "\u202e", "\ufeff", "\u00ad", "\x00", "\x1b", "\u2028"]

@@ -23,8 +23,8 @@ from aiohttp import web
 from echo_app import PEERS, WS_CLOSES, echo
 from nginx_server import Site, echoed, raw_request, start_site
 
-from sso_proxy.identity import identity_from_profile
-from sso_proxy.keys import RUNTIME
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.identity.profile import identity_from_profile
 
 HOST = "payslip.hospital.example"
 PROFILE = {"provider_id": "06FE192230A88", "organization": [{"hcode": "10999"}]}

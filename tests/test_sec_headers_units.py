@@ -1,14 +1,14 @@
 """Header guards one at a time, as pure functions: each test sends a single attack signal.
 
 The mutation list (mutants/headers.yaml) names these tests: removing any one guard in
-sso_proxy/headers.py, cookie_names.py, upstream_response.py or identity.py makes one of them fail.
+sso_proxy/core/headers.py, cookie_names.py, upstream_response.py or identity.py makes one of them fail.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from sso_proxy.cookie_names import (
+from sso_proxy.core.cookie_names import (
     CookieNames,
     app_cookie_header,
     bare_cookie_name,
@@ -16,13 +16,13 @@ from sso_proxy.cookie_names import (
     keeps_set_cookie,
     set_cookie_names,
 )
-from sso_proxy.headers import (
+from sso_proxy.core.headers import (
     ClientHeaderFilter,
     is_forwarding_header,
     is_protected_header,
     strip_client_headers,
 )
-from sso_proxy.upstream_response import passed_headers
+from sso_proxy.upstream.response import passed_headers
 
 OWN = CookieNames.of_policy(
     {"sso_proxy", "__Host-sso_proxy", "__Secure-sso_proxy", "sso_proxy_login", "__Host-sso_proxy_login",

@@ -20,10 +20,10 @@ from harness import default_routes, stack_config
 from redis_server import RedisServer
 from structlog.testing import capture_logs
 
-from sso_proxy import runtime as runtime_module
-from sso_proxy.config import Config, parse_config
+from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.mockidp import MockSettings
-from sso_proxy.runtime import Runtime
+from sso_proxy.server import runtime as runtime_module
+from sso_proxy.server.runtime import Runtime
 from sso_proxy.sessions import INVALIDATE_ALL, SessionStore
 from sso_proxy.sessions.redis_store import CHANNEL
 

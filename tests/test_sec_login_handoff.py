@@ -29,7 +29,7 @@ from sec_login_support import (
 )
 from yarl import URL
 
-from sso_proxy.loginstate import digest, make_binding
+from sso_proxy.web.loginstate import digest, make_binding
 
 
 @pytest.fixture(params=PIPELINES, ids=PIPELINE_IDS)

@@ -25,7 +25,7 @@ from sec_login_support import (
 )
 from yarl import URL
 
-from sso_proxy.loginstate import LoginState, digest, seal_state
+from sso_proxy.web.loginstate import LoginState, digest, seal_state
 
 LONG_RD = "/" + "a" * 2000
 

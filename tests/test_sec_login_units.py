@@ -10,11 +10,11 @@ import hashlib
 
 import pytest
 
-from sso_proxy.config import SessionConfig
-from sso_proxy.cookies import LOGIN_SLOTS, CookiePolicy
-from sso_proxy.handoff import handoff_origin
-from sso_proxy.login import bounded_rd, post_refused
-from sso_proxy.loginstate import (
+from sso_proxy.config.schema import SessionConfig
+from sso_proxy.web.cookies import LOGIN_SLOTS, CookiePolicy
+from sso_proxy.web.handoff import handoff_origin
+from sso_proxy.web.login import bounded_rd, post_refused
+from sso_proxy.web.loginstate import (
     MAX_RD,
     Binding,
     LoginState,

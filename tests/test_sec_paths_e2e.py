@@ -27,12 +27,12 @@ from echo_app import start_echo
 from harness import browser, follow, stack_config
 from yarl import URL
 
-from sso_proxy.app import create_app
-from sso_proxy.config import parse_config
-from sso_proxy.fastpath import FastPathServer
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.runtime import Runtime
+from sso_proxy.server.runtime import Runtime
 
 DOCTORS = [{"organization": {"hcode": "10999", "position": "แพทย์"}}]
 

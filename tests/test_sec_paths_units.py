@@ -13,10 +13,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_proxy.config import RouteConfig, parse_config
+from sso_proxy.config.schema import RouteConfig, parse_config
+from sso_proxy.core.paths import PathParameters, normalise_path, split_target
+from sso_proxy.core.routing import RouteTable, case_conflicts, fold_case, public_path
 from sso_proxy.errors import BadRequest, ConfigError
-from sso_proxy.paths import PathParameters, normalise_path, split_target
-from sso_proxy.routing import RouteTable, case_conflicts, fold_case, public_path
 
 # ------------------------------------------------------------------ path parameters: refused
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sso_proxy.redirects import host_allowed, origin_of, safe_redirect, served_origin
+from sso_proxy.web.redirects import host_allowed, origin_of, safe_redirect, served_origin
 
 LOGIN = "https://sso.h.example"
 ROUTES = frozenset({"app.h.example", "pay.h.example", "*.apps.h.example"})

@@ -19,11 +19,11 @@ from harness import stack_config
 from sec_server_support import eventually as wait_for_value
 from sec_server_support import get, running_proxy, until_closed
 
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
 from sso_proxy.errors import ConfigError
-from sso_proxy.fastpath import FastPathProtocol, FastPathServer
+from sso_proxy.frontends.fastpath.protocol import FastPathProtocol, FastPathServer
 from sso_proxy.mockidp import MockSettings
-from sso_proxy.server import restart_only_changes
+from sso_proxy.server.serve import restart_only_changes
 
 PIPELINES = pytest.mark.parametrize("fast", [True, False], ids=["fast_path", "aiohttp"])
 NEVER_ENDS = get("/x", "X-Padding: " + "p" * 4000)[:-4]  # a head whose blank line never comes

@@ -22,9 +22,9 @@ from aiohttp.client_exceptions import ClientConnectionResetError
 from prometheus_client import REGISTRY
 from sec_server_support import eventually, get, running_proxy
 
-from sso_proxy.log import configure_logging, get_logger, redact_text
-from sso_proxy.middleware import abort_event
-from sso_proxy.upstream_exchange import UpstreamAborted
+from sso_proxy.frontends.aiohttp_app.middleware import abort_event
+from sso_proxy.observability.log import configure_logging, get_logger, redact_text
+from sso_proxy.upstream.exchange import UpstreamAborted
 
 PIPELINES = pytest.mark.parametrize("fast", [True, False], ids=["fast_path", "aiohttp"])
 SID = "Zq3xK9vB2mN7pL4wR8tY1uE6iO0aS5dF-gH_jK2lZ"  # shaped like a session id
@@ -117,7 +117,7 @@ def test_plain_text_is_left_alone(text: str) -> None:
 
 
 def test_the_configured_cookie_name_is_redacted_too() -> None:
-    from sso_proxy.log import redact_cookie_names
+    from sso_proxy.observability.log import redact_cookie_names
 
     redact_cookie_names("clinic_sso")
     assert "SECRET1" not in redact_text("b'__Host-clinic_sso_handoff=SECRET1; a=b'")

@@ -12,11 +12,11 @@ from aiohttp import web
 from echo_app import start_forwarding_app
 from sec_upstream_support import start_app
 
-from sso_proxy.http_clients import client_session
-from sso_proxy.upstream import Forwarder
+from sso_proxy.upstream.clients import client_session
+from sso_proxy.upstream.forwarder import Forwarder
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sso_proxy"
-FACTORY = PACKAGE / "http_clients.py"
+FACTORY = PACKAGE / "upstream" / "clients.py"
 # A construction, under any import style: ``aiohttp.ClientSession(``, ``ClientSession(``, an alias.
 _MADE = re.compile(r"\bClientSession\s*\(|\bCookieJar\s*\(|import[^\n]*\bClientSession\b[^\n]*\bas\b")
 
@@ -29,7 +29,7 @@ def test_every_client_session_of_the_package_is_made_by_the_factory() -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if _MADE.search(line.split("#", 1)[0])
     ]
-    assert found == [], "use sso_proxy.http_clients.client_session()"
+    assert found == [], "use sso_proxy.upstream.clients.client_session()"
 
 
 async def test_a_factory_session_sends_no_cookie_it_was_given() -> None:

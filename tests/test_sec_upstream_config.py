@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_config import problems_of, with_change
 
-from sso_proxy.config import parse_config
+from sso_proxy.config.schema import parse_config
 
 
 def test_defaults() -> None:

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from sso_proxy.errors import UpstreamTimeout
-from sso_proxy.upstream import Forwarder
-from sso_proxy.upstream_http1 import Http1Connection
-from sso_proxy.upstream_limits import RoutePool
-from sso_proxy.upstream_pool import Pool
+from sso_proxy.upstream.forwarder import Forwarder
+from sso_proxy.upstream.http1 import Http1Connection
+from sso_proxy.upstream.limits import RoutePool
+from sso_proxy.upstream.pool import Pool
 
 UPSTREAM = "http://127.0.0.1:9"  # never connected to here
 

@@ -14,9 +14,9 @@ from redis_server import RedisServer
 from structlog.testing import capture_logs
 from support.sessions import ACCESS_TOKEN, DOCTOR, NURSE, SECRET, session_config
 
-from sso_proxy.config import Config, HealthIdConfig, ProviderIdConfig, SigningConfig
+from sso_proxy.config.schema import Config, HealthIdConfig, ProviderIdConfig, SigningConfig
 from sso_proxy.sessions import make_store
-from sso_proxy.sessions.cli import cli_list, cli_revoke
+from sso_proxy.sessions.commands import cli_list, cli_revoke
 
 
 def config_for(url: str, **session: Any) -> Config:
@@ -100,7 +100,7 @@ async def test_thai_names_print_as_utf8_even_in_an_ascii_locale(redis_url: str) 
         """
         import asyncio, sys
         from test_sessions_cli import config_for
-        from sso_proxy.sessions.cli import cli_list
+        from sso_proxy.sessions.commands import cli_list
         sys.exit(asyncio.run(cli_list(config_for(sys.argv[1]))))
         """
     )

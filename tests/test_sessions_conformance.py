@@ -24,7 +24,7 @@ from support.sessions import (
     session_config,
 )
 
-from sso_proxy.config import SessionConfig
+from sso_proxy.config.schema import SessionConfig
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import INVALIDATE_ALL, TOUCH_INTERVAL, SessionStore, make_store
 

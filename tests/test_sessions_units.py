@@ -14,7 +14,7 @@ import redis.exceptions as rex
 from support.sessions import DOCTOR, FULL_STAFF, SECRET, T0, provider_token
 
 from sso_proxy.errors import StoreUnavailable
-from sso_proxy.identity import Identity
+from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions import deflate
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.model import (

@@ -9,9 +9,9 @@ from typing import Any
 import jwt
 import pytest
 
-from sso_proxy.identity import Identity, identity_from_profile
-from sso_proxy.keys_file import SigningKey, ephemeral_keys, load_signing_keys, write_key_file
-from sso_proxy.signing import AssertionCache, Signer
+from sso_proxy.identity.key_files import SigningKey, ephemeral_keys, load_signing_keys, write_key_file
+from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.identity.signing import AssertionCache, Signer
 
 ISSUER = "https://sso.hospital.example"
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z

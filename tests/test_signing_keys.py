@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sso_proxy.errors import ConfigError
-from sso_proxy.keys_file import (
+from sso_proxy.identity.key_files import (
     ephemeral_keys,
     generate_key_pem,
     key_file_warnings,

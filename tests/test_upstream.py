@@ -28,8 +28,8 @@ from echo_app import (
 from yarl import URL
 
 from sso_proxy.errors import UpstreamError
-from sso_proxy.upstream import Forwarder
-from sso_proxy.upstream_request import build_head
+from sso_proxy.upstream.forwarder import Forwarder
+from sso_proxy.upstream.request import build_head
 
 Echo = tuple[aiohttp.web.AppRunner, str]
 

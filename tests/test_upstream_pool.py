@@ -10,7 +10,7 @@ import pytest
 from echo_app import PEERS, read_request_head, start_echo, start_forwarding_app, start_raw_upstream
 from waits import within
 
-from sso_proxy.upstream import Forwarder
+from sso_proxy.upstream.forwarder import Forwarder
 
 
 @pytest.fixture

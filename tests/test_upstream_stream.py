@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from echo_app import CHUNK, PATTERN, big_sha256, start_echo, start_forwarding_app
 
-from sso_proxy.upstream import Forwarder
+from sso_proxy.upstream.forwarder import Forwarder
 
 MB = 20
 LIMIT = 8 * 1024 * 1024

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import WSMsgType
 from echo_app import WS_CLOSES, free_port, start_echo, start_forwarding_app
 
-from sso_proxy.upstream import Forwarder
+from sso_proxy.upstream.forwarder import Forwarder
 
 Setup = tuple[aiohttp.web.AppRunner, str]
 

@@ -1,4 +1,4 @@
-"""sso_proxy.verify against a JWKS served by a real aiohttp app: accept, reject forgeries, rotate."""
+"""sso_proxy.verify.verifier against a JWKS served by a real aiohttp app: accept, reject forgeries, rotate."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sso_proxy.identity import identity_from_profile
-from sso_proxy.keys_file import SigningKey, ephemeral_keys
-from sso_proxy.signing import Signer
-from sso_proxy.verify import (
+from sso_proxy.identity.key_files import SigningKey, ephemeral_keys
+from sso_proxy.identity.profile import identity_from_profile
+from sso_proxy.identity.signing import Signer
+from sso_proxy.verify.verifier import (
     CLAIMS_KEY,
     AssertionInvalid,
     AssertionVerifier,

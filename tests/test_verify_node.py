@@ -28,10 +28,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 
-from sso_proxy.headers import identity_headers
-from sso_proxy.identity import Identity, identity_from_profile
-from sso_proxy.keys_file import SigningKey, ephemeral_keys
-from sso_proxy.signing import Signer
+from sso_proxy.core.headers import identity_headers
+from sso_proxy.identity.key_files import SigningKey, ephemeral_keys
+from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.identity.signing import Signer
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "docs" / "verify-node"
 INSTALL_LINE = "apt-get install nodejs npm  (Node.js >= 20), then: cd docs/verify-node && npm ci"

@@ -1,4 +1,4 @@
-"""sso_proxy.verify_wsgi: a real WSGI server and a real JWKS server, each in its own thread."""
+"""sso_proxy.verify.wsgi: a real WSGI server and a real JWKS server, each in its own thread."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
 
-from sso_proxy.identity import identity_from_profile
-from sso_proxy.keys_file import SigningKey, ephemeral_keys
-from sso_proxy.signing import Signer
-from sso_proxy.verify import AssertionInvalid, JwksUnavailable, UnknownKey
-from sso_proxy.verify_wsgi import ENVIRON_KEY, SyncAssertionVerifier, WSGIMiddleware
+from sso_proxy.identity.key_files import SigningKey, ephemeral_keys
+from sso_proxy.identity.profile import identity_from_profile
+from sso_proxy.identity.signing import Signer
+from sso_proxy.verify.verifier import AssertionInvalid, JwksUnavailable, UnknownKey
+from sso_proxy.verify.wsgi import ENVIRON_KEY, SyncAssertionVerifier, WSGIMiddleware
 
 ISSUER = "https://sso.hospital.example"
 AUDIENCE = f"{ISSUER}/routes/leave"

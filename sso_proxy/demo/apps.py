@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from sso_proxy.demo.views import APPS, Seen, render_page
-from sso_proxy.verify import ASSERTION_HEADER, AssertionInvalid, AssertionVerifier
+from sso_proxy.verify.verifier import ASSERTION_HEADER, AssertionInvalid, AssertionVerifier
 
 __all__ = ["APPS", "create_demo_app", "show_identity"]
 

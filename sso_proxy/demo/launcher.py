@@ -16,10 +16,10 @@ from typing import TextIO
 
 from aiohttp import web
 
-from sso_proxy.config import Config, parse_config
+from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.demo.apps import APPS, create_demo_app
-from sso_proxy.log import configure_logging
 from sso_proxy.mockidp import MockSettings, create_mock_idp_app
+from sso_proxy.observability.log import configure_logging
 
 LOOPBACK = "127.0.0.1"
 
@@ -159,7 +159,7 @@ async def run_demo(
     ``ports`` overrides the default layout (``port`` and ``port+10..+13``). When a port is taken
     the demo exits with one line naming it (SystemExit: this is the CLI's entry point).
     """
-    from sso_proxy.server import serve
+    from sso_proxy.server.serve import serve
 
     ports = ports or DemoPorts.from_proxy_port(port)
     busy = busy_ports(ports)

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import structlog
 from aiohttp import web
 
-from sso_proxy.mockidp import pages
+from sso_proxy.mockidp import screens as pages
 from sso_proxy.mockidp.params import body_params, expiration_date
 from sso_proxy.mockidp.replies import MESSAGES_TH, HealthFail, fail_body, health_ok, json_reply
 from sso_proxy.mockidp.settings import HEALTH_TOKEN_TTL, MockSettings

@@ -13,9 +13,9 @@ from typing import Any
 
 import aiohttp
 
-from sso_proxy.config import HealthIdConfig, ProviderIdConfig
+from sso_proxy.config.schema import HealthIdConfig, ProviderIdConfig
 from sso_proxy.errors import IdpError, IdpTokenInvalid, IdpUnavailable
-from sso_proxy.identity import identity_from_profile
+from sso_proxy.identity.profile import identity_from_profile
 from sso_proxy.moph import healthid, providerid
 from sso_proxy.moph.http import MAX_BODY_BYTES, IdpHttp, Observer
 from sso_proxy.moph.keys import KEY_MAX_AGE, PublicKeyCache, TokenRejected, verify_with_refetch

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from sso_proxy.config import HealthIdConfig
+from sso_proxy.config.schema import HealthIdConfig
 from sso_proxy.errors import IdpBadCredentials, IdpError, IdpRejectedCode
 from sso_proxy.moph.http import IdpHttp, Reply, read_envelope, read_public_key
 

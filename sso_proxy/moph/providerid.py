@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from sso_proxy.config import ProviderIdConfig
+from sso_proxy.config.schema import ProviderIdConfig
 from sso_proxy.errors import IdpBadCredentials, IdpError, IdpNoProviderId, IdpTokenInvalid
 from sso_proxy.moph.http import IdpHttp, Reply, read_envelope, read_public_key
 

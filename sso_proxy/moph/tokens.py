@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sso_proxy.identity import Identity, as_float, as_text
+from sso_proxy.identity.profile import Identity, as_float, as_text
 
 
 @dataclass(frozen=True)

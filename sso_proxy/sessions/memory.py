@@ -3,7 +3,7 @@
 Sessions are keyed by the same HMAC names as in Redis (the cookie value is not kept), expire by
 the same rules, and are bounded in number: past ``max_sessions`` the least recently used session
 is dropped, past ``max_states`` the oldest one-time state (hand-off codes: a login attempt lives
-in the browser's sealed cookie, ``sso_proxy.loginstate``, never here). Nothing survives a restart.
+in the browser's sealed cookie, ``sso_proxy.web.loginstate``, never here). Nothing survives a restart.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sso_proxy.identity import Identity
+from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions.crypto import SessionCrypto
 from sso_proxy.sessions.model import (
     INVALIDATE_ALL,

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
-from sso_proxy.identity import Identity
+from sso_proxy.identity.profile import Identity
 
 # A session's last_seen is rewritten at most this often: a busy page costs reads, not writes.
 TOUCH_INTERVAL = 1.0

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sso_proxy.identity import Identity
+from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions import deflate
 
 _FORMAT = 1  # the JSON schema ("v")

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from sso_proxy.config import SessionConfig
+from sso_proxy.config.schema import SessionConfig
 from sso_proxy.errors import StoreUnavailable
 
 RedisClient = Redis | RedisCluster

@@ -30,8 +30,9 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sso_proxy.identity import Identity
-from sso_proxy.log import get_logger
+from sso_proxy.identity.profile import Identity
+from sso_proxy.observability.log import get_logger
+from sso_proxy.server.teardown import stop_requested
 from sso_proxy.sessions.crypto import SESSION_PREFIX, SessionCrypto
 from sso_proxy.sessions.model import (
     INVALIDATE_ALL,
@@ -44,7 +45,6 @@ from sso_proxy.sessions.model import (
 )
 from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
-from sso_proxy.teardown import stop_requested
 
 log = get_logger("sso_proxy.sessions")
 CHANNEL = "sso:invalidate"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-from sso_proxy.config import SessionConfig
-from sso_proxy.identity import Identity
+from sso_proxy.config.schema import SessionConfig
+from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions.model import Lifetime, Session, SessionInfo
 
 

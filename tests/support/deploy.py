@@ -27,14 +27,14 @@ import pytest
 import yaml
 from ports import START_ATTEMPTS, address_in_use, free_port, release
 
-from sso_proxy.config import Config, parse_config
+from sso_proxy.config.schema import Config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 DOCKER = ROOT / "deploy" / "docker"
 DOCKERFILE = ROOT / "Dockerfile"
 
-# ${NAME} or ${NAME:-default}, as sso_proxy.configread expands them.
+# ${NAME} or ${NAME:-default}, as sso_proxy.config.read expands them.
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 TEST_REDIS_PASSWORD = "0123456789abcdef" * 4  # what `openssl rand -hex 32` looks like
 

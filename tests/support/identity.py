@@ -28,7 +28,7 @@ from harness import Stack
 
 from sso_proxy.mockidp.provider import render_profile
 from sso_proxy.mockidp.users import MockUser
-from sso_proxy.verify import AssertionVerifier
+from sso_proxy.verify.verifier import AssertionVerifier
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "docs" / "verify-node"
 NODE_INSTALL_LINE = "apt-get install nodejs npm  (Node.js >= 20), then: cd docs/verify-node && npm ci"

@@ -26,10 +26,10 @@ from proxy_process import ProxyProcess, Services, replay
 from redis_server import RedisServer
 from waits import wait_until
 
-from sso_proxy.config import parse_config
-from sso_proxy.cookies import CookiePolicy
-from sso_proxy.keys_file import write_key_file
+from sso_proxy.config.schema import parse_config
+from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.sessions.crypto import SessionCrypto
+from sso_proxy.web.cookies import CookiePolicy
 
 
 @dataclass

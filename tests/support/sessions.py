@@ -11,8 +11,8 @@ import json
 import random
 from typing import Any
 
-from sso_proxy.config import SessionConfig
-from sso_proxy.identity import Identity, identity_from_profile
+from sso_proxy.config.schema import SessionConfig
+from sso_proxy.identity.profile import Identity, identity_from_profile
 
 SECRET = "test-cookie-secret-0123456789-abcdefghijklmnop"  # >= 32 bytes
 IDLE = 60.0

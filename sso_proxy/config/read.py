@@ -1,0 +1,230 @@
+"""A small reader for YAML config trees that collects every problem with its key path.
+
+Validation never stops at the first problem: hospital IT should see all of them at once
+(contract §1). Each problem is ``"<key path>: <what is wrong>"``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from sso_proxy.config.durations import parse_duration
+from sso_proxy.config.yamlfile import load_yaml as load_yaml  # re-exported: config.py reads it here
+
+T = TypeVar("T")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+class Problems:
+    """Collects problems; each names the offending key path."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.warnings: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path or '(top level)'}: {message}")
+
+    def warn(self, path: str, message: str) -> None:
+        self.warnings.append(f"{path or '(top level)'}: {message}")
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
+def expand_env(value: Any, environ: Mapping[str, str], path: str, problems: Problems) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of the tree."""
+    if isinstance(value, dict):
+        return {k: expand_env(v, environ, join(path, str(k)), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, environ, join(path, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.add(path, f"environment variable {name} is not set (and has no ${{{name}:-default}})")
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+class Node:
+    """A value at a key path, with typed getters that report problems instead of raising."""
+
+    def __init__(self, value: Any, path: str, problems: Problems) -> None:
+        self.value = value
+        self.path = path
+        self.problems = problems
+
+    def mapping(self, allowed: Iterable[str]) -> dict[str, Any] | None:
+        if self.value is None:
+            return None
+        if not isinstance(self.value, dict):
+            self.problems.add(self.path, f"must be a mapping, got {type_name(self.value)}")
+            return None
+        allowed_set = set(allowed)
+        for key in self.value:
+            if not isinstance(key, str) or key not in allowed_set:
+                hint = suggest(str(key), allowed_set)
+                self.problems.add(join(self.path, str(key)), "unknown key" + hint)
+        return self.value
+
+    def child(self, key: str | int) -> Node:
+        value = None
+        if isinstance(self.value, dict) and isinstance(key, str):
+            value = self.value.get(key)
+        elif isinstance(self.value, list) and isinstance(key, int):
+            value = self.value[key]
+        return Node(value, join(self.path, key), self.problems)
+
+    def present(self, key: str) -> bool:
+        return isinstance(self.value, dict) and key in self.value
+
+    def required(self, key: str) -> Node:
+        node = self.child(key)
+        if node.value is None:
+            self.problems.add(node.path, "is required")
+        return node
+
+    def string(self, default: str | None = None, *, allow_empty: bool = False) -> str | None:
+        if self.value is None:
+            return default
+        if isinstance(self.value, bool) or not isinstance(self.value, (str, int, float)):
+            self.problems.add(self.path, f"must be a string, got {type_name(self.value)}")
+            return default
+        text = str(self.value)
+        if not text and not allow_empty:
+            self.problems.add(self.path, "must not be empty")
+            return default
+        return text
+
+    def boolean(self, default: bool) -> bool:
+        if self.value is None:
+            return default
+        if not isinstance(self.value, bool):
+            self.problems.add(self.path, f"must be true or false, got {self.value!r}")
+            return default
+        return self.value
+
+    def integer(self, default: int, *, minimum: int | None = None) -> int:
+        if self.value is None:
+            return default
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            self.problems.add(self.path, f"must be a whole number, got {self.value!r}")
+            return default
+        if minimum is not None and self.value < minimum:
+            self.problems.add(self.path, f"must be >= {minimum}")
+            return default
+        return self.value
+
+    def duration(self, default: float) -> float:
+        if self.value is None:
+            return default
+        if isinstance(self.value, bool) or not isinstance(self.value, (str, int, float)):
+            self.problems.add(self.path, f"must be a duration like 30s, 10m, 12h, got {self.value!r}")
+            return default
+        try:
+            # A bare number (``timeout: 30``) is refused, never read as seconds: a lifetime
+            # meant as 30 minutes must not quietly become 30 seconds (parse_duration says so).
+            seconds = parse_duration(str(self.value))
+        except ValueError as exc:
+            self.problems.add(self.path, str(exc))
+            return default
+        if seconds <= 0:
+            self.problems.add(self.path, "must be greater than zero")
+            return default
+        return seconds
+
+    def choice(self, options: tuple[str, ...], default: str) -> str:
+        text = self.string(default)
+        if text is not None and text not in options:
+            self.problems.add(self.path, f"must be one of {', '.join(options)}, got {text!r}")
+            return default
+        return text or default
+
+    def list_of(self, item: Callable[[Node], T | None]) -> list[T]:
+        if self.value is None:
+            return []
+        if not isinstance(self.value, list):
+            self.problems.add(self.path, f"must be a list, got {type_name(self.value)}")
+            return []
+        out: list[T] = []
+        for index in range(len(self.value)):
+            result = item(self.child(index))
+            if result is not None:
+                out.append(result)
+        return out
+
+    def strings(self) -> list[str]:
+        return self.list_of(lambda node: node.string())
+
+    def cidrs(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        def one(node: Node) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+            text = node.string()
+            if text is None:
+                return None
+            try:
+                return ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                node.problems.add(node.path, f"not an IP address or CIDR: {text!r}")
+                return None
+
+        return self.list_of(one)
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def suggest(key: str, allowed: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(sorted(allowed))})"
+
+
+def read_env_file_value(environ: Mapping[str, str], name: str) -> str | None:
+    """Support the ``NAME_FILE`` convention for secrets mounted as files (Docker/Kubernetes)."""
+    path = environ.get(f"{name}_FILE")
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+def environ_with_files(environ: Mapping[str, str]) -> dict[str, str]:
+    merged = dict(environ)
+    for key in list(environ):
+        if key.endswith("_FILE") and key[:-5] not in environ:
+            try:
+                value = read_env_file_value(environ, key[:-5])
+            except OSError:
+                continue
+            if value is not None:
+                merged[key[:-5]] = value
+    return merged
+
+
+def default_environ() -> dict[str, str]:
+    return environ_with_files(os.environ)

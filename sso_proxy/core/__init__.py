@@ -1,0 +1,1 @@
+"""The request core: facts, routing, the decision. No I/O."""

@@ -1,0 +1,1 @@
+"""The aiohttp front end: the application, its middlewares and handlers."""

@@ -1,0 +1,103 @@
+"""create_app: middleware order, the proxy's own endpoints, the catch-all forwarder.
+
+One middleware (``middleware.py`` beside this file): request ids, error pages, the request counter.
+The proxy's own endpoints live under ``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz``
+and ``/readyz`` (contract §5); every other path on a route host belongs to its upstream.
+The listener's connections start on the fast path (``frontends.fastpath``), which forwards the common request
+itself and hands every other one to this app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from sso_proxy.config.schema import Config
+from sso_proxy.errors import NotFound, StoreUnavailable
+from sso_proxy.frontends.aiohttp_app.authrequest import auth_handler
+from sso_proxy.frontends.aiohttp_app.middleware import request_middleware
+from sso_proxy.frontends.aiohttp_app.proxy import proxy_handler
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.frontends.fastpath import protocol as fastpath
+from sso_proxy.server.runtime import Runtime
+from sso_proxy.web import login, pages
+
+CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstream bodies stream
+
+
+def create_app(config: Config, *, runtime: Runtime | None = None, fast_path: bool = True) -> web.Application:
+    """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app.
+
+    ``fast_path`` False, or ``SSO_PROXY_FAST_PATH=off`` in the environment (an operator's way
+    back should the fast path ever misbehave): every request goes through aiohttp."""
+    app = web.Application(
+        middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
+        client_max_size=CLIENT_MAX_SIZE,
+        handler_args={
+            "max_field_size": 16384,
+            "max_line_size": 16384,
+            # SECURITY: the request-head deadline (sso_proxy.server.head_deadline): aiohttp's keep-alive
+            # timer closes a connection still waiting for a whole head (silent, trickling).
+            "keepalive_timeout": config.header_timeout,
+        },
+    )
+    if runtime is not None:
+        app[RUNTIME] = runtime
+    else:
+        app.cleanup_ctx.append(runtime_context(config))
+    add_routes(app)
+    if fast_path and os.environ.get("SSO_PROXY_FAST_PATH", "on") != "off":
+        fastpath.enable(app)
+    return app
+
+
+def runtime_context(config: Config):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        runtime = await Runtime.open(config)
+        app[RUNTIME] = runtime
+        yield
+        await runtime.close()
+
+    return context
+
+
+def add_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_get("/oauth2/start", login.start)
+    router.add_get("/oauth2/sign_in", login.start)  # oauth2-proxy's name for it (contract §5)
+    router.add_get("/oauth2/callback", login.callback)
+    router.add_get("/oauth2/handoff", login.handoff)
+    router.add_get("/oauth2/sign_out", login.sign_out_page)
+    router.add_post("/oauth2/sign_out", login.sign_out)
+    router.add_get("/oauth2/userinfo", login.userinfo)
+    router.add_get("/oauth2/auth", auth_handler)
+    router.add_route("*", "/oauth2/{tail:.*}", not_found)
+    router.add_get("/.well-known/jwks.json", jwks)
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", readyz)
+    router.add_route("*", "/{tail:.*}", proxy_handler)
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    raise NotFound()
+
+
+async def jwks(request: web.Request) -> web.StreamResponse:
+    response = pages.json_response(request.app[RUNTIME].signer.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.content_type = "application/json"
+    return response
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    try:
+        await request.app[RUNTIME].store.ping()
+    except StoreUnavailable:
+        return web.json_response({"status": "unavailable", "session_store": "down"}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,1 @@
+"""The access rules: compile, evaluate, lint, explain."""

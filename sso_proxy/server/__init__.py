@@ -1,0 +1,1 @@
+"""The process: serve, signals, reload, workers, the live runtime."""

@@ -1,0 +1,113 @@
+"""Run the proxy: bind, serve until SIGTERM/SIGINT, drain, exit 0; SIGHUP re-reads the config."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from sso_proxy.config.schema import Config, load_config
+from sso_proxy.errors import ConfigError
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.observability.log import get_logger
+from sso_proxy.server.runtime import Runtime
+
+log = get_logger("sso_proxy.server.serve")
+DRAIN_SECONDS = 20.0
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# Settings a running process cannot take on (a bound socket, the open session store, logging).
+RESTART_ONLY = ("listen", "metrics_listen", "workers", "log_level", "header_timeout")
+RESTART_ONLY_SESSION = (
+    "store",
+    "redis_url",
+    "redis_sentinels",
+    "redis_sentinel_master",
+    "redis_cluster",
+    "redis_timeout",
+    "cookie_secret",
+    "idle_timeout",
+    "max_lifetime",
+)
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """Key paths whose new value waits for a restart, so an operator is told instead of ignored."""
+    changed = [key for key in RESTART_ONLY if getattr(old, key) != getattr(new, key)]
+    changed += [
+        f"session.{key}"
+        for key in RESTART_ONLY_SESSION
+        if getattr(old.session, key) != getattr(new.session, key)
+    ]
+    return changed
+
+
+async def reload_config(runtime: Runtime, path: str) -> bool:
+    """Load ``path``; on any problem keep serving the old config and log every problem."""
+    old = runtime.config
+    try:
+        config = load_config(path)
+        runtime.apply(config)
+    except ConfigError as exc:
+        log.error("config_reload_refused", path=path, problems=exc.problems)
+        return False
+    for warning in config.warnings:
+        log.warning("config_warning", warning=warning)
+    if pending := restart_only_changes(old, config):
+        log.warning("config_reload_needs_restart", path=path, keys=pending)
+    log.info("config_reloaded", path=path, routes=len(config.routes))
+    return True
+
+
+async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event | None = None) -> None:
+    runtime = await Runtime.open(config)
+    app = create_app(config, runtime=runtime)
+    # Signal handlers first: once the port answers, SIGTERM drains and SIGHUP reloads.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    if config_path:
+        path = str(Path(config_path))
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
+    metrics_runner: web.AppRunner | None = None
+    try:
+        await runner.setup()
+        host, port = split_listen(config.listen)
+        site = web.TCPSite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
+        await site.start()
+        metrics_runner = await start_metrics(config, app)
+        log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        log.info("draining", seconds=DRAIN_SECONDS)
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
+        await runner.cleanup()
+        await runtime.close()
+        log.info("stopped")
+
+
+async def start_metrics(config: Config, app: web.Application) -> web.AppRunner | None:
+    if not config.metrics_listen:
+        return None
+    from sso_proxy.observability.metrics import create_metrics_app
+
+    runner = web.AppRunner(create_metrics_app(app[RUNTIME]), access_log=None)
+    await runner.setup()
+    host, port = split_listen(config.metrics_listen)
+    await web.TCPSite(runner, host, port).start()
+    return runner

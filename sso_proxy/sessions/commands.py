@@ -1,0 +1,93 @@
+"""``sso-proxy sessions list`` / ``sessions revoke PROVIDER_ID``: operator views of the store.
+
+The listing shows who is logged in and until when, with a short handle; it never shows anything
+that would let its reader use a session (no cookie value, no token).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+from sso_proxy.config.schema import Config
+from sso_proxy.errors import StoreUnavailable
+from sso_proxy.observability.log import audit
+from sso_proxy.sessions.model import SessionInfo
+from sso_proxy.sessions.store import SessionStore, make_store
+
+NO_SESSIONS = "ไม่มีผู้ใช้ที่เข้าระบบอยู่ / no active sessions"
+MEMORY_NOTE = (
+    "หมายเหตุ: ที่เก็บเซสชันแบบ memory อยู่ในโปรเซสของพร็อกซีที่กำลังทำงาน คำสั่งนี้มองไม่เห็น /"
+    " note: the memory store lives inside the running proxy; this process sees none"
+)
+
+
+def _emit(line: str, *, err: bool = False) -> None:
+    """Write UTF-8 whatever the locale says, so Thai names print as Thai."""
+    stream = sys.stderr if err else sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        print(line, file=stream)
+        return
+    stream.flush()
+    buffer.write((line + "\n").encode("utf-8"))
+    buffer.flush()
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def format_session(info: SessionInfo) -> str:
+    """One tab-separated line: handle, provider_id, name_th, login, last use, expiry."""
+    fields = (
+        info.handle,
+        info.provider_id,
+        info.name_th or "-",
+        _when(info.created_at),
+        _when(info.last_seen),
+        _when(info.expires_at),
+    )
+    return "\t".join(field.replace("\t", " ").replace("\n", " ") for field in fields)
+
+
+def _open(cfg: Config) -> SessionStore:
+    return make_store(cfg.session, secret=cfg.session.cookie_secret)
+
+
+async def cli_list(cfg: Config) -> int:
+    """Print one line per live session; exit status 0, or 1 when the store does not answer.
+
+    Sessions go to stdout, one per line, for scripts; "none" and notes go to stderr (as
+    ``kubectl get`` does), so that ``sessions list | wc -l`` still counts sessions."""
+    store = _open(cfg)
+    try:
+        sessions = await store.list_sessions(now=time.time())
+    except StoreUnavailable as exc:
+        _emit(f"session store unavailable: {exc.detail or exc.message}", err=True)
+        return 1
+    finally:
+        await store.close()
+    for info in sessions:
+        _emit(format_session(info))
+    if cfg.session.store == "memory":
+        _emit(MEMORY_NOTE, err=True)
+    elif not sessions:
+        _emit(NO_SESSIONS, err=True)
+    return 0
+
+
+async def cli_revoke(cfg: Config, provider_id: str) -> int:
+    """End every session of ``provider_id`` on every replica; print and audit how many."""
+    store = _open(cfg)
+    try:
+        count = await store.delete_user(provider_id)
+    except StoreUnavailable as exc:
+        _emit(f"session store unavailable: {exc.detail or exc.message}", err=True)
+        return 1
+    finally:
+        await store.close()
+    audit("session_revoked", provider_id=provider_id, count=count)
+    _emit(f"ended {count} session(s) of {provider_id}")
+    return 0

@@ -1,0 +1,1 @@
+"""The proxy's own pages and browser flows: login, hand-off, sign-out, redirects, cookies."""
