@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 import yaml
-from ports import START_ATTEMPTS, address_in_use, free_port, release
 
 from sso_proxy.config.schema import Config, parse_config
+from support.ports import START_ATTEMPTS, address_in_use, free_port, release
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

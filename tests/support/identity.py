@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness import Stack
 
 from sso_proxy.mockidp.provider import render_profile
 from sso_proxy.mockidp.users import MockUser
 from sso_proxy.verify.verifier import AssertionVerifier
+from support.harness import Stack
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "docs" / "verify-node"
 NODE_INSTALL_LINE = "apt-get install nodejs npm  (Node.js >= 20), then: cd docs/verify-node && npm ci"

@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
-from harness import COOKIE_SECRET, browser, default_routes, follow, free_port, stack_config
-from proxy_process import ProxyProcess, Services, replay
-from redis_server import RedisServer
-from waits import wait_until
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.sessions.crypto import SessionCrypto
 from sso_proxy.web.cookies import CookiePolicy
+from support.harness import COOKIE_SECRET, browser, default_routes, follow, free_port, stack_config
+from support.proxy_process import ProxyProcess, Services, replay
+from support.redis_server import RedisServer
+from support.waits import wait_until
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""``make bench`` must keep working: run the bench harness in a tiny mode and check its report.
+
+Real processes as in the full run (redis-server, the mock IdP, the upstream app, ``sso-proxy
+serve``, wrk), but 1 s per row, one rep, rows A and C only, ten sessions. Timing is never
+asserted: benchmarks report, they do not fail the suite. A missing wrk or redis-server fails here
+with the apt-get line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {
+    "BENCH_SCENARIOS": "A,C",
+    "BENCH_SECONDS": "1",
+    "BENCH_WARMUP": "0",
+    "BENCH_REPS": "1",
+    "BENCH_USERS": "2",
+    "BENCH_SESSIONS_SMALL": "10",
+    "BENCH_SESSIONS_LARGE": "10",
+    "BENCH_MEMORY_SESSIONS": "10",
+    "BENCH_SPREAD": "5",
+    "BENCH_LOGIN_SECONDS": "1",
+    "BENCH_LOGIN_CONCURRENCY": "2",
+    "BENCH_PROFILE_SECONDS": "0",
+    "BENCH_RETRIES": "0",
+    "BENCH_RETRY_BUDGET": "0",
+}
+
+
+@pytest.mark.redis
+def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
+    output = tmp_path / "BENCHMARKS.md"
+    env = {**os.environ, **TINY, "BENCH_OUTPUT": str(output)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=100
+    )
+    assert done.returncode == 0, f"bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    table = done.stdout
+    assert "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms |" in table
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"A", "C"}
+    # Both rows reached the app, and every C request carried an assertion (the bench checks it).
+    assert rows["A"].rstrip().endswith("| ok |"), rows["A"]
+    assert rows["C"].rstrip().endswith("| ok |"), rows["C"]
+    assert "logins/s" in table and "bytes per session" in table
+    report = output.read_text(encoding="utf-8")
+    assert report.startswith("# Benchmarks")
+    assert "| C | sso-proxy, authenticated GET |" in report
+    assert "`BENCH_SCENARIOS` | `A,C`" in report

@@ -1,0 +1,500 @@
+"""The fast path (sso_proxy.frontends.fastpath) answers exactly as the aiohttp path does, or hands over.
+
+Two listeners share one Runtime: one starts its connections on the fast path, the other sends
+everything through aiohttp (``create_app(..., fast_path=False)``). The same raw requests go to
+both; the bytes the client gets back (Date aside) and the heads the upstream receives must be
+the same, and the fast path must really have answered the requests it is meant to take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httptools
+import pytest
+import yaml
+from aiohttp import web
+from support.echo_app import read_request_head, start_raw_upstream
+from support.harness import browser, follow, free_port, stack_config
+
+from sso_proxy.config.schema import parse_config
+from sso_proxy.frontends.aiohttp_app.webapp import create_app
+from sso_proxy.frontends.fastpath.protocol import FastPathServer
+from sso_proxy.mockidp import MockSettings
+from sso_proxy.mockidp.testing import start_mock_idp
+from sso_proxy.server.runtime import Runtime
+
+BODY = b"hello, upstream\n"
+DATE = b"Date: Wed, 25 Nov 2026 20:00:00 GMT\r\n"
+SERVER = b"Server: scripted\r\n"
+# path -> the raw answer of the scripted upstream (and whether it closes the connection after).
+ANSWERS: dict[str, tuple[bytes, bool]] = {
+    "/": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\nContent-Type: text/plain\r\n"
+        + DATE
+        + SERVER
+        + b"\r\n"
+        + BODY,
+        False,
+    ),
+    "/bare": (b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n" + BODY, False),
+    "/empty": (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
+    "/chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n10\r\n"
+        + BODY
+        + b"\r\n0\r\n\r\n",
+        False,
+    ),
+    "/204": (b"HTTP/1.1 204 No Content\r\n" + DATE + b"\r\n", False),
+    "/304": (b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 16\r\n\r\n', False),
+    "/404": (
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 16\r\n\r\n" + BODY,
+        False,
+    ),
+    "/reason": (b"HTTP/1.1 299 Quite Fine\r\nContent-Length: 16\r\n\r\n" + BODY, False),
+    "/noreason": (b"HTTP/1.1 200 \r\nContent-Length: 16\r\n\r\n" + BODY, False),
+    "/thai": ("HTTP/1.1 200 OK\r\nX-Name: สมชาย\r\nContent-Length: 16\r\n\r\n".encode() + BODY, False),
+    "/hops": (
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\n"
+        b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Dup: 1\r\nx-dup: 2\r\nContent-Length: 16\r\n\r\n" + BODY,
+        False,
+    ),
+    "/eof": (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n" + BODY, True),
+    "/big": (b"HTTP/1.1 200 OK\r\nContent-Length: 600000\r\n\r\n" + b"x" * 600_000, False),
+    "/bigchunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%b\r\n" % (30000, b"y" * 30000) for _ in range(20))
+        + b"0\r\n\r\n",
+        False,
+    ),
+}
+
+
+@dataclass
+class Pair:
+    fast_port: int
+    plain_port: int
+    cookie: str
+    server: FastPathServer
+    runtime: Runtime
+    heads: list[bytes] = field(default_factory=list)  # request heads the upstream received
+
+
+async def scripted(heads: list[bytes]) -> tuple[asyncio.Server, str]:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _index: int) -> None:
+        while head := await read_request_head(reader):
+            heads.append(head)
+            path = head.split(b" ", 2)[1].decode().split("?")[0]
+            raw, close = ANSWERS.get(path, ANSWERS["/"])
+            writer.write(raw)
+            await writer.drain()
+            if close:
+                return
+
+    return await start_raw_upstream(answer)
+
+
+@contextlib.asynccontextmanager
+async def started_pair(trusted: list[str]) -> AsyncIterator[Pair]:
+    heads: list[bytes] = []
+    upstream_server, upstream = await scripted(heads)
+    fast_port, plain_port = free_port(), free_port()
+    settings = MockSettings(redirect_uris=[f"http://sso.test:{fast_port}/oauth2/callback"])
+    mock = await start_mock_idp(settings)
+    routes = [
+        {"name": "app", "host": "app.test", "upstream": upstream, "public_paths": ["/public/"]},
+        {
+            "name": "doctors",
+            "host": "app.test",
+            "path_prefix": "/doctors",
+            "upstream": upstream,
+            "allow": [{"organization": {"hcode": "10999", "position": "แพทย์"}}],
+        },
+        {
+            "name": "legacy",
+            "host": "legacy.test",
+            "upstream": upstream,
+            "headers": {"REMOTE_USER": "{provider_id}", "X-Employee-Name": "{name_th}"},
+            "pass_access_token": True,
+        },
+        {"name": "down", "host": "down.test", "upstream": f"http://127.0.0.1:{free_port()}"},
+    ]
+    data = stack_config(
+        port=fast_port, idp_url=mock.base_url, settings=settings, routes=routes, trusted_proxies=trusted
+    )
+    config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
+    runtime = await Runtime.open(config)
+    runners = []
+    for port, fast in ((fast_port, True), (plain_port, False)):
+        runner = web.AppRunner(create_app(config, runtime=runtime, fast_path=fast), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+    server = runners[0].server
+    assert isinstance(server, FastPathServer)
+    async with browser() as client:
+        response, _ = await follow(client, f"http://app.test:{fast_port}/", user="nurse2org")
+        assert response.status == 200
+        cookie = next(c.value for c in client.cookie_jar if c.key == runtime.cookies.session_name)
+    heads.clear()
+    try:
+        yield Pair(fast_port, plain_port, f"{runtime.cookies.session_name}={cookie}", server, runtime, heads)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        await runtime.close()
+        await mock.close()
+        upstream_server.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    async with started_pair([]) as started:
+        yield started
+
+
+@pytest.fixture
+async def behind_proxy() -> AsyncIterator[Pair]:
+    """As ``pair``, with the test client's address (127.0.0.1) a trusted proxy."""
+    async with started_pair(["127.0.0.1/32"]) as started:
+        yield started
+
+
+class Message:
+    """One response as received: status line and headers as sent, the body de-chunked."""
+
+    def __init__(self) -> None:
+        self.head: list[bytes] = []
+        self.body = b""
+        self.done = False
+
+    def on_status(self, reason: bytes) -> None:
+        self.head.append(reason)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head.append(name + b": " + value)
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+    def __bytes__(self) -> bytes:
+        return b"\r\n".join(self.head) + b"\r\n\r\n" + self.body
+
+
+class Conn:
+    """One raw client connection: send bytes, read whole responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.messages: list[Message] = []
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    # httptools callbacks: one Message per response
+    def on_message_begin(self) -> None:
+        self.messages.append(Message())
+
+    def on_status(self, reason: bytes) -> None:
+        line = b"HTTP/%s %d " % (self.parser.get_http_version().encode(), self.parser.get_status_code())
+        self.messages[-1].on_status(line + reason)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.messages[-1].on_header(name, value)
+
+    def on_body(self, body: bytes) -> None:
+        self.messages[-1].on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.messages[-1].on_message_complete()
+
+    async def response(self, head_only: bool = False) -> bytes:
+        """The next whole response (just the head for a HEAD request); b"" if the server closed."""
+        if head_only:
+            return await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        wanted = sum(1 for m in self.messages if m.done) + 1
+        while sum(1 for m in self.messages if m.done) < wanted:
+            chunk = await asyncio.wait_for(self.reader.read(65536), 10)
+            if not chunk:
+                return b""
+            self.parser.feed_data(chunk)
+        return bytes([m for m in self.messages if m.done][wanted - 1])
+
+    async def ask(self, raw: bytes) -> bytes:
+        self.writer.write(raw)
+        return await self.response(head_only=raw.startswith(b"HEAD "))
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+def normalised(data: bytes) -> bytes:
+    data = re.sub(rb"Date: [^\r]*\r\n", b"Date: -\r\n", data)
+    return re.sub(rb"[0-9a-f]{16}", b"<request id>", data)  # error pages carry a request id
+
+
+def get(path: str, cookie: str, *extra: str, host: str = "app.test") -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", f"Cookie: {cookie}", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def both(pair: Pair, raw: bytes) -> tuple[bytes, bytes]:
+    answers = []
+    for port in (pair.fast_port, pair.plain_port):
+        conn = await Conn.open(port)
+        answers.append(await conn.ask(raw))
+        await conn.close()
+    return answers[0], answers[1]
+
+
+@pytest.mark.parametrize("path", sorted(ANSWERS))
+async def test_answers_are_byte_for_byte_aiohttps(pair: Pair, path: str) -> None:
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get(path, pair.cookie))
+    assert normalised(fast) == normalised(plain)
+    assert pair.server.fast_answers == before + 1, "the fast path did not answer"
+
+
+async def test_the_upstream_receives_the_same_request(pair: Pair) -> None:
+    extra = (
+        "user-agent: raw-test",
+        "accept: */*",
+        "X-Forwarded-For: 6.6.6.6",
+        "X-Forwarded-User: spoof",
+        "x_provider_id: spoof",
+        "X-Provider-Anything: spoof",
+        "Remote-User: spoof",
+        "Connection: keep-alive",
+        "X-Custom: ok  ",
+        "Cookie: theme=dark",
+    )
+    raw = get("/anything?q=1&r=%20", pair.cookie + "; lang=th", *extra)
+    fast, plain = await both(pair, raw)
+    assert normalised(fast) == normalised(plain)
+    first, second = pair.heads
+    assert first == second
+    assert b"spoof" not in first and b"6.6.6.6" not in first
+    assert b"X-Provider-Assertion: " in first and b"sso_proxy=" not in first
+    assert b"Cookie: lang=th\r\n" in first and b"Cookie: theme=dark\r\n" in first
+    assert b"X-Custom: ok\r\n" in first  # trailing blanks cut, as aiohttp does
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nContent-Length: 3\r\n\r\nabc",
+        b"HEAD / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",  # no session: login redirect
+        b"GET /doctors/x HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",  # refused: 403
+        b"GET /public/x HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET /oauth2/userinfo HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: app.test\r\n\r\n",
+        b"GET /%61nything HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET /a/../b HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: app.test\r\nCookie: @\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\nCookie: @\r\n\r\n",
+        b"GET / HTTP/1.1\r\nCookie: @\r\n\r\n",  # no Host: 400
+        b"GET / HTTP/1.1\nHost: app.test\nCookie: @\n\n",  # bare LF
+        b"GET / HTTP/1.1\r\nHost: nowhere.test\r\nCookie: @\r\n\r\n",  # no route: 404
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nUser-Agent: a\r\nUser-Agent: b\r\n\r\n",
+    ],
+)
+async def test_what_it_does_not_take_goes_to_aiohttp_unchanged(pair: Pair, raw: bytes) -> None:
+    raw = raw.replace(b"@", pair.cookie.encode())
+    fast_answers = pair.server.fast_answers
+    fast, plain = await both(pair, raw)
+    assert normalised(fast) == normalised(plain)
+    assert pair.server.fast_answers == fast_answers  # handed over, not answered
+
+
+async def test_a_connection_goes_on_after_a_hand_off_and_before(pair: Pair) -> None:
+    conn = await Conn.open(pair.fast_port)
+    assert (await conn.ask(get("/", pair.cookie))).endswith(BODY)
+    post = (
+        f"POST / HTTP/1.1\r\nHost: app.test\r\nCookie: {pair.cookie}\r\nContent-Length: 2\r\n\r\nhi".encode()
+    )
+    assert (await conn.ask(post)).endswith(BODY)
+    assert (await conn.ask(get("/", pair.cookie))).endswith(BODY)  # now aiohttp's connection
+    await conn.close()
+
+
+async def test_pipelined_requests_are_answered_in_order(pair: Pair) -> None:
+    conn = await Conn.open(pair.fast_port)
+    conn.writer.write(get("/", pair.cookie) + get("/404", pair.cookie) + get("/bare", pair.cookie))
+    answers = [await conn.response() for _ in range(3)]
+    await conn.close()
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 404 Not Found",
+        b"HTTP/1.1 200 OK",
+    ]
+
+
+async def test_upstream_down_gives_the_same_502_page(pair: Pair) -> None:
+    for accept in ("text/html", "application/json"):
+        fast, plain = await both(pair, get("/", pair.cookie, f"Accept: {accept}", host="down.test"))
+        assert fast.startswith(b"HTTP/1.1 502 ")
+        assert normalised(fast) == normalised(plain)
+
+
+async def test_decisions_and_requests_are_counted_once(pair: Pair) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = value("sso_proxy_requests_total", route="app", status="200")
+    allowed = value("sso_proxy_decisions_total", route="app", outcome="allowed")
+    denied = value("sso_proxy_decisions_total", route="doctors", outcome="denied")
+    await both(pair, get("/", pair.cookie))
+    await both(pair, get("/doctors/x", pair.cookie))
+    assert value("sso_proxy_requests_total", route="app", status="200") == before + 2
+    assert value("sso_proxy_decisions_total", route="app", outcome="allowed") == allowed + 2
+    assert value("sso_proxy_decisions_total", route="doctors", outcome="denied") == denied + 2
+
+
+async def test_a_client_that_leaves_mid_answer_breaks_nothing(pair: Pair) -> None:
+    conn = await Conn.open(pair.fast_port)
+    conn.writer.write(get("/big", pair.cookie))
+    await conn.reader.readexactly(1000)
+    conn.writer.transport.abort()
+    await asyncio.sleep(0.2)
+    again = await Conn.open(pair.fast_port)
+    assert (await again.ask(get("/big", pair.cookie))).endswith(b"x" * 1000)
+    await again.close()
+
+
+async def test_shutdown_lets_the_answer_in_progress_finish(pair: Pair) -> None:
+    conn = await Conn.open(pair.fast_port)
+    conn.writer.write(get("/big", pair.cookie))
+    await conn.reader.readexactly(100)  # the answer has started: the upstream is streaming
+    idle = await Conn.open(pair.fast_port)
+    await pair.server.shutdown(5.0)
+    rest = await conn.reader.read()  # the whole answer, then the close
+    assert len(rest) > 590_000 and rest.endswith(b"x" * 100)
+    assert await idle.reader.read() == b""  # an idle keep-alive connection is simply closed
+
+
+async def test_a_head_that_comes_in_pieces(pair: Pair) -> None:
+    conn = await Conn.open(pair.fast_port)
+    before = pair.server.fast_answers
+    raw = get("/", pair.cookie)
+    for start in range(0, len(raw), 7):
+        conn.writer.write(raw[start : start + 7])
+        await asyncio.sleep(0.001)
+    assert (await conn.response()).endswith(BODY)
+    assert pair.server.fast_answers == before + 1
+    await conn.close()
+
+
+async def test_an_idle_keep_alive_connection_is_closed(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pair.server, "head_timeout", 0.3)  # config.header_timeout
+    conn = await Conn.open(pair.fast_port)
+    assert (await conn.ask(get("/", pair.cookie))).endswith(BODY)
+    assert await asyncio.wait_for(conn.reader.read(), 5) == b""
+
+
+@pytest.mark.parametrize(
+    ("extra", "answered"),
+    [
+        (("X-Original-URI: /anything?x=1",), True),
+        (("X-Original-URI: /public/x",), True),
+        (("X-Original-URI: /anything", "X-Original-Method: GET"), True),
+        (("X-Original-URI: /doctors/x",), False),  # refused: 403 and its audit event from aiohttp
+        (("X-Original-URI: /a/../anything",), False),  # 400
+        (("X-Original-URI: /a", "X-Original-URI: /b"), False),  # 400
+        ((), False),  # 400
+        (("X-Original-URI: //evil",), False),  # 400
+    ],
+)
+async def test_auth_request_answers_are_aiohttps(pair: Pair, extra: tuple[str, ...], answered: bool) -> None:
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get("/oauth2/auth", pair.cookie, *extra))
+    assert normalised(fast) == normalised(plain)
+    assert pair.server.fast_answers == before + (1 if answered else 0)
+    assert pair.heads == []  # nothing went upstream
+    if answered:
+        assert fast.startswith(b"HTTP/1.1 202 ")
+
+
+async def test_auth_request_without_a_session_is_aiohttps_401(pair: Pair) -> None:
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get("/oauth2/auth", "other=1", "X-Original-URI: /x"))
+    assert fast.startswith(b"HTTP/1.1 401 ") and normalised(fast) == normalised(plain)
+    assert pair.server.fast_answers == before
+
+
+async def test_legacy_headers_and_tokens_go_upstream_the_same(pair: Pair) -> None:
+    spoofs = (
+        "REMOTE_USER: spoof",
+        "remote-user: spoof",
+        "X_Employee_Name: spoof",
+        "X-Provider-Access-Token: spoof",
+    )
+    fast, plain = await both(pair, get("/x", pair.cookie, *spoofs, host="legacy.test"))
+    assert normalised(fast) == normalised(plain)
+    first, second = pair.heads
+    assert first == second
+    assert b"spoof" not in first and b"REMOTE_USER: " in first and b"X-Employee-Name: " in first
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        ("X-Forwarded-For: 10.1.2.3", "X-Forwarded-Proto: https", "X-Forwarded-Host: app.test"),
+        ("X-Forwarded-For: 6.6.6.6, 10.1.2.3, 127.0.0.1", "X-Forwarded-Proto: gopher"),
+        ("X-Forwarded-For: not-an-ip",),
+        (),
+    ],
+)
+async def test_behind_a_trusted_proxy_the_same_is_believed(
+    behind_proxy: Pair, forwarded: tuple[str, ...]
+) -> None:
+    pair = behind_proxy
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get("/x", pair.cookie, *forwarded))
+    assert normalised(fast) == normalised(plain)
+    first, second = pair.heads
+    assert first == second
+    assert pair.server.fast_answers == before + 1
+    auth_fast, auth_plain = await both(
+        pair, get("/oauth2/auth", pair.cookie, "X-Original-URI: /x", *forwarded)
+    )
+    assert auth_fast.startswith(b"HTTP/1.1 202 ") and normalised(auth_fast) == normalised(auth_plain)
+
+
+async def test_an_upstream_failure_is_logged_under_the_id_on_its_page(pair: Pair) -> None:
+    import io
+    import json
+
+    import structlog
+
+    from sso_proxy.observability.log import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    try:
+        before = pair.server.fast_answers
+        fast = await (await Conn.open(pair.fast_port)).ask(
+            get("/", pair.cookie, "Accept: application/json", host="down.test")
+        )
+    finally:
+        structlog.reset_defaults()
+    assert pair.server.fast_answers == before + 1
+    page = json.loads(fast.split(b"\r\n\r\n", 1)[1])
+    events = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    failed = [e for e in events if e["event"] == "request_failed"]
+    assert [e.get("request_id") for e in failed] == [page["request_id"]]
+    assert len(page["request_id"]) == 16
