@@ -291,9 +291,10 @@ class Bench:
         labels = {
             "C": "C: sso-proxy reverse-proxy mode (authenticated GET)",
             "E": "E: sso-proxy answering nginx's auth_request (/oauth2/auth)",
+            "C-spread": "C-spread: sso-proxy rotating 1000 sessions (most cache misses)",
         }
         for scenario in scenarios:
-            if scenario.key in labels:
+            if scenario.key in labels and scenario.key in self.settings.profile_rows:
                 print(f"profiling sso-proxy under {scenario.key} load", flush=True)
                 self.results.profiles.append(self.profile(labels[scenario.key], scenario))
 

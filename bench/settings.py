@@ -51,7 +51,8 @@ class Settings:
     login_concurrency: int = 16  # BENCH_LOGIN_CONCURRENCY
     identity_cache: str = "1s"  # BENCH_IDENTITY_CACHE: session.identity_cache of the proxies
     nginx_workers: int = 1  # BENCH_NGINX_WORKERS
-    profile_seconds: float = 6.0  # BENCH_PROFILE_SECONDS (0 skips py-spy profiles of C and E)
+    profile_seconds: float = 6.0  # BENCH_PROFILE_SECONDS (0 skips the py-spy profiles)
+    profile_rows: tuple[str, ...] = ("C", "E")  # BENCH_PROFILE_ROWS: rows profiled (C, E, C-spread)
     output: Path = REPO / "BENCHMARKS.md"  # BENCH_OUTPUT ("-" writes no file)
 
     def wants(self, *names: str) -> bool:

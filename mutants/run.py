@@ -5,8 +5,10 @@ Each ``mutants/*.yaml`` entry names one-line breakage of a guard (``find`` -> ``
 (the working tree is never touched), proves the named tests pass there, then applies each
 breakage alone and runs its tests: a breakage the tests survive is a guard nobody defends.
 
-Usage: ``python mutants/run.py [--only ID ...] [--list]``; exit 1 when any breakage survives
-or an entry no longer applies (its ``find`` text must occur exactly once).
+Usage: ``python mutants/run.py [--only ID ...] [--list] [--jobs N]``; exit 1 when any breakage
+survives or an entry no longer applies (its ``find`` text must occur exactly once). ``--jobs``
+runs breakages side by side, each worker in its own copy (most of a breakage's time is spent
+waiting on real servers, not on the CPU).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,24 +116,44 @@ def make_copy() -> Path:
     return copy
 
 
-def check(mutants: list[Mutant]) -> int:
+def check(mutants: list[Mutant], jobs: int = 1) -> int:
     broken = [why for m in mutants if (why := applies(m)) is not None]
     for why in broken:
         print(f"STALE    {why}")
     usable = [m for m in mutants if applies(m) is None]
-    copy = make_copy()
+    copies = [make_copy() for _ in range(max(1, jobs))]
     try:
         every_test = tuple(dict.fromkeys(t for m in usable for t in m.tests))
-        passed, tail = run_tests(copy, every_test)
+        passed, tail = run_tests(copies[0], every_test)
         if not passed:
             print(f"BASELINE the named tests fail without any mutation:\n{tail}")
             return 1
-        survivors = [m for m in usable if not kill(copy, m)]
+        survivors = run_all(copies, usable)
     finally:
-        shutil.rmtree(copy, ignore_errors=True)
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
     killed = len(usable) - len(survivors)
     print(f"mutants: {killed} killed, {len(survivors)} survived, {len(broken)} stale, of {len(mutants)}")
     return 1 if survivors or broken else 0
+
+
+def run_all(copies: list[Path], usable: list[Mutant]) -> list[Mutant]:
+    """Each mutant in one of ``copies`` (one worker per copy); the survivors, in list order."""
+    free = list(copies)
+    lock = threading.Lock()
+
+    def one(mutant: Mutant) -> bool:
+        with lock:
+            copy = free.pop()
+        try:
+            return kill(copy, mutant)
+        finally:
+            with lock:
+                free.append(copy)
+
+    with ThreadPoolExecutor(max_workers=len(copies)) as pool:
+        results = list(pool.map(one, usable))
+    return [m for m, dead in zip(usable, results, strict=True) if not dead]
 
 
 def kill(copy: Path, mutant: Mutant) -> bool:
@@ -153,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="mutant ids to run")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--jobs", type=int, default=3, help="breakages run side by side (default 3)")
     args = parser.parse_args(argv)
     mutants = load_mutants()
     if args.only:
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in mutants:
             print(f"{m.id:40} {m.file}")
         return 0
-    return check(mutants)
+    return check(mutants, jobs=args.jobs)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ import asyncio
 import contextlib
 import importlib.metadata
 import json
-import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import Config, load_config, summary
 from sso_proxy.errors import ConfigError
 from sso_proxy.observability.log import configure_logging
@@ -71,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     generate = keys_sub.add_parser("generate", help="write a new EC P-256 signing key (PEM)")
     generate.add_argument("--out", required=True)
+
+    doctor = sub.add_parser("doctor", help="pre-flight: check MOPH hosts, keys, clock, Redis, signing keys")
+    doctor.add_argument("--config", required=True, help="YAML config file")
     return parser
 
 
@@ -84,9 +86,9 @@ def package_version() -> str:
         return __version__
 
 
-def load_or_report(path: str) -> Config | None:
+def load_or_report(path: str, load: Callable[[str], Config] = load_config) -> Config | None:
     try:
-        config = load_config(path)
+        config = load(path)
     except ConfigError as exc:
         print(f"{path}: {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
@@ -102,24 +104,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not path:
         print("check-config: give the file: sso-proxy check-config --config FILE", file=sys.stderr)
         return 2
-    config = load_or_report(path)
+    config = load_or_report(path, check_before_serving)  # exactly what serve runs before binding
     if config is None:
         return 1
-    if not config.signing.key_files and not config.signing.ephemeral:
-        print(
-            "warning: signing.key_files is empty: `serve` will refuse to start "
-            "(sso-proxy keys generate --out FILE)",
-            file=sys.stderr,
-        )
     print(summary(config))
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    config = load_or_report(args.config, check_before_serving)  # the same checks as check-config
     if config is None:
         return 1
     configure_logging(config.log_level)
+    from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
     from sso_proxy.server.workers import run_workers
 
@@ -133,23 +130,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     return 0
-
-
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when the optional extra is installed (``pip install sso-proxy[fast]``)."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(main)
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    if os.environ.get("SSO_PROXY_EVENT_LOOP", "auto") == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
 
 
 def cmd_mock(args: argparse.Namespace) -> int:
@@ -212,6 +192,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from sso_proxy.doctor import doctor_main
+
+    configure_logging("error")  # the check lines say it all; JSON logs only for real errors
+    return doctor_main(args.config)
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "check-config": cmd_check,
@@ -220,6 +207,7 @@ COMMANDS = {
     "policy": cmd_policy,
     "sessions": cmd_sessions,
     "keys": cmd_keys,
+    "doctor": cmd_doctor,
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from sso_proxy.config.durations import parse_duration
-from sso_proxy.config.yamlfile import load_yaml as load_yaml  # re-exported: config.py reads it here
+from sso_proxy.config.yamlfile import load_yaml as load_yaml  # re-exported: schema.py reads it here
 
 T = TypeVar("T")
 
@@ -33,9 +33,13 @@ class Problems:
     def __init__(self) -> None:
         self.items: list[str] = []
         self.warnings: list[str] = []
+        # Keys whose ``${NAME}`` is not set: that is their one problem ("must not be empty",
+        # "is required" and the like would only repeat it).
+        self.unset: set[str] = set()
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path or '(top level)'}: {message}")
+        if path not in self.unset:
+            self.items.append(f"{path or '(top level)'}: {message}")
 
     def warn(self, path: str, message: str) -> None:
         self.warnings.append(f"{path or '(top level)'}: {message}")
@@ -44,12 +48,19 @@ class Problems:
         return bool(self.items)
 
 
-def expand_env(value: Any, environ: Mapping[str, str], path: str, problems: Problems) -> Any:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of the tree."""
+def expand_env(
+    value: Any,
+    environ: Mapping[str, str],
+    path: str,
+    problems: Problems,
+    secrets: frozenset[str] = frozenset(),
+) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string of the tree; ``secrets``: the
+    key paths of credentials (a missing one is never to be fixed with a default in the file)."""
     if isinstance(value, dict):
-        return {k: expand_env(v, environ, join(path, str(k)), problems) for k, v in value.items()}
+        return {k: expand_env(v, environ, join(path, str(k)), problems, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, environ, join(path, i), problems) for i, v in enumerate(value)]
+        return [expand_env(v, environ, join(path, i), problems, secrets) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -59,19 +70,32 @@ def expand_env(value: Any, environ: Mapping[str, str], path: str, problems: Prob
             return environ[name]
         if default is not None:
             return default
-        problems.add(path, f"environment variable {name} is not set (and has no ${{{name}:-default}})")
+        hint = (
+            f"set it, or {name}_FILE to a file holding it"
+            if path in secrets
+            else f"set it, or give a default: ${{{name}:-default}}"
+        )
+        problems.add(path, f"environment variable {name} is not set ({hint})")
+        problems.unset.add(path)
         return ""
 
     return _VAR.sub(substitute, value)
 
 
+def literal_part(value: str, environ: Mapping[str, str]) -> str:
+    """What of ``value`` is written in the file: ``${NAME}`` of a set variable removed, the
+    default of an unset one kept."""
+    return _VAR.sub(lambda m: "" if m.group(1) in environ else (m.group(2) or ""), value)
+
+
 class Node:
     """A value at a key path, with typed getters that report problems instead of raising."""
 
-    def __init__(self, value: Any, path: str, problems: Problems) -> None:
+    def __init__(self, value: Any, path: str, problems: Problems, *, given: bool = True) -> None:
         self.value = value
         self.path = path
         self.problems = problems
+        self.given = given  # False: the key is absent (``key: ~`` is given, with the value None)
 
     def mapping(self, allowed: Iterable[str]) -> dict[str, Any] | None:
         if self.value is None:
@@ -87,21 +111,12 @@ class Node:
         return self.value
 
     def child(self, key: str | int) -> Node:
-        value = None
+        value, given = None, False
         if isinstance(self.value, dict) and isinstance(key, str):
-            value = self.value.get(key)
+            value, given = self.value.get(key), key in self.value
         elif isinstance(self.value, list) and isinstance(key, int):
-            value = self.value[key]
-        return Node(value, join(self.path, key), self.problems)
-
-    def present(self, key: str) -> bool:
-        return isinstance(self.value, dict) and key in self.value
-
-    def required(self, key: str) -> Node:
-        node = self.child(key)
-        if node.value is None:
-            self.problems.add(node.path, "is required")
-        return node
+            value, given = self.value[key], True
+        return Node(value, join(self.path, key), self.problems, given=given)
 
     def string(self, default: str | None = None, *, allow_empty: bool = False) -> str | None:
         if self.value is None:

@@ -78,10 +78,21 @@ def parse_private_pem(data: bytes) -> ec.EllipticCurvePrivateKey:
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm for odd key types
         raise ValueError(f"unsupported private key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"not an EC key ({type(key).__name__}); ES256 needs EC P-256")
+        raise ValueError(f"{key_kind(key)} key, expected EC P-256 (not an EC key; ES256 needs EC P-256)")
     if not isinstance(key.curve, ec.SECP256R1):
-        raise ValueError(f"EC curve is {key.curve.name}; ES256 needs P-256 (secp256r1 / prime256v1)")
+        raise ValueError(
+            f"EC {_CURVES.get(key.curve.name, key.curve.name)} key ({key.curve.name}), expected EC P-256: "
+            "ES256 needs P-256 (secp256r1 / prime256v1)"
+        )
     return key
+
+
+_CURVES = {"secp384r1": "P-384", "secp521r1": "P-521", "secp256k1": "secp256k1"}
+
+
+def key_kind(key: object) -> str:
+    """``RSA``, ``Ed25519``, ...: what an operator calls the key they gave instead."""
+    return type(key).__name__.removeprefix("_").removesuffix("PrivateKey") or "unknown"
 
 
 def read_key_bytes(path: str) -> bytes:
@@ -120,6 +131,22 @@ def load_signing_keys(paths: Sequence[str]) -> list[SigningKey]:
     if problems:
         raise ConfigError(problems)
     return keys
+
+
+def configured_keys(key_files: Sequence[str], *, ephemeral: bool) -> list[SigningKey]:
+    """The keys ``signing`` names, loaded as ``serve`` loads them before it binds (and as
+    ``check-config`` checks them): ConfigError naming each bad ``signing.key_files[i]``."""
+    if key_files:
+        return load_signing_keys(key_files)  # SECURITY: a bad key file is never papered over
+    if ephemeral:
+        return ephemeral_keys()
+    raise ConfigError(
+        [
+            "signing.key_files: no signing key configured. Create one with "
+            "`sso-proxy keys generate --out /etc/sso-proxy/signing.pem` "
+            "(or set signing.ephemeral: true for a throw-away demo key)"
+        ]
+    )
 
 
 def key_file_warnings(paths: Sequence[str]) -> list[str]:

@@ -23,6 +23,10 @@ def normalise_text(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text.strip()
     text = unicodedata.normalize("NFC", text)
+    if text.isprintable():
+        # Speed (every login and every store read): each INVISIBLE_CATEGORIES character is
+        # non-printable, so a printable text has nothing for the filter below to drop.
+        return text.strip()
     return "".join(ch for ch in text if unicodedata.category(ch) not in INVISIBLE_CATEGORIES).strip()
 
 

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from sso_proxy.mockidp import admin, health, provider
-from sso_proxy.mockidp.faults import fault_middleware
+from sso_proxy.mockidp.faults import date_from_clock, fault_middleware
 from sso_proxy.mockidp.jwt_keys import KEY_NAMES
 from sso_proxy.mockidp.replies import fail_middleware
 from sso_proxy.mockidp.reqlog import request_log_middleware
@@ -47,6 +47,7 @@ def create_mock_idp_app(
         middlewares=[request_log_middleware(state.requests), fault_middleware(state.faults), fail_middleware]
     )
     app[MOCK_STATE] = state
+    app.on_response_prepare.append(date_from_clock(state.now))
     app.router.add_get("/", _index)
     health.add_routes(app)
     provider.add_routes(app)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from sso_proxy.mockidp.settings import MockSettings
+from sso_proxy.mockidp.settings import TOKEN_ALGORITHMS, MockSettings
 
 _DEFAULTS = MockSettings()
 
@@ -63,6 +63,13 @@ def add_mock_idp_arguments(parser: argparse.ArgumentParser) -> None:
         default=float(env("MOCK_IDP_CODE_TTL", str(_DEFAULTS.code_ttl))),
         help="authorization code lifetime in seconds (env MOCK_IDP_CODE_TTL; default 600)",
     )
+    parser.add_argument(
+        "--token-alg",
+        choices=TOKEN_ALGORITHMS,
+        default=env("MOCK_IDP_TOKEN_ALG", _DEFAULTS.token_algorithm),
+        help="signing algorithm of the Health ID and Provider ID tokens (env MOCK_IDP_TOKEN_ALG;"
+        " default RS256, as the manual shows)",
+    )
 
 
 def settings_from_args(ns: argparse.Namespace) -> MockSettings:
@@ -74,4 +81,5 @@ def settings_from_args(ns: argparse.Namespace) -> MockSettings:
         provider_secret_key=ns.provider_secret_key,
         redirect_uris=list(redirect_uris),
         code_ttl=ns.code_ttl,
+        token_algorithm=ns.token_alg,
     )

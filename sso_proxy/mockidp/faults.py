@@ -10,15 +10,21 @@ until its ``times`` run out. Kinds of broken body:
 - ``html``: a proxy's HTML error page, as a load balancer in front of MOPH would send.
 
 A bare ``status`` answers with that endpoint's documented error message for the status.
+
+Clock skew is not a per-endpoint fault: every answer's ``Date`` header follows the mock's clock
+(``MockSettings.clock``), so a test that moves that clock gets a server whose clock is off, as a
+MOPH host without NTP would be.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from email.utils import formatdate
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from sso_proxy.mockidp.replies import Api, default_message, fail_body, json_reply
@@ -147,3 +153,12 @@ def _truncated(response: web.StreamResponse, status: int | None) -> web.StreamRe
     body = response.body
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     return web.Response(status=status or response.status, body=body[: len(body) // 2], headers=headers)
+
+
+def date_from_clock(now: Callable[[], float]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook writing ``Date`` from ``now`` (the mock's clock), not the host's."""
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[hdrs.DATE] = formatdate(now(), usegmt=True)
+
+    return on_prepare

@@ -153,7 +153,7 @@ async def token(request: web.Request) -> web.Response:
     if user is None:  # the users list changed under a live code
         raise HealthFail(500, "Server error")
     claims = health_claims(state, user, client_id)
-    access_token = state.keys.sign("health", claims)
+    access_token = state.keys.sign("health", claims, algorithm=state.settings.token_algorithm)
     log.info("mock_idp_health_token_issued", user=user.key, client_id=client_id)
     return health_ok(
         "You logged in successfully",

@@ -45,7 +45,9 @@ def check_client(settings: MockSettings, client_id: str | None, secret_key: str 
 
 def _health_user(state: MockState, health_token: str) -> MockUser:
     try:
-        claims = state.keys.verify("health", health_token, now=state.now())
+        claims = state.keys.verify(
+            "health", health_token, now=state.now(), algorithm=state.settings.token_algorithm
+        )
     except jwt.InvalidTokenError as exc:
         log.info("mock_idp_health_token_rejected", reason=type(exc).__name__)
         raise ProviderFail(401, TOKEN_INVALID) from exc
@@ -79,7 +81,8 @@ async def services_token(request: web.Request) -> web.Response:
         "sub": user.provider_id,
         "scopes": [],
     }
-    access_token = state.keys.sign("provider", claims, extra_headers={"jti": jti})
+    algorithm = state.settings.token_algorithm
+    access_token = state.keys.sign("provider", claims, algorithm=algorithm, extra_headers={"jti": jti})
     log.info("mock_idp_provider_token_issued", user=user.key)
     return provider_ok(
         {
@@ -97,7 +100,9 @@ async def services_token(request: web.Request) -> web.Response:
 
 def _provider_user(state: MockState, token: str, client_id: str) -> MockUser:
     try:
-        claims = state.keys.verify("provider", token, now=state.now())
+        claims = state.keys.verify(
+            "provider", token, now=state.now(), algorithm=state.settings.token_algorithm
+        )
     except jwt.InvalidTokenError as exc:
         raise ProviderFail(401, TOKEN_INVALID) from exc
     if claims.get("aud") != client_id:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 HEALTH_TOKEN_TTL = 31_535_998  # seconds; the manual's example value (~1 year)
 PROVIDER_TOKEN_TTL = 86_400  # seconds; one day per the manual
 CENTER_TOKEN_TTL = 86_400  # MOPH Account Center token lifetime is undocumented; one day here
+# What the Health ID and Provider ID tokens may be signed with. The manual shows RS256 (the
+# default); RS384/RS512 let a test show the client takes what an RSA key may sign with.
+TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512")
 
 
 def _wall_clock() -> Callable[[], float]:
@@ -38,6 +41,12 @@ class MockSettings:
     extra_health_clients: dict[str, str] = field(default_factory=dict)
     # The ``iss`` claim of Health ID tokens (only seen in a weak source; see moph-api.md §5).
     health_issuer: str = "https://moph.id.th"
+    # Signing algorithm of the Health ID and Provider ID tokens (one of TOKEN_ALGORITHMS).
+    token_algorithm: str = "RS256"
+
+    def __post_init__(self) -> None:
+        if self.token_algorithm not in TOKEN_ALGORITHMS:
+            raise ValueError(f"token_algorithm must be one of {', '.join(TOKEN_ALGORITHMS)}")
 
     def health_clients(self) -> dict[str, str]:
         """Every registered Health ID client, client_id -> client_secret."""

@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from sso_proxy.config.schema import HealthIdConfig
 from sso_proxy.errors import IdpBadCredentials, IdpError, IdpRejectedCode
-from sso_proxy.moph.http import IdpHttp, Reply, read_envelope, read_public_key
+from sso_proxy.moph.budget import Deadline
+from sso_proxy.moph.envelope import read_envelope, read_public_key
+from sso_proxy.moph.http import IdpHttp, Reply
 
 IDP = "health_id"
 TOKEN_PATH = "/api/v1/token"
@@ -53,7 +55,7 @@ def classify_key_error(status: int, message: str) -> type[IdpError]:
 
 
 async def exchange_code(
-    http: IdpHttp, config: HealthIdConfig, *, code: str, redirect_uri: str
+    http: IdpHttp, config: HealthIdConfig, *, code: str, redirect_uri: str, deadline: Deadline | None = None
 ) -> Mapping[str, Any]:
     """The ``data`` object of a successful code exchange (holds ``access_token``)."""
     form = {
@@ -68,7 +70,7 @@ async def exchange_code(
         return read_envelope(reply, classify_token_error)
 
     url = config.base_url.rstrip("/") + TOKEN_PATH
-    return await http.call("health_token", "POST", url, parse, data=form, headers=_JSON)
+    return await http.call("health_token", "POST", url, parse, deadline=deadline, data=form, headers=_JSON)
 
 
 async def fetch_public_key(http: IdpHttp, config: HealthIdConfig) -> RSAPublicKey:

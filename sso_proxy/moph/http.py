@@ -3,30 +3,29 @@
 Why one place: every MOPH call fails the same ways (slow, down, redirected, oversize, garbage,
 an error envelope) and each of those must end as exactly one ``IdpError`` subclass, with the
 latency reported to the metrics hook and nothing secret in the logs. Endpoint modules only say
-how a 4xx of *their* endpoint is to be read (a ``Classifier``) and what a good body looks like.
+how a 4xx of *their* endpoint is to be read (a ``Classifier``) and what a good body looks like;
+``sso_proxy.moph.envelope`` reads the bodies. Each IdP's calls go through the egress proxy chosen
+for it (``sso_proxy.moph.egress``), and a login's calls share one deadline (``moph.budget``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
 import structlog
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from yarl import URL
 
 from sso_proxy.errors import IdpError, IdpUnavailable
-from sso_proxy.moph.keys import load_rsa_public_key
+from sso_proxy.moph.budget import Deadline
+from sso_proxy.moph.egress import Egress
 
 MAX_BODY_BYTES = 1 << 20
 _CHUNK = 64 * 1024
-# Success markers of the two envelopes: Health ID says "success", Provider ID says 200.
-_SUCCESS_STATUSES = ("success", "ok", 200, "200")
-_RETRY_LATER = (408, 429)
 
 Observer = Callable[[str, float, str], None]
 """``observer(call_name, seconds, outcome)``.
@@ -78,12 +77,15 @@ class IdpHttp:
         timeout: float,
         observer: Observer | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        egress: Egress | None = None,
     ) -> None:
         self.idp = idp
         self._session = session
         self._timeout = timeout
         self._observer = observer
         self._max_body = max_body_bytes
+        self.egress = egress if egress is not None else Egress(None, "not configured")
+        self._proxy = proxy_arguments(self.egress)
 
     async def call(
         self,
@@ -91,28 +93,42 @@ class IdpHttp:
         method: str,
         url: str,
         parse: Callable[[Reply], T],
+        *,
+        deadline: Deadline | None = None,
         **kwargs: Any,
     ) -> T:
-        """Send, read (capped), then ``parse``; any failure leaves as an ``IdpError``."""
+        """Send, read (capped), then ``parse``; any failure leaves as an ``IdpError``.
+
+        With a ``deadline`` the call waits at most what is left of it, and is never started once
+        it has passed (``sso_proxy.moph.budget``)."""
+        limit, by_deadline = (self._timeout, False) if deadline is None else deadline.limit(self._timeout)
+        if deadline is not None and limit <= 0:
+            raise self._failed(name, deadline.describe())
+        # SECURITY: a proxy that was named but cannot be used fails the call; never a way around it.
+        if self.egress.problem is not None:
+            raise self._failed(name, f"egress proxy unusable: {self.egress.problem}")
         started = time.monotonic()
         outcome, status = "error", None
         try:
-            reply = await self._send(name, method, url, **kwargs)
+            reply = await self._send(name, method, url, limit, **kwargs)
             status = reply.status
             result = parse(reply)
             outcome = "ok"
             return result
         except TimeoutError:
             outcome = "timeout"
-            raise self._failed(name, f"no answer within {self._timeout:g}s") from None
+            why = deadline.describe() if deadline is not None and by_deadline else None
+            raise self._failed(name, why or f"no answer within {self._timeout:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "connection_error"
-            raise self._failed(name, f"connection failed ({type(exc).__name__})") from None
+            raise self._failed(name, f"connection failed{self._via()} ({failure_name(exc)})") from None
         except _BodyTooLarge as exc:
             outcome, status = "body_too_large", exc.status
             raise self._failed(name, f"body larger than {self._max_body} bytes", status) from None
         except IdpError as exc:
             outcome = exc.code
+            # Through a proxy, an error answer may be the proxy's own (a deny page): say so.
+            exc.detail += self._via()
             raise
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -120,13 +136,19 @@ class IdpHttp:
         finally:
             self._report(name, time.monotonic() - started, outcome, status)
 
-    async def _send(self, name: str, method: str, url: str, **kwargs: Any) -> Reply:
-        timeout = aiohttp.ClientTimeout(total=self._timeout)
+    async def _send(self, name: str, method: str, url: str, limit: float, **kwargs: Any) -> Reply:
+        timeout = aiohttp.ClientTimeout(total=limit)
         # The asyncio deadline also covers the body read, whatever the session's defaults are.
-        async with asyncio.timeout(self._timeout):
+        async with asyncio.timeout(limit):
             # SECURITY: a redirect from MOPH is a fault, never followed (it could leak credentials).
             async with self._session.request(
-                method, url, timeout=timeout, allow_redirects=False, raise_for_status=False, **kwargs
+                method,
+                url,
+                timeout=timeout,
+                allow_redirects=False,
+                raise_for_status=False,
+                **self._proxy,
+                **kwargs,
             ) as response:
                 body = await read_capped(response, self._max_body)
                 return Reply(self.idp, name, response.status, body)
@@ -134,9 +156,13 @@ class IdpHttp:
     def _failed(self, name: str, why: str, status: int | None = None) -> IdpUnavailable:
         return IdpUnavailable(idp=self.idp, http_status=status, detail=f"{self.idp} {name}: {why}")
 
+    def _via(self) -> str:
+        return f" {self.egress.describe()}" if self.egress.proxy is not None else ""
+
     def _report(self, name: str, seconds: float, outcome: str, status: int | None) -> None:
         # Only the call name, status, latency and outcome: bodies may hold tokens or citizen ids.
         emit = log.info if outcome == "ok" else log.warning
+        via = {"proxy": self.egress.proxy} if self.egress.proxy is not None else {}
         emit(
             "idp_call",
             idp=self.idp,
@@ -144,6 +170,7 @@ class IdpHttp:
             status=status,
             latency_ms=round(seconds * 1000, 1),
             outcome=outcome,
+            **via,
         )
         if self._observer is None:
             return
@@ -151,6 +178,25 @@ class IdpHttp:
             self._observer(name, seconds, outcome)
         except Exception:  # a metrics bug must never break a login
             log.exception("idp_observer_failed", call=name)
+
+
+def proxy_arguments(egress: Egress) -> dict[str, Any]:
+    """aiohttp's ``proxy=`` for ``egress``; none when direct.
+
+    Credentials ride in the proxy URL: aiohttp then sends them as ``Proxy-Authorization`` on a
+    CONNECT and on an absolute-form request alike (``proxy_headers`` reach only the CONNECT)."""
+    if egress.proxy is None:
+        return {}
+    url = URL(egress.proxy)
+    if egress.username:
+        url = url.with_user(egress.username).with_password(egress.password or None)
+    return {"proxy": url}
+
+
+def failure_name(exc: BaseException) -> str:
+    """The exception's class, and the proxy's answer when a proxy refused (e.g. 403 to CONNECT)."""
+    status = getattr(exc, "status", None)
+    return f"{type(exc).__name__} {status}" if isinstance(status, int) and status else type(exc).__name__
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -166,83 +212,3 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
             raise _BodyTooLarge(response.status)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def parse_json_object(reply: Reply) -> Mapping[str, Any] | None:
-    """The body as a JSON object, or None (HTML page, garbage, truncated, a list, ...)."""
-    try:
-        value = json.loads(reply.body)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def idp_messages(document: Mapping[str, Any] | None) -> tuple[str, str]:
-    """``message`` and ``message_th`` as the IdP wrote them (empty when absent)."""
-    if document is None:
-        return "", ""
-    english, thai = document.get("message"), document.get("message_th")
-    return (english if isinstance(english, str) else "", thai if isinstance(thai, str) else "")
-
-
-def read_envelope(reply: Reply, classify: Classifier) -> Mapping[str, Any]:
-    """The ``data`` object of a successful envelope; every other answer raises its ``IdpError``."""
-    raise_for_status(reply, classify)
-    document = parse_json_object(reply)
-    if document is None:
-        raise unavailable(reply, "body is not a JSON object")
-    message, message_th = idp_messages(document)
-    status = document.get("status")
-    if status is not None and status not in _SUCCESS_STATUSES:
-        # A 200 carrying an error envelope: read it as the status it names.
-        embedded = _embedded_status(document)
-        if embedded is not None and 400 <= embedded < 500:
-            raise error_for(reply, classify(embedded, message), message, message_th, embedded)
-        raise unavailable(reply, f"envelope status is {status!r}", message=message, message_th=message_th)
-    data = document.get("data")
-    if not isinstance(data, dict):
-        # SECURITY: never accept a success without its data object.
-        raise unavailable(reply, "envelope has no data object", message=message, message_th=message_th)
-    return data
-
-
-def _embedded_status(document: Mapping[str, Any]) -> int | None:
-    for key in ("status_code", "status"):
-        value = document.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-    return None
-
-
-def raise_for_status(reply: Reply, classify: Classifier) -> None:
-    """Raise the ``IdpError`` for any answer that is not 2xx."""
-    status = reply.status
-    if 200 <= status < 300:
-        return
-    message, message_th = idp_messages(parse_json_object(reply))
-    if 400 <= status < 500 and status not in _RETRY_LATER:
-        raise error_for(reply, classify(status, message), message, message_th, status)
-    # 5xx, 3xx, 408 and 429 all mean "not now": the user may retry.
-    why = "unexpected redirect" if 300 <= status < 400 else f"answered HTTP {status}"
-    raise unavailable(reply, why, message=message, message_th=message_th)
-
-
-def error_for(reply: Reply, kind: type[IdpError], message: str, message_th: str, status: int) -> IdpError:
-    return kind(
-        idp=reply.idp,
-        http_status=reply.status,
-        detail=f"{reply.idp} {reply.name}: HTTP {status} {message!r}",
-        idp_message=message,
-        idp_message_th=message_th,
-    )
-
-
-def read_public_key(reply: Reply, classify: Classifier) -> RSAPublicKey:
-    """The RSA key of a public-key answer; an error page or a non-key body is ``IdpUnavailable``."""
-    raise_for_status(reply, classify)
-    try:
-        return load_rsa_public_key(reply.body)
-    except ValueError as exc:
-        raise unavailable(reply, f"public key unusable: {exc}") from None

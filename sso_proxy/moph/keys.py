@@ -1,8 +1,9 @@
-"""Verifying MOPH JWTs: PEM public keys (fetched, cached, refetched once on rotation) and claims.
+"""MOPH token-signing keys: PEM public keys fetched, cached, and refetched once on rotation.
 
 Neither server publishes a JWKS; each has a "public key" call that returns one PEM text
 (moph-api.md §5). The key is cached; a signature failure makes us fetch it again ONCE, because
-MOPH may have rotated it. Verification itself is a pure function of (token, key, now).
+MOPH may have rotated it. Verification itself is a pure function of (token, key, now) in
+``sso_proxy.moph.jwtcheck``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,33 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-# SECURITY: explicit allow-list; prevents alg=none / HS256-with-the-public-key confusion.
-ALLOWED_ALGORITHMS = ("RS256",)
-MIN_RSA_BITS = 2048
-CLOCK_LEEWAY = 60.0
+from sso_proxy.moph.jwtcheck import (
+    ALLOWED_ALGORITHMS,
+    CLOCK_LEEWAY,
+    MIN_RSA_BITS,
+    TokenRejected,
+    check_lifetime,
+    verify_jwt,
+)
+
+__all__ = [  # the checks live in jwtcheck; these names stay importable from here
+    "ALLOWED_ALGORITHMS",
+    "CLOCK_LEEWAY",
+    "KEY_MAX_AGE",
+    "MIN_RSA_BITS",
+    "PublicKeyCache",
+    "TokenRejected",
+    "check_lifetime",
+    "load_rsa_public_key",
+    "verify_jwt",
+    "verify_with_refetch",
+]
+
 KEY_MAX_AGE = 3600.0
 _PEM_BEGIN = (b"-----BEGIN PUBLIC KEY-----", b"-----BEGIN RSA PUBLIC KEY-----")
-
-
-class TokenRejected(Exception):
-    """A JWT failed verification; ``bad_signature`` says a newer key might still accept it."""
-
-    def __init__(self, reason: str, *, bad_signature: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.bad_signature = bad_signature
 
 
 def load_rsa_public_key(pem: bytes) -> RSAPublicKey:
@@ -42,65 +51,10 @@ def load_rsa_public_key(pem: bytes) -> RSAPublicKey:
     key = load_pem_public_key(text)
     if not isinstance(key, RSAPublicKey):
         raise ValueError("not an RSA public key")
+    # SECURITY: a short RSA key is forgeable: such a key is never cached or used.
     if key.key_size < MIN_RSA_BITS:
-        raise ValueError(f"RSA key too short ({key.key_size} bits)")
+        raise ValueError(f"RSA key too short ({key.key_size} bits, at least {MIN_RSA_BITS})")
     return key
-
-
-def verify_jwt(
-    token: str, key: RSAPublicKey, *, now: float, audience: str | None, leeway: float = CLOCK_LEEWAY
-) -> dict[str, Any]:
-    """The claims of ``token`` if signed by ``key`` with RS256, unexpired, and for ``audience``."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenRejected("not a JWT") from None
-    if header.get("alg") not in ALLOWED_ALGORITHMS:
-        raise TokenRejected(f"algorithm {header.get('alg')!r} not allowed")
-    options: dict[str, Any] = {
-        # Time is checked below with the injected clock; sub/jti/iat shapes are not ours to police.
-        "verify_exp": False,
-        "verify_nbf": False,
-        "verify_iat": False,
-        "verify_sub": False,
-        "verify_jti": False,
-        "verify_aud": audience is not None,
-    }
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=list(ALLOWED_ALGORITHMS),
-            audience=audience,
-            options=options,  # type: ignore[arg-type]
-        )
-    except jwt.InvalidSignatureError:
-        raise TokenRejected("bad signature", bad_signature=True) from None
-    except jwt.PyJWTError as exc:
-        raise TokenRejected(type(exc).__name__) from None
-    check_lifetime(claims, now=now, leeway=leeway)
-    return claims
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def check_lifetime(claims: dict[str, Any], *, now: float, leeway: float) -> float:
-    """``exp`` (required) must be in the future and ``nbf`` (if any) in the past; returns ``exp``."""
-    exp = _number(claims.get("exp"))
-    # SECURITY: a token without a usable expiry is never accepted.
-    if exp is None:
-        raise TokenRejected("no exp claim")
-    if exp + leeway <= now:
-        raise TokenRejected("expired")
-    if "nbf" in claims:
-        nbf = _number(claims.get("nbf"))
-        if nbf is None or nbf - leeway > now:
-            raise TokenRejected("not yet valid")
-    return exp
 
 
 KeyFetcher = Callable[[], Awaitable[RSAPublicKey]]

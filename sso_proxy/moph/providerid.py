@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from sso_proxy.config.schema import ProviderIdConfig
 from sso_proxy.errors import IdpBadCredentials, IdpError, IdpNoProviderId, IdpTokenInvalid
-from sso_proxy.moph.http import IdpHttp, Reply, read_envelope, read_public_key
+from sso_proxy.moph.budget import Deadline
+from sso_proxy.moph.envelope import read_envelope, read_public_key
+from sso_proxy.moph.http import IdpHttp, Reply
 
 IDP = "provider_id"
 TOKEN_PATH = "/api/v1/services/token"
@@ -49,7 +51,7 @@ def _read(reply: Reply) -> Mapping[str, Any]:
 
 
 async def exchange_health_token(
-    http: IdpHttp, config: ProviderIdConfig, health_access_token: str
+    http: IdpHttp, config: ProviderIdConfig, health_access_token: str, *, deadline: Deadline | None = None
 ) -> Mapping[str, Any]:
     """The ``data`` object of a successful exchange (holds the Provider ``access_token``)."""
     body = {
@@ -59,7 +61,7 @@ async def exchange_health_token(
         "token": health_access_token,
     }
     url = config.base_url.rstrip("/") + TOKEN_PATH
-    return await http.call("provider_token", "POST", url, _read, json=body, headers=_JSON)
+    return await http.call("provider_token", "POST", url, _read, deadline=deadline, json=body, headers=_JSON)
 
 
 def profile_flags(config: ProviderIdConfig) -> dict[str, str]:
@@ -73,7 +75,7 @@ def profile_flags(config: ProviderIdConfig) -> dict[str, str]:
 
 
 async def fetch_profile(
-    http: IdpHttp, config: ProviderIdConfig, provider_access_token: str
+    http: IdpHttp, config: ProviderIdConfig, provider_access_token: str, *, deadline: Deadline | None = None
 ) -> Mapping[str, Any]:
     """The ``data`` object of the profile: the person and their ``organization`` list."""
     headers = {
@@ -83,7 +85,8 @@ async def fetch_profile(
         "secret-key": config.secret_key,
     }
     url = config.base_url.rstrip("/") + PROFILE_PATH
-    return await http.call("profile", "GET", url, _read, headers=headers, params=profile_flags(config))
+    flags = profile_flags(config)
+    return await http.call("profile", "GET", url, _read, deadline=deadline, headers=headers, params=flags)
 
 
 async def fetch_public_key(http: IdpHttp, config: ProviderIdConfig) -> RSAPublicKey:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -40,7 +40,7 @@ _ALLOWED_EXACT = {"hash_cid", "status_code", "error_code", "hcode", "hcodes"}
 # all digits, like a citizen id, but never is one); a request id is our own random hex.
 _TEXT_EXEMPT = frozenset({"provider_id", "request_id"})
 AUDIT_EVENTS = frozenset(
-    {"login_succeeded", "login_failed", "access_denied", "signed_out", "session_revoked"}
+    {"login_succeeded", "login_failed", "access_denied", "signed_out", "session_revoked", "admin_action"}
 )
 REDACTED = "[redacted]"
 # Characters a cookie value, a token or a query value runs on with (up to a separator or a quote).
@@ -175,8 +175,19 @@ def get_logger(name: str = "sso_proxy") -> Any:
 
 
 audit_log = structlog.get_logger("sso_proxy.audit")
+# Called with every audit event after it is logged (the admin console's recent events,
+# ``sso_proxy.web.console.event_sink``). A sink must return at once and never raise: it runs on
+# the request path. ``subject`` (the logged-in Identity, for logins) goes to sinks only, never
+# to the log.
+AuditSink = Callable[[str, Mapping[str, Any], object], None]
+AUDIT_SINKS: list[AuditSink] = []
 
 
-def audit(event: str, **fields: Any) -> None:
-    """Emit one audit event (login_succeeded, login_failed, access_denied, signed_out, session_revoked)."""
+def audit(event: str, *, subject: object = None, **fields: Any) -> None:
+    """Emit one audit event (``AUDIT_EVENTS``) and hand it to the sinks."""
     audit_log.info(event, audit=True, **fields)
+    for sink in tuple(AUDIT_SINKS):
+        try:
+            sink(event, fields, subject)
+        except Exception:  # a sink's bug must never fail the request that is being audited
+            audit_log.warning("audit_sink_failed", sink_event=event)

@@ -7,6 +7,7 @@ sets. No user identifiers are ever used as labels.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -84,8 +85,14 @@ STORE_SECONDS = Histogram(
 STORE_ERRORS = Counter("sso_proxy_session_store_errors_total", "Session store failures", ["op"])
 
 
+# The last MOPH calls of this process, (when, call, seconds, outcome): the admin console's health
+# page. Call names and outcomes only: never a URL, a code or a token.
+RECENT_IDP_CALLS: deque[tuple[float, str, float, str]] = deque(maxlen=50)
+
+
 def observe_idp(name: str, seconds: float, outcome: str) -> None:
     """The MophClient observer hook."""
+    RECENT_IDP_CALLS.append((time.time(), name, seconds, outcome))
     IDP_SECONDS.labels(name).observe(seconds)
     if outcome != "ok":
         IDP_ERRORS.labels(name, outcome).inc()

@@ -3,11 +3,16 @@
 A route admits a logged-in user when NO ``deny`` rule matches and SOME ``allow`` rule matches;
 ``allow`` omitted admits any logged-in Provider ID holder, ``allow: []`` admits nobody.
 
-The modules behind this one:
+The same decision guards the admin console (``config.admin.policy``), except that there an
+omitted ``allow`` admits nobody.
 
-* ``policy_rules``   the compiled rule values, matching, plain-words descriptions
-* ``policy_compile`` YAML -> rules, every problem reported with its key path
-* ``policy_lint``    warnings for rules and routes that can never take effect
+The modules behind this one (all in ``sso_proxy.policy``):
+
+* ``rules``      the compiled rule values, matching, plain-words descriptions
+* ``compile``    YAML -> rules, every problem reported with its key path
+* ``lint``       warnings for rules and routes that can never take effect
+* ``rule_logic`` the sound reasoning over rules that ``lint`` rests on
+* ``explain``    ``sso-proxy policy explain``: this decision, clause by clause
 
 ``evaluate`` imports no aiohttp and reads no clock: same inputs, same Decision.
 """

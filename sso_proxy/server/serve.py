@@ -8,12 +8,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sso_proxy.config.schema import Config, load_config
+from sso_proxy.config.preflight import check_before_serving
+from sso_proxy.config.schema import Config
+from sso_proxy.config.setting import restart_only_changes as restart_only_changes  # keys: restart_only=True
 from sso_proxy.errors import ConfigError
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.observability import reloads
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 
 log = get_logger("sso_proxy.server.serve")
 DRAIN_SECONDS = 20.0
@@ -24,41 +28,17 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-# Settings a running process cannot take on (a bound socket, the open session store, logging).
-RESTART_ONLY = ("listen", "metrics_listen", "workers", "log_level", "header_timeout")
-RESTART_ONLY_SESSION = (
-    "store",
-    "redis_url",
-    "redis_sentinels",
-    "redis_sentinel_master",
-    "redis_cluster",
-    "redis_timeout",
-    "cookie_secret",
-    "idle_timeout",
-    "max_lifetime",
-)
-
-
-def restart_only_changes(old: Config, new: Config) -> list[str]:
-    """Key paths whose new value waits for a restart, so an operator is told instead of ignored."""
-    changed = [key for key in RESTART_ONLY if getattr(old, key) != getattr(new, key)]
-    changed += [
-        f"session.{key}"
-        for key in RESTART_ONLY_SESSION
-        if getattr(old.session, key) != getattr(new.session, key)
-    ]
-    return changed
-
-
 async def reload_config(runtime: Runtime, path: str) -> bool:
     """Load ``path``; on any problem keep serving the old config and log every problem."""
     old = runtime.config
     try:
-        config = load_config(path)
+        config = check_before_serving(path)  # what check-config runs: a reload refuses the same
         runtime.apply(config)
     except ConfigError as exc:
         log.error("config_reload_refused", path=path, problems=exc.problems)
+        reloads.note_reload(path, False, exc.problems)
         return False
+    reloads.note_reload(path, True)
     for warning in config.warnings:
         log.warning("config_warning", warning=warning)
     if pending := restart_only_changes(old, config):
@@ -77,13 +57,14 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
     loop.add_signal_handler(signal.SIGINT, stop.set)
     if config_path:
         path = str(Path(config_path))
+        reloads.note_start(path)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
     metrics_runner: web.AppRunner | None = None
     try:
         await runner.setup()
         host, port = split_listen(config.listen)
-        site = web.TCPSite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
+        site = ProxySite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
         await site.start()
         metrics_runner = await start_metrics(config, app)
         log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))

@@ -17,7 +17,7 @@ from sso_proxy.observability.log import configure_logging
 
 def _child(config: Config, config_path: str) -> None:
     configure_logging(config.log_level)
-    from sso_proxy.cli import run_loop
+    from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
 
     run_loop(serve(config, config_path))

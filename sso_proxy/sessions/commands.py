@@ -78,16 +78,36 @@ async def cli_list(cfg: Config) -> int:
     return 0
 
 
+async def revoke_user(store: SessionStore, provider_id: str, *, by: str | None = None) -> int:
+    """End every session of ``provider_id`` on every replica (the store announces each end on its
+    invalidation channel) and audit it; ``by``: the admin who asked, None from the shell. The one
+    path of ``sessions revoke`` and of the admin console."""
+    count = await store.delete_user(provider_id)
+    audit("session_revoked", provider_id=provider_id, count=count, **_by(by))
+    return count
+
+
+async def revoke_session(store: SessionStore, digest: str, *, by: str | None = None) -> str | None:
+    """End the one session stored under ``digest`` the same way; whose it was (None: no such)."""
+    provider_id = await store.delete_digest(digest)
+    if provider_id is not None:
+        audit("session_revoked", provider_id=provider_id, count=1, **_by(by))
+    return provider_id
+
+
+def _by(admin: str | None) -> dict[str, str]:
+    return {"by": admin} if admin else {}
+
+
 async def cli_revoke(cfg: Config, provider_id: str) -> int:
     """End every session of ``provider_id`` on every replica; print and audit how many."""
     store = _open(cfg)
     try:
-        count = await store.delete_user(provider_id)
+        count = await revoke_user(store, provider_id)
     except StoreUnavailable as exc:
         _emit(f"session store unavailable: {exc.detail or exc.message}", err=True)
         return 1
     finally:
         await store.close()
-    audit("session_revoked", provider_id=provider_id, count=count)
     _emit(f"ended {count} session(s) of {provider_id}")
     return 0

@@ -117,6 +117,10 @@ class SessionCrypto:
         """The whole value of session key ``name``: stamp, then the sealed record."""
         return self.stamp(name, last_seen) + self.seal(record, name)
 
+    def fingerprint(self, value: bytes) -> bytes:
+        """A short digest of the sealed record part of a session value (the stamp left out)."""
+        return hashlib.blake2b(value[STAMP_BYTES:], digest_size=16).digest()
+
     def open_session(self, name: str, value: bytes) -> tuple[bytes, float] | None:
         """(record plaintext, last_seen) of a session value, or None unless both parts are ours."""
         last_seen = self.read_stamp(name, value[:STAMP_BYTES])

@@ -20,14 +20,15 @@ from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions.crypto import SessionCrypto
 from sso_proxy.sessions.model import (
     INVALIDATE_ALL,
+    ClientMeta,
     Lifetime,
     Session,
     SessionInfo,
     looks_like_session_id,
-    needs_touch,
     new_session_id,
 )
 from sso_proxy.sessions.record import dump_state, load_state
+from sso_proxy.sessions.token_end import token_end
 
 _SWEEP_PER_CALL = 64
 _QUEUE_SIZE = 1024
@@ -39,6 +40,7 @@ class _Entry:
     created_at: float
     last_seen: float
     provider_access_token: str | None
+    client: ClientMeta | None = None
 
 
 class MemoryStore:
@@ -66,28 +68,38 @@ class MemoryStore:
     def storage_hint(self, session_id: str) -> str:
         return self._names.session_digest(session_id)
 
-    async def create(self, identity: Identity, *, provider_access_token: str | None, now: float) -> Session:
+    async def create(
+        self,
+        identity: Identity,
+        *,
+        provider_access_token: str | None,
+        now: float,
+        client: ClientMeta | None = None,
+    ) -> Session:
         self._sweep(now)
         session_id = new_session_id()
         digest = self.storage_hint(session_id)
-        self._sessions[digest] = _Entry(identity, now, now, provider_access_token)
+        self._sessions[digest] = _Entry(identity, now, now, provider_access_token, client)
         self._users.setdefault(identity.provider_id, set()).add(digest)
         while len(self._sessions) > self._max_sessions:
             # SECURITY: bounded memory; a login flood evicts the longest-unused session.
             self._drop(next(iter(self._sessions)))
         return Session(session_id, identity, now, now, provider_access_token)
 
-    async def get(self, session_id: str, *, now: float) -> Session | None:
+    async def get(self, session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
         if not looks_like_session_id(session_id):
             return None
         digest = self.storage_hint(session_id)
         entry = self._sessions.get(digest)
         if entry is None:
             return None
-        if not self._lifetime.is_alive(entry.created_at, entry.last_seen, now):
+        # SECURITY: a session carrying a Provider ID token ends before that token does.
+        if not self._lifetime.is_alive(
+            entry.created_at, entry.last_seen, now, token_end(entry.provider_access_token)
+        ):
             self._drop(digest)
             return None
-        if needs_touch(entry.last_seen, now):
+        if self._lifetime.needs_touch(entry.last_seen, now):
             entry = replace(entry, last_seen=now)
             self._sessions[digest] = entry
         self._sessions.move_to_end(digest)
@@ -128,6 +140,13 @@ class MemoryStore:
             await self.publish_invalidation(digest)
         return ended
 
+    async def delete_digest(self, digest: str) -> str | None:
+        entry = self._sessions.get(digest)
+        if entry is None or not self._drop(digest):
+            return None
+        await self.publish_invalidation(digest)
+        return entry.identity.provider_id
+
     async def list_sessions(self, *, now: float | None = None) -> list[SessionInfo]:
         out = []
         for digest, entry in self._sessions.items():
@@ -142,6 +161,9 @@ class MemoryStore:
                     created_at=entry.created_at,
                     last_seen=entry.last_seen,
                     expires_at=expires_at,
+                    digest=digest,
+                    identity=entry.identity,
+                    client=entry.client,
                 )
             )
         return sorted(out, key=lambda info: (info.created_at, info.handle))

@@ -16,10 +16,12 @@ from typing import Any
 
 from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions import deflate
+from sso_proxy.sessions.model import ClientMeta
 
 _FORMAT = 1  # the JSON schema ("v")
 _PACKED = b"\x01"  # byte 0 of a dumped record: raw DEFLATE primed with deflate.DICTIONARY
 MAX_RECORD_BYTES = 1 << 20  # a profile with dozens of organizations and tokens is ~50 KB
+MAX_CLIENT_TEXT = 100  # ClientMeta fields: an address and a browser family, never more
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,24 @@ class Record:
     identity: Identity
     created_at: float
     provider_access_token: str | None
+    client: ClientMeta | None = None
 
 
-def encode_record(identity: Identity, created_at: float, provider_access_token: str | None) -> bytes:
+def encode_record(
+    identity: Identity,
+    created_at: float,
+    provider_access_token: str | None,
+    client: ClientMeta | None = None,
+) -> bytes:
     """The record as JSON: every stored byte of the identity, tokens included."""
-    body = {
+    body: dict[str, Any] = {
         "v": _FORMAT,
         "identity": identity.to_storage(),
         "created_at": created_at,
         "provider_access_token": provider_access_token,
     }
+    if client is not None:  # optional: records without it (older ones) load as before
+        body["client"] = {"ip": client.ip[:MAX_CLIENT_TEXT], "browser": client.browser[:MAX_CLIENT_TEXT]}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -45,8 +55,23 @@ def pack_record(encoded: bytes) -> bytes:
     return _PACKED + deflate.pack(encoded)
 
 
-def dump_record(identity: Identity, created_at: float, provider_access_token: str | None) -> bytes:
-    return pack_record(encode_record(identity, created_at, provider_access_token))
+def dump_record(
+    identity: Identity,
+    created_at: float,
+    provider_access_token: str | None,
+    client: ClientMeta | None = None,
+) -> bytes:
+    return pack_record(encode_record(identity, created_at, provider_access_token, client))
+
+
+def load_client(value: Any) -> ClientMeta | None:
+    """The record's ``client`` entry; None when absent (older records) or not ours."""
+    if not isinstance(value, Mapping):
+        return None
+    ip, browser = value.get("ip"), value.get("browser")
+    if not isinstance(ip, str) or not isinstance(browser, str):
+        return None
+    return ClientMeta(ip[:MAX_CLIENT_TEXT], browser[:MAX_CLIENT_TEXT])
 
 
 def load_record(data: bytes) -> Record | None:
@@ -70,7 +95,8 @@ def load_record(data: bytes) -> Record | None:
     if not isinstance(identity, Mapping) or not (token is None or isinstance(token, str)):
         return None
     try:
-        return Record(Identity.from_storage(identity), float(created_at), token)
+        client = load_client(body.get("client"))
+        return Record(Identity.from_storage(identity), float(created_at), token, client)
     except ValueError:
         return None
 

@@ -18,9 +18,12 @@ compressed record (``deflate``); an index that stays a ``listpack`` (a small HAS
 Redis version, a SET of strings is not before Redis 7.2).
 
 A use of the session rewrites only the 24-byte stamp and the TTL (a tiny Lua script, at most once
-a second), never the sealed record. Multi-key operations are done key by key, so Redis Cluster
-works too. Keys of the first layout (``sso:s:``/``sso:u:``) are never read: an upgrade signs
-everyone out once, and those keys expire by themselves.
+per ``Lifetime.touch_interval``), never the sealed record. So a read that finds the sealed record
+unchanged since the caller's ``previous`` copy reuses that copy's parsed identity: most reads of a
+busy session then cost one GET, a hash and a MAC, not a decryption, inflation and parse.
+Multi-key operations are done key by key, so Redis Cluster works too. Keys of the first layout
+(``sso:s:``/``sso:u:``) are never read: an upgrade signs everyone out once, and those keys expire
+by themselves.
 """
 
 from __future__ import annotations
@@ -33,18 +36,19 @@ from typing import Any
 from sso_proxy.identity.profile import Identity
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.teardown import stop_requested
-from sso_proxy.sessions.crypto import SESSION_PREFIX, SessionCrypto
+from sso_proxy.sessions.crypto import SESSION_PREFIX, STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.model import (
     INVALIDATE_ALL,
+    ClientMeta,
     Lifetime,
     Session,
     SessionInfo,
     looks_like_session_id,
-    needs_touch,
     new_session_id,
 )
 from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
+from sso_proxy.sessions.token_end import token_end
 
 log = get_logger("sso_proxy.sessions")
 CHANNEL = "sso:invalidate"
@@ -79,11 +83,19 @@ class RedisStore:
     def storage_hint(self, session_id: str) -> str:
         return self._crypto.session_digest(session_id)
 
-    async def create(self, identity: Identity, *, provider_access_token: str | None, now: float) -> Session:
+    async def create(
+        self,
+        identity: Identity,
+        *,
+        provider_access_token: str | None,
+        now: float,
+        client: ClientMeta | None = None,
+    ) -> Session:
         session_id = new_session_id()
         name = self._crypto.session_key(session_id)
         # SECURITY: only ciphertext goes to Redis; a dump shows no name, token or cookie.
-        value = self._crypto.seal_session(name, dump_record(identity, now, provider_access_token), now)
+        record = dump_record(identity, now, provider_access_token, client)
+        value = self._crypto.seal_session(name, record, now)
         ttl = _ms(self._lifetime.ttl_after_touch(now, now))
         with unavailable_on_failure("create"):
             # SECURITY: index first, so a session can never exist that revoke-by-user would miss.
@@ -93,25 +105,47 @@ class RedisStore:
             await self._client.set(name, value, px=ttl)
         return Session(session_id, identity, now, now, provider_access_token)
 
-    async def get(self, session_id: str, *, now: float) -> Session | None:
+    async def get(self, session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
         if not looks_like_session_id(session_id):
             return None
         name = self._crypto.session_key(session_id)
         with unavailable_on_failure("get"):
             value = await self._client.get(name)
-        found = self._unseal(name, value)
+        if not isinstance(value, bytes):
+            return None  # unknown or expired
+        version = self._crypto.fingerprint(value)
+        # SECURITY: reuse only a copy read from these very sealed bytes (see ``_reopen``).
+        if previous is not None and previous.id == session_id and previous.version == version:
+            found = self._reopen(name, value, previous)
+        else:
+            found = self._unseal(name, value)
         if found is None:
             return None
         record, last_seen = found
-        if not self._lifetime.is_alive(record.created_at, last_seen, now):
+        # SECURITY: a session carrying a Provider ID token ends before that token does.
+        if not self._lifetime.is_alive(
+            record.created_at, last_seen, now, token_end(record.provider_access_token)
+        ):
             return None
-        if needs_touch(last_seen, now):
+        if self._lifetime.needs_touch(last_seen, now):
             if not await self._touch(name, record.created_at, now):
                 return None  # deleted between our read and our touch: signed out
             last_seen = now
-        return Session(
-            session_id, record.identity, record.created_at, last_seen, record.provider_access_token
-        )
+        token = record.provider_access_token
+        return Session(session_id, record.identity, record.created_at, last_seen, token, version=version)
+
+    def _reopen(self, name: str, value: bytes, previous: Session) -> tuple[Record, float] | None:
+        """``_unseal`` for a value whose sealed record is the one ``previous`` was read from.
+
+        SECURITY: the same sealed bytes under the same key name open to the same record, so the
+        record is not decrypted and parsed again; the stamp (rewritten by every touch) still is
+        checked, and the caller still applies the idle and absolute limits to it.
+        """
+        last_seen = self._crypto.read_stamp(name, value[:STAMP_BYTES])
+        if last_seen is None:
+            log.warning("session_unreadable", handle=name.removeprefix(SESSION_PREFIX)[:8])
+            return None
+        return Record(previous.identity, previous.created_at, previous.provider_access_token), last_seen
 
     async def _touch(self, name: str, created_at: float, now: float) -> bool:
         ttl = _ms(self._lifetime.ttl_after_touch(created_at, now))
@@ -131,18 +165,8 @@ class RedisStore:
         return record, opened[1]
 
     async def delete(self, session_id: str) -> None:
-        if not looks_like_session_id(session_id):
-            return
-        name = self._crypto.session_key(session_id)
-        hint = self.storage_hint(session_id)
-        with unavailable_on_failure("delete"):
-            value = await self._client.getdel(name)
-            opened = self._crypto.open_session(name, value) if isinstance(value, bytes) else None
-            record = load_record(opened[0]) if opened is not None else None
-            if record is not None:
-                user_key = self._crypto.user_key(record.identity.provider_id)
-                await self._client.hdel(user_key, index_member(hint))
-        await self.publish_invalidation(hint)
+        if looks_like_session_id(session_id):
+            await self.delete_digest(self.storage_hint(session_id))
 
     async def delete_user(self, provider_id: str) -> int:
         user_key = self._crypto.user_key(provider_id)
@@ -158,6 +182,20 @@ class RedisStore:
         for digest in digests:
             await self.publish_invalidation(digest)
         return ended
+
+    async def delete_digest(self, digest: str) -> str | None:
+        if len(digest) != 2 * _DIGEST_BYTES or not all(c in "0123456789abcdef" for c in digest):
+            return None  # SECURITY: only a digest of ours names a key; no other key can be reached
+        name = SESSION_PREFIX + digest
+        with unavailable_on_failure("delete"):
+            value = await self._client.getdel(name)
+            opened = self._crypto.open_session(name, value) if isinstance(value, bytes) else None
+            record = load_record(opened[0]) if opened is not None else None
+            if record is not None:
+                user_key = self._crypto.user_key(record.identity.provider_id)
+                await self._client.hdel(user_key, index_member(digest))
+        await self.publish_invalidation(digest)
+        return record.identity.provider_id if record is not None else None
 
     async def list_sessions(self, *, now: float | None = None) -> list[SessionInfo]:
         """Every session (or every one alive at ``now``), oldest login first."""
@@ -185,6 +223,9 @@ class RedisStore:
             created_at=record.created_at,
             last_seen=last_seen,
             expires_at=self._lifetime.expires_at(record.created_at, last_seen),
+            digest=name.removeprefix(SESSION_PREFIX),
+            identity=record.identity,
+            client=record.client,
         )
 
     async def put_state(self, key: str, value: Mapping[str, Any], ttl: float) -> None:

@@ -4,7 +4,9 @@ Behaviour every store shares (checked by one conformance suite against memory an
 
 * ``create`` always mints a fresh random id (no session fixation);
 * ``get`` returns None for unknown, idle-expired or too-old sessions, and on success slides the idle
-  timeout (at most one write a second), never past ``created_at + max_lifetime``;
+  timeout (at most one write per ``Lifetime.touch_interval``), never past ``created_at +
+  max_lifetime``; given ``previous`` (what it returned for this id before), it may reuse that
+  session's parsed identity when the stored record is byte for byte unchanged;
 * store trouble raises ``StoreUnavailable``, never "no session" (contract §6: fail closed, lose
   nothing);
 * ``take_state`` is single use; ``delete``/``delete_user`` announce the ended sessions on
@@ -18,20 +20,33 @@ from typing import Any, Protocol
 
 from sso_proxy.config.schema import SessionConfig
 from sso_proxy.identity.profile import Identity
-from sso_proxy.sessions.model import Lifetime, Session, SessionInfo
+from sso_proxy.sessions.model import ClientMeta, Lifetime, Session, SessionInfo
 
 
 class SessionStore(Protocol):
     async def create(
-        self, identity: Identity, *, provider_access_token: str | None, now: float
+        self,
+        identity: Identity,
+        *,
+        provider_access_token: str | None,
+        now: float,
+        client: ClientMeta | None = None,
     ) -> Session: ...
 
-    async def get(self, session_id: str, *, now: float) -> Session | None: ...
+    async def get(
+        self, session_id: str, *, now: float, previous: Session | None = None
+    ) -> Session | None: ...
 
     async def delete(self, session_id: str) -> None: ...
 
     async def delete_user(self, provider_id: str) -> int:
         """End every session of ``provider_id``; the number ended."""
+        ...
+
+    async def delete_digest(self, digest: str) -> str | None:
+        """End the session stored under ``digest`` (``SessionInfo.digest``: what the admin console
+        knows a session by, never its cookie) and announce it; the provider_id it belonged to, or
+        None when there was none."""
         ...
 
     async def list_sessions(self, *, now: float | None = None) -> list[SessionInfo]: ...

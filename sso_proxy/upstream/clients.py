@@ -7,8 +7,10 @@ exchange could leave behind for another's:
   and sends it on every later request to that host -- one user's app session on every other
   user's WebSocket handshake (issue 10, finding 1). ``DummyCookieJar`` stores nothing, and the
   ``Cookie`` header a caller passes goes out exactly as given;
-* no default auth, headers or cookies (this factory accepts none), no proxy or ``.netrc``
-  credentials from the environment unless a caller asks (``trust_env``);
+* no default auth, headers or cookies (this factory accepts none), and by default nothing from
+  the environment: no ``HTTP(S)_PROXY``, no ``.netrc`` password. The upstream apps are on the
+  hospital's own network and must never be reached through an egress proxy; the MOPH calls pick
+  their proxy themselves, per request (``sso_proxy.moph.egress``), and never read ``.netrc``;
 * no redirect followed on a WebSocket handshake (``ws_connect`` always follows them, which would
   send the user's identity headers wherever ``Location`` points); every other call passes
   ``allow_redirects=False``.
@@ -32,6 +34,7 @@ def client_session(
     trust_env: bool = False,
 ) -> aiohttp.ClientSession:
     """A client session that shares no per-response state between requests (see the module doc)."""
+    # SECURITY: trust_env stays False by default: an upstream app never goes through a proxy.
     return aiohttp.ClientSession(
         connector=connector,
         # SECURITY: no cookie jar: a Set-Cookie answered to one user must never reach another.

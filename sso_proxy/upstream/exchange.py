@@ -1,45 +1,37 @@
 """One proxied HTTP request over a pooled HTTP/1.1 connection: send it, retry once when that is safe,
-relay the answer as it streams in.
+and hand the answer to the one relay (``upstream.relay``).
 
 Retry rule: only a bodiless GET/HEAD/OPTIONS/TRACE, only when the connection came from the pool
 (the upstream may have closed it just as we wrote) and only when not one byte of a response came
 back. Everything else fails with 502/504; a POST is never sent twice.
 
-A client that stops reading the answer, or stops sending its request body, for the route pool's
-``client_timeout`` is dropped (``ClientStalled``) and the upstream connection closed: it must not
-hold a connection and a slot that others need (issue 10, finding 4).
+A client that stops sending its request body for the route pool's ``client_timeout`` is dropped
+(``ClientStalled``) and the upstream connection closed, as one that stops reading the answer is
+(``relay``): it must not hold a connection and a slot that others need (issue 10, finding 4).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import partial
 
 from aiohttp import hdrs, web
 
 from sso_proxy.core.cookie_names import CookieNames
 from sso_proxy.errors import UpstreamError, UpstreamTimeout
-from sso_proxy.upstream.http1 import Http1Connection, Http1Failure, ResponseHead, UpstreamStalled
+from sso_proxy.upstream.aiohttp_writer import StreamResponseWriter
+from sso_proxy.upstream.http1 import Http1Connection
+from sso_proxy.upstream.http1_parser import Http1Failure, ResponseHead, UpstreamStalled
 from sso_proxy.upstream.limits import RoutePool
+from sso_proxy.upstream.relay import ClientStalled, UpstreamAborted, relay, to_client
 from sso_proxy.upstream.request import build_head
-from sso_proxy.upstream.response import make_response, passed_headers
 from sso_proxy.upstream.url import UpstreamTarget
 
-_T = TypeVar("_T")
+__all__ = ["ClientStalled", "RequestPlan", "UpstreamAborted", "exchange", "forward_http", "plan_request"]
 RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # Methods whose servers expect a body: without one we still say "Content-Length: 0" (else some answer 411).
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-class UpstreamAborted(ConnectionResetError):
-    """The upstream failed after the response had started. The client connection has been cut, so
-    the client sees an incomplete response, never a silently truncated one; no error page is possible."""
-
-
-class ClientStalled(ConnectionResetError):
-    """The client stopped reading the answer (or sending its body) for too long: it was dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +70,10 @@ async def forward_http(
     conn, response_head = await exchange(
         pool, plan, head, route_timeout, head_only=request.method == hdrs.METH_HEAD, request=request
     )
-    response_head.headers = passed_headers(response_head.headers, own_cookies)
-    return await _relay(pool, request, conn, response_head, route_timeout)
+    writer = StreamResponseWriter(request)
+    await relay(pool, conn, response_head, writer, read_timeout=route_timeout, own_cookies=own_cookies)
+    assert writer.response is not None, "the relay answers"
+    return writer.response
 
 
 async def exchange(
@@ -165,50 +159,14 @@ async def _pump_body(
     client_timeout: float,
 ) -> None:
     content = request.content
-    while chunk := await _with_client(request, content.readany(), client_timeout):
+    drop = partial(_drop, request)
+    while chunk := await to_client(content.readany(), client_timeout, drop):
         conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
         await conn.drain(route_timeout)
     if chunked:
         conn.write(b"0\r\n\r\n")
 
 
-async def _relay(
-    pool: RoutePool, request: web.BaseRequest, conn: Http1Connection, head: ResponseHead, route_timeout: float
-) -> web.StreamResponse:
-    if conn.complete:
-        body = conn.take()  # the whole answer is here already: one response, one write
-        pool.release(conn)
-        return make_response(head.status, head.reason, head.headers, head.has_content_type, body=body)
-    resp = make_response(head.status, head.reason, head.headers, head.has_content_type, body=None)
-    released = False
-    try:
-        await resp.prepare(request)
-        while not released:
-            chunk = await conn.read(route_timeout)
-            if conn.drained:
-                pool.release(conn)  # before the last write: the next request can use it already
-                released = True
-            if chunk:
-                await _with_client(request, resp.write(chunk), pool.client_timeout)
-        await _with_client(request, resp.write_eof(), pool.client_timeout)
-    except Http1Failure as exc:
-        if request.transport is not None:
-            request.transport.close()
-        raise UpstreamAborted(f"upstream failed mid-response: {exc}") from None
-    finally:
-        if not released:
-            pool.discard(conn)
-    return resp
-
-
-async def _with_client(request: web.BaseRequest, step: Awaitable[_T], client_timeout: float) -> _T:
-    """``step`` (a read from or a write to the client), or ``ClientStalled`` when the client holds it
-    up for ``client_timeout`` seconds."""
-    try:
-        # SECURITY: a client that stops reading (or sending) must not hold the upstream connection.
-        async with asyncio.timeout(client_timeout):
-            return await step
-    except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()  # not close(): that would wait for the client to read
-        raise ClientStalled("the client stalled: dropped") from None
+def _drop(request: web.BaseRequest) -> None:
+    if request.transport is not None:
+        request.transport.abort()

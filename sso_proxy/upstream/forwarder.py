@@ -6,11 +6,12 @@ What happens here: the upstream hop's own framing (Host, Content-Length / Transf
 streaming both ways with flow control, hop-by-hop headers of the answer dropped, no redirect
 followed, no decompression, WebSocket upgrades relayed.
 
-Plain HTTP goes through pooled keep-alive HTTP/1.1 connections on httptools
-(``upstream_pool`` / ``upstream_http1`` / ``upstream_exchange``), each route within its own
-``max_connections`` (``upstream_limits``); WebSocket upgrades through aiohttp's client
-(``upstream_ws``), from ``http_clients.client_session`` like every client of the proxy. A client
-that stops reading the answer (or sending its body) for ``client_timeout`` seconds is dropped.
+Plain HTTP goes through pooled keep-alive HTTP/1.1 connections on httptools (``upstream.pool`` /
+``upstream.http1`` / ``upstream.exchange``), each route within its own ``max_connections``
+(``upstream.limits``), and the answer through the one relay (``upstream.relay``) that the fast
+path uses too; WebSocket upgrades through aiohttp's client (``upstream.websocket``), from
+``upstream.clients.client_session`` like every client of the proxy. A client that stops reading
+the answer (or sending its body) for ``client_timeout`` seconds is dropped.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from sso_proxy.core.cookie_names import NO_COOKIES, CookieNames
 from sso_proxy.errors import UpstreamError
 from sso_proxy.upstream.clients import client_session
 from sso_proxy.upstream.deadlines import Deadlines
-from sso_proxy.upstream.exchange import UpstreamAborted, forward_http
+from sso_proxy.upstream.exchange import forward_http
 from sso_proxy.upstream.limits import DEFAULT_MAX_CONNECTIONS, RoutePool, Slots
 from sso_proxy.upstream.pool import Pool
+from sso_proxy.upstream.relay import UpstreamAborted
 from sso_proxy.upstream.url import UpstreamTarget, parse_upstream
 from sso_proxy.upstream.websocket import is_websocket_upgrade, proxy_websocket
 

@@ -1,10 +1,11 @@
-"""Turning an upstream response head into the aiohttp response sent to the client.
+"""Turning an upstream response head into the head sent to the client.
 
 Removed: hop-by-hop headers (RFC 9110 §7.6.1: the fixed list plus every header the upstream
 names in its ``Connection`` header), and every ``Set-Cookie`` for one of the proxy's own cookies
 (``passed_headers``). Everything else, duplicates and the app's own ``Set-Cookie`` included,
 passes in order. Bodies are never decoded: ``Content-Encoding`` and the bytes stay as the upstream
-sent them.
+sent them. The aiohttp pipeline builds its response objects from the result
+(``upstream.aiohttp_writer``); the fast path writes the same bytes itself (below).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 
-from aiohttp import hdrs, web
 from aiohttp.http import SERVER_SOFTWARE
 
 from sso_proxy.core.cookie_names import CookieNames, keeps_set_cookie
@@ -93,43 +93,13 @@ def passed_headers(headers: list[tuple[str, str]], own_cookies: CookieNames) -> 
     ]
 
 
-class _UntypedStream(web.StreamResponse):
-    """aiohttp adds ``Content-Type: application/octet-stream`` to bodies without one; a proxy must
-    not (it would turn a page the browser renders into a download). Used only when the upstream
-    sent no Content-Type, so the common case pays nothing."""
-
-    async def _prepare_headers(self) -> None:
-        await super()._prepare_headers()
-        self._headers.popall(hdrs.CONTENT_TYPE, None)
-
-
-class _UntypedResponse(web.Response, _UntypedStream):
-    pass
-
-
-def make_response(
-    status: int, reason: str, headers: list[tuple[str, str]], has_type: bool, *, body: bytes | None
-) -> web.StreamResponse:
-    """A ready response when ``body`` is given, else a stream to be prepared and written.
-
-    ``headers`` are already end-to-end only (``digest_headers``)."""
-    resp: web.StreamResponse
-    if body is not None:
-        kind = web.Response if has_type or not body else _UntypedResponse
-        resp = kind(status=status, reason=reason or None, body=body)
-    else:
-        stream = web.StreamResponse if has_type else _UntypedStream
-        resp = stream(status=status, reason=reason or None)
-    resp.headers.extend(headers)
-    return resp
-
-
 # ---- writing a response without aiohttp (the fast path) ---
 #
-# The bytes must be exactly what aiohttp writes for the response ``make_response`` builds, answering
-# a keep-alive HTTP/1.1 GET: the same headers in the same order (Content-Length, a default
-# Content-Type, Date and Server added the way ``StreamResponse._prepare_headers`` adds them), the
-# same framing and the same refusal of control characters. tests/test_fastpath.py compares both.
+# The bytes must be exactly what aiohttp writes for the response ``aiohttp_writer.make_response``
+# builds, answering a keep-alive HTTP/1.1 GET: the same headers in the same order (Content-Length,
+# a default Content-Type, Date and Server added the way ``StreamResponse._prepare_headers`` adds
+# them), the same framing and the same refusal of control characters. tests/e2e/test_fastpath.py
+# compares both.
 
 EMPTY_BODY_STATUSES = frozenset((204, 304, *range(100, 200)))
 REASONS = {status.value: status.phrase for status in HTTPStatus}
@@ -207,7 +177,7 @@ def _finish_headers(head: _HeaderList, status: int, length: int | None, has_type
         head.set("Date", http_date())
     head.setdefault("Server", SERVER_SOFTWARE)
     if not has_type:
-        head.delete("content-type")  # _UntypedStream: a proxy adds no type of its own
+        head.delete("content-type")  # aiohttp_writer._UntypedStream: a proxy adds no type of its own
     return chunked
 
 

@@ -24,8 +24,8 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-from sso_proxy.core.requestinfo import ClientInfo, client_info
 from sso_proxy.errors import NotFound, StateError
+from sso_proxy.frontends.aiohttp_app.requestinfo import ClientInfo, client_info
 from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.web import pages

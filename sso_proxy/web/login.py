@@ -23,7 +23,6 @@ from typing import Any
 
 from aiohttp import web
 
-from sso_proxy.core.requestinfo import client_info, own_origin
 from sso_proxy.errors import (
     Forbidden,
     IdpError,
@@ -32,11 +31,13 @@ from sso_proxy.errors import (
     StateError,
     Unauthenticated,
 )
+from sso_proxy.frontends.aiohttp_app.requestinfo import client_info, own_origin
 from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.moph import LoginResult
 from sso_proxy.observability import metrics
 from sso_proxy.observability.log import audit
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.sessions.model import ClientMeta
 from sso_proxy.web import pages
 from sso_proxy.web.handoff import handoff, issue, login_start_url, route_start
 from sso_proxy.web.loginstate import (
@@ -51,6 +52,7 @@ from sso_proxy.web.loginstate import (
     state_matches,
 )
 from sso_proxy.web.redirects import origin_of, safe_redirect
+from sso_proxy.web.useragent import browser_family
 
 __all__ = ["callback", "handoff", "login_start_url", "sign_out", "sign_out_page", "start", "userinfo"]
 
@@ -135,12 +137,18 @@ async def callback(request: web.Request) -> web.StreamResponse:
     except SsoProxyError as exc:
         login_failed(info.ip, exc, retry=login_start_url(rt, rd))
         raise
-    session = await rt.store.create(
-        result.identity, provider_access_token=result.provider_access_token, now=time.time()
-    )
+    # SECURITY: the Provider ID token is kept only when a route passes tokens to its app, and a
+    # session holding it ends before it expires (sso_proxy.sessions.token_end).
+    routes = rt.config.routes
+    keep = any(route.pass_access_token or route.pass_moph_center_token for route in routes)
+    token = result.provider_access_token if keep else None
+    # For the admin console's session list: the address and a browser family, never the whole UA.
+    client = ClientMeta(info.ip, browser_family(request.headers.get("User-Agent", "")))
+    session = await rt.store.create(result.identity, provider_access_token=token, now=time.time(), client=client)
     identity = result.identity
     audit(
         "login_succeeded",
+        subject=identity,
         provider_id=identity.provider_id,
         hcode=identity.first_hcode(),
         ial=identity.ial,

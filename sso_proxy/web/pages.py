@@ -1,7 +1,9 @@
 """Bilingual (Thai / English) HTML pages and JSON bodies for people who hit a wall.
 
 Every page says what happened and what to do next, in Thai first, then English. Pages never
-reveal rules, tokens or other users' data. All dynamic text is HTML-escaped.
+reveal rules, tokens or other users' data. All dynamic text is HTML-escaped. The answers to a
+request's verdict and every error page are built from these by ``sso_proxy.web.render``; the
+aiohttp helpers below serve the login pages.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ button,.button{background:#0b6e4f;color:#fff;border:0;border-radius:8px;padding:
 font-size:1rem;cursor:pointer;text-decoration:none;display:inline-block}
 .note{background:#fff7e6;border-left:4px solid #f0a500;padding:.6rem 1rem;margin:1rem 0}
 """
+
+
+# SECURITY: the proxy's own pages are never cached, framed or sniffed.
+PAGE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; "
+        "frame-ancestors 'none'",
+    ),
+)
 
 
 def esc(value: object) -> str:
@@ -53,12 +69,6 @@ def page(
     )
 
 
-def wants_json(request: web.Request) -> bool:
-    """JSON clients: Accept names application/json and not text/html (contract §5)."""
-    accept = request.headers.get("Accept", "").lower()
-    return "application/json" in accept and "text/html" not in accept
-
-
 def html_response(text: str, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
     apply_page_headers(response)
@@ -79,15 +89,8 @@ def json_response(data: Mapping[str, Any], *, status: int = 200) -> web.Response
 
 
 def apply_page_headers(response: web.StreamResponse) -> None:
-    """SECURITY: the proxy's own pages are never cached, framed or sniffed."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; "
-        "frame-ancestors 'none'"
-    )
+    for name, value in PAGE_HEADERS:
+        response.headers[name] = value
 
 
 def button_form(action: str, label_th: str, label_en: str, fields: Mapping[str, str]) -> str:

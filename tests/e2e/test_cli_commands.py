@@ -66,6 +66,7 @@ def write_config(tmp_path: Path, redis_url: str) -> Path:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    path.chmod(0o600)  # its secrets are written in it: a file others can read is refused
     return path
 
 

@@ -21,10 +21,10 @@ from support.harness import browser, default_routes, follow, stack_config
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
-from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 from sso_proxy.web import login
 
 PIPELINES = [pytest.param(True, id="fast-path"), pytest.param(False, id="aiohttp")]
@@ -51,10 +51,11 @@ async def started_proxy(fast: bool) -> AsyncIterator[Proxy]:
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
-    runner = web.AppRunner(create_app(config, runtime=runtime, fast_path=fast), access_log=None)
+    runner = web.AppRunner(create_app(config, runtime=runtime), access_log=None)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
-    assert isinstance(runner.server, FastPathServer) is fast  # the pipeline under test
+    site = ProxySite(runner, sock=sock, fast_path=fast)
+    await site.start()
+    assert site.fast_path is fast  # the pipeline under test
     try:
         yield Proxy(port, mock.base_url)
     finally:
@@ -130,7 +131,7 @@ def test_sign_in_is_the_start_handler_itself() -> None:
     data = stack_config(
         port=4180, idp_url="http://127.0.0.1:9", settings=MockSettings(), routes=default_routes("http://x:1")
     )
-    app = create_app(parse_config(yaml.safe_dump(data, allow_unicode=True), {}), fast_path=False)
+    app = create_app(parse_config(yaml.safe_dump(data, allow_unicode=True), {}))
     handlers = {
         (route.method, route.resource.canonical): route.handler
         for route in app.router.routes()

@@ -113,6 +113,7 @@ async def rotation(tmp_path: Path, redis_url: str) -> AsyncIterator[Rotation]:
     )
     config_path = tmp_path / "sso-proxy.yaml"
     config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config_path.chmod(0o600)  # its secrets are written in it: a file others can read is refused
     yield Rotation(stack, config_path, data, k1, k2, paths)
     await stack.close()
     await runner.cleanup()

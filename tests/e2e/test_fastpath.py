@@ -1,7 +1,7 @@
 """The fast path (sso_proxy.frontends.fastpath) answers exactly as the aiohttp path does, or hands over.
 
 Two listeners share one Runtime: one starts its connections on the fast path, the other sends
-everything through aiohttp (``create_app(..., fast_path=False)``). The same raw requests go to
+everything through aiohttp (``ProxySite(..., fast_path=False)``). The same raw requests go to
 both; the bytes the client gets back (Date aside) and the heads the upstream receives must be
 the same, and the fast path must really have answered the requests it is meant to take.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -20,13 +21,15 @@ import yaml
 from aiohttp import web
 from support.echo_app import read_request_head, start_raw_upstream
 from support.harness import browser, follow, free_port, stack_config
+from support.redis_server import RedisServer
+from support.waits import wait_until, within
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
-from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
-from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.runtime import HEARTBEAT_FRESH, Runtime
+from sso_proxy.server.site import ProxySite
 
 BODY = b"hello, upstream\n"
 DATE = b"Date: Wed, 25 Nov 2026 20:00:00 GMT\r\n"
@@ -79,7 +82,7 @@ class Pair:
     fast_port: int
     plain_port: int
     cookie: str
-    server: FastPathServer
+    server: ProxySite  # the fast listener (counts fast_answers)
     runtime: Runtime
     heads: list[bytes] = field(default_factory=list)  # request heads the upstream received
 
@@ -99,7 +102,7 @@ async def scripted(heads: list[bytes]) -> tuple[asyncio.Server, str]:
 
 
 @contextlib.asynccontextmanager
-async def started_pair(trusted: list[str]) -> AsyncIterator[Pair]:
+async def started_pair(trusted: list[str], redis_url: str | None = None) -> AsyncIterator[Pair]:
     heads: list[bytes] = []
     upstream_server, upstream = await scripted(heads)
     fast_port, plain_port = free_port(), free_port()
@@ -123,19 +126,26 @@ async def started_pair(trusted: list[str]) -> AsyncIterator[Pair]:
         },
         {"name": "down", "host": "down.test", "upstream": f"http://127.0.0.1:{free_port()}"},
     ]
+    store = "redis" if redis_url else "memory"
     data = stack_config(
-        port=fast_port, idp_url=mock.base_url, settings=settings, routes=routes, trusted_proxies=trusted
+        port=fast_port,
+        idp_url=mock.base_url,
+        settings=settings,
+        routes=routes,
+        trusted_proxies=trusted,
+        store=store,
+        redis_url=redis_url,
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
-    runners = []
+    runners, sites = [], []
     for port, fast in ((fast_port, True), (plain_port, False)):
-        runner = web.AppRunner(create_app(config, runtime=runtime, fast_path=fast), access_log=None)
+        runner = web.AppRunner(create_app(config, runtime=runtime), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        sites.append(ProxySite(runner, "127.0.0.1", port, fast_path=fast))
+        await sites[-1].start()
         runners.append(runner)
-    server = runners[0].server
-    assert isinstance(server, FastPathServer)
+    server = sites[0]
     async with browser() as client:
         response, _ = await follow(client, f"http://app.test:{fast_port}/", user="nurse2org")
         assert response.status == 200
@@ -294,9 +304,6 @@ async def test_the_upstream_receives_the_same_request(pair: Pair) -> None:
     [
         b"POST / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nContent-Length: 3\r\n\r\nabc",
         b"HEAD / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
-        b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",  # no session: login redirect
-        b"GET /doctors/x HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",  # refused: 403
-        b"GET /public/x HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
         b"GET /oauth2/userinfo HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
         b"GET /healthz HTTP/1.1\r\nHost: app.test\r\n\r\n",
         b"GET /%61nything HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\n\r\n",
@@ -306,7 +313,6 @@ async def test_the_upstream_receives_the_same_request(pair: Pair) -> None:
         b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\nCookie: @\r\n\r\n",
         b"GET / HTTP/1.1\r\nCookie: @\r\n\r\n",  # no Host: 400
         b"GET / HTTP/1.1\nHost: app.test\nCookie: @\n\n",  # bare LF
-        b"GET / HTTP/1.1\r\nHost: nowhere.test\r\nCookie: @\r\n\r\n",  # no route: 404
         b"GET / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: app.test\r\nCookie: @\r\nUser-Agent: a\r\nUser-Agent: b\r\n\r\n",
     ],
@@ -381,7 +387,7 @@ async def test_shutdown_lets_the_answer_in_progress_finish(pair: Pair) -> None:
     conn.writer.write(get("/big", pair.cookie))
     await conn.reader.readexactly(100)  # the answer has started: the upstream is streaming
     idle = await Conn.open(pair.fast_port)
-    await pair.server.shutdown(5.0)
+    await pair.server.server.shutdown(5.0)  # aiohttp's server drains the fast path's connections too
     rest = await conn.reader.read()  # the whole answer, then the close
     assert len(rest) > 590_000 and rest.endswith(b"x" * 100)
     assert await idle.reader.read() == b""  # an idle keep-alive connection is simply closed
@@ -409,31 +415,34 @@ async def test_an_idle_keep_alive_connection_is_closed(pair: Pair, monkeypatch: 
 @pytest.mark.parametrize(
     ("extra", "answered"),
     [
-        (("X-Original-URI: /anything?x=1",), True),
-        (("X-Original-URI: /public/x",), True),
-        (("X-Original-URI: /anything", "X-Original-Method: GET"), True),
-        (("X-Original-URI: /doctors/x",), False),  # refused: 403 and its audit event from aiohttp
-        (("X-Original-URI: /a/../anything",), False),  # 400
-        (("X-Original-URI: /a", "X-Original-URI: /b"), False),  # 400
-        ((), False),  # 400
-        (("X-Original-URI: //evil",), False),  # 400
+        (("X-Original-URI: /anything?x=1",), 202),
+        (("X-Original-URI: /public/x",), 202),
+        (("X-Original-URI: /anything", "X-Original-Method: GET"), 202),
+        (("X-Original-URI: /doctors/x",), 403),
+        (("X-Original-URI: /a/../anything",), 400),
+        (("X-Original-URI: /a", "X-Original-URI: /b"), 400),
+        ((), 400),
+        (("X-Original-URI: //evil",), 400),
+        (("X-Original-URI: /x", "Host: nowhere.test"), 404),
     ],
 )
-async def test_auth_request_answers_are_aiohttps(pair: Pair, extra: tuple[str, ...], answered: bool) -> None:
+async def test_auth_request_answers_are_aiohttps(pair: Pair, extra: tuple[str, ...], answered: int) -> None:
     before = pair.server.fast_answers
-    fast, plain = await both(pair, get("/oauth2/auth", pair.cookie, *extra))
+    host = next((line[6:] for line in extra if line.startswith("Host: ")), "app.test")
+    lines = [line for line in extra if not line.startswith("Host: ")]
+    fast, plain = await both(pair, get("/oauth2/auth", pair.cookie, *lines, host=host))
     assert normalised(fast) == normalised(plain)
-    assert pair.server.fast_answers == before + (1 if answered else 0)
+    assert pair.server.fast_answers == before + 1  # every answer to nginx, from the fast path
     assert pair.heads == []  # nothing went upstream
-    if answered:
-        assert fast.startswith(b"HTTP/1.1 202 ")
+    assert fast.startswith(b"HTTP/1.1 %d " % answered)
 
 
 async def test_auth_request_without_a_session_is_aiohttps_401(pair: Pair) -> None:
     before = pair.server.fast_answers
     fast, plain = await both(pair, get("/oauth2/auth", "other=1", "X-Original-URI: /x"))
     assert fast.startswith(b"HTTP/1.1 401 ") and normalised(fast) == normalised(plain)
-    assert pair.server.fast_answers == before
+    assert b"Location: http://sso.test:" in fast
+    assert pair.server.fast_answers == before + 1
 
 
 async def test_legacy_headers_and_tokens_go_upstream_the_same(pair: Pair) -> None:
@@ -498,3 +507,105 @@ async def test_an_upstream_failure_is_logged_under_the_id_on_its_page(pair: Pair
     failed = [e for e in events if e["event"] == "request_failed"]
     assert [e.get("request_id") for e in failed] == [page["request_id"]]
     assert len(page["request_id"]) == 16
+
+
+# ---- every verdict kind: answered by the fast path itself, byte for byte as aiohttp answers ---
+
+JSON = "Accept: application/json"
+# id -> (target, host, cookie: session / none / unknown / oversized, extra header lines, status)
+VERDICTS: dict[str, tuple[str, str, str, tuple[str, ...], int]] = {
+    "forward": ("/x?q=1", "app.test", "session", (), 200),
+    "public-anonymous": ("/public/x", "app.test", "none", (), 200),
+    "public-signed-in": ("/public/x", "app.test", "session", (), 200),
+    "login-redirect": ("/x?q=1", "app.test", "none", (), 302),
+    "login-unknown-session": ("/x", "app.test", "unknown", (), 302),
+    "login-oversized-cookie": ("/x", "app.test", "oversized", (), 302),
+    "login-401-json": ("/x", "app.test", "none", (JSON,), 401),
+    "refuse-403-html": ("/doctors/x", "app.test", "session", (), 403),
+    "refuse-403-json": ("/doctors/x", "app.test", "session", (JSON,), 403),
+    "bad-400-html": ("/x;jsessionid=1", "app.test", "session", (), 400),
+    "bad-400-json": ("/x;jsessionid=1", "app.test", "session", (JSON,), 400),
+    "not-found-404-html": ("/", "nowhere.test", "session", (), 404),
+    "not-found-404-json": ("/", "nowhere.test", "none", (JSON,), 404),
+}
+
+
+def cookie_for(pair: Pair, kind: str) -> str:
+    name = pair.cookie.split("=", 1)[0]
+    return {
+        "session": pair.cookie,
+        "none": "theme=dark",
+        "unknown": f"{name}={'u' * 43}",
+        "oversized": f"{name}={'o' * 300}",
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(VERDICTS))
+async def test_every_verdict_is_the_fast_paths_own_answer_and_aiohttps(pair: Pair, kind: str) -> None:
+    target, host, cookie, extra, status = VERDICTS[kind]
+    before = pair.server.fast_answers
+    fast, plain = await both(pair, get(target, cookie_for(pair, cookie), *extra, host=host))
+    assert fast.startswith(b"HTTP/1.1 %d " % status), fast[:200]
+    assert normalised(fast) == normalised(plain)
+    assert pair.server.fast_answers == before + 1, "the fast path handed it to aiohttp"
+    if status == 200:
+        first, second = pair.heads
+        assert first == second
+        assert (b"X-Provider-Assertion: " in first) == (kind == "forward")  # public: no identity
+    else:
+        assert pair.heads == []  # nothing went upstream
+
+
+async def test_a_refusal_is_audited_once_under_the_id_on_its_page(pair: Pair) -> None:
+    import io
+    import json
+
+    import structlog
+
+    from sso_proxy.observability.log import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    try:
+        answers = [
+            await (await Conn.open(port)).ask(get("/doctors/x", pair.cookie, JSON))
+            for port in (pair.fast_port, pair.plain_port)
+        ]
+        pages = [json.loads(answer.split(b"\r\n\r\n", 1)[1]) for answer in answers]
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    denied = [e for e in events if e["event"] == "access_denied"]
+    assert [e["request_id"] for e in denied] == [page["request_id"] for page in pages]
+    assert {(e["route"], e["rule"]) for e in denied} == {("doctors", "no allow rule matched")}
+
+
+@pytest.fixture
+async def redis_pair(redis_url: str) -> AsyncIterator[Pair]:
+    async with started_pair([], redis_url) as started:
+        yield started
+
+
+async def test_a_store_that_is_down_is_the_fast_paths_503_at_once(
+    redis_pair: Pair, redis_server: RedisServer
+) -> None:
+    pair = redis_pair
+    runtime = pair.runtime
+    redis_server.pause()
+    try:
+        stale = lambda: time.monotonic() - runtime.store_ok_at >= HEARTBEAT_FRESH  # noqa: E731
+        await wait_until(stale, what="a failed heartbeat")
+        for raw in (
+            get("/x", pair.cookie),
+            get("/x", pair.cookie, JSON),
+            get("/oauth2/auth", pair.cookie, "X-Original-URI: /x"),
+        ):
+            before = pair.server.fast_answers
+            fast, plain = await within(both(pair, raw), what="an answer while the store is frozen")
+            assert fast.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 2\r\n" in fast
+            assert normalised(fast) == normalised(plain)
+            assert pair.server.fast_answers == before + 1
+        public = await within(both(pair, get("/public/x", "")), what="a public path")  # needs no store
+        assert public[0].startswith(b"HTTP/1.1 200 ") and normalised(public[0]) == normalised(public[1])
+    finally:
+        redis_server.resume()

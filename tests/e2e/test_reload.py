@@ -49,6 +49,7 @@ class Live:
 
     def write(self, data: dict[str, Any]) -> str:
         self.path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        self.path.chmod(0o600)  # its secrets are written in it: a file others can read is refused
         return str(self.path)
 
 

@@ -29,10 +29,10 @@ from yarl import URL
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
-from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 
 DOCTORS = [{"organization": {"hcode": "10999", "position": "แพทย์"}}]
 
@@ -73,7 +73,7 @@ def routes(echo: str, iis: str) -> list[dict[str, Any]]:
 class Proxy:
     ports: dict[str, int]  # "fast" / "plain" -> port
     runtime: Runtime
-    server: FastPathServer
+    server: ProxySite  # the fast listener (counts fast_answers)
     cookies: dict[str, str] = field(default_factory=dict)
 
     async def login(self, user: str) -> str:
@@ -107,17 +107,16 @@ async def proxy() -> AsyncIterator[Proxy]:
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
-    runners = []
+    runners, sites = [], []
     try:
         for kind, sock in socks.items():
-            app = create_app(config, runtime=runtime, fast_path=kind == "fast")
+            app = create_app(config, runtime=runtime)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.SockSite(runner, sock).start()
+            sites.append(ProxySite(runner, sock=sock, fast_path=kind == "fast"))
+            await sites[-1].start()
             runners.append(runner)
-        server = runners[0].server
-        assert isinstance(server, FastPathServer)
-        yield Proxy(ports, runtime, server)
+        yield Proxy(ports, runtime, sites[0])
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -21,7 +21,7 @@ from support.server_stack import get, running_proxy, until_closed
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.errors import ConfigError
-from sso_proxy.frontends.fastpath.protocol import FastPathProtocol, FastPathServer
+from sso_proxy.frontends.fastpath.protocol import FastPathProtocol
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.server.serve import restart_only_changes
 
@@ -89,7 +89,7 @@ async def test_a_head_trickled_byte_by_byte_is_closed(fast: bool) -> None:
 @PIPELINES
 async def test_a_slow_head_complete_within_the_deadline_is_answered(fast: bool) -> None:
     async with running_proxy(fast=fast, header_timeout="10s") as proxy:
-        before = getattr(proxy.server, "fast_answers", 0)
+        before = proxy.site.fast_answers
         reader, writer = await open_connection(proxy.port)
         head = get("/x", f"Cookie: {proxy.cookie}")
         for start in range(0, len(head), len(head) // 4 + 1):
@@ -97,7 +97,7 @@ async def test_a_slow_head_complete_within_the_deadline_is_answered(fast: bool) 
             await asyncio.sleep(0.1)
         assert (await read_response(reader)).startswith(b"HTTP/1.1 200 ")
         if fast:
-            assert getattr(proxy.server, "fast_answers", 0) == before + 1  # the fast path answered it
+            assert proxy.site.fast_answers == before + 1  # the fast path answered it
         writer.close()
 
 
@@ -107,12 +107,12 @@ async def test_after_an_answer_the_next_head_has_a_deadline_too(fast: bool, path
     """Keep-alive: the deadline runs again from the end of the answer. On the fast path, /x is
     answered by the fast path itself and /healthz is handed to aiohttp first."""
     async with running_proxy(fast=fast) as proxy:
-        handed_off = getattr(proxy.server, "handed_off", 0)
+        handed_off = proxy.site.handed_off
         reader, writer = await open_connection(proxy.port)
         writer.write(get(path, f"Cookie: {proxy.cookie}"))
         assert (await read_response(reader)).startswith(b"HTTP/1.1 200 ")
         if fast:
-            assert getattr(proxy.server, "handed_off", 0) == handed_off + (path == "/healthz")
+            assert proxy.site.handed_off == handed_off + (path == "/healthz")
         assert await closed_while_trickling(reader, writer) == b""
 
 
@@ -120,8 +120,7 @@ async def test_an_unfinished_head_handed_to_aiohttp_keeps_its_deadline() -> None
     """A head longer than the fast path reads goes to aiohttp unfinished; aiohttp's deadline is then
     the one already running, not a fresh one (else each hand-off would give a client more time)."""
     async with running_proxy(fast=True, header_timeout="30s") as proxy:
-        server = proxy.server
-        assert isinstance(server, FastPathServer)
+        server = proxy.server  # aiohttp's: it holds the fast path's connections and aiohttp's alike
         _reader, writer = await open_connection(proxy.port)
         writer.write(NEVER_ENDS[:100])
 
@@ -148,11 +147,11 @@ async def test_an_unfinished_head_handed_to_aiohttp_keeps_its_deadline() -> None
 
 async def test_an_unfinished_head_handed_to_aiohttp_is_closed() -> None:
     async with running_proxy(fast=True) as proxy:
-        handed_off = getattr(proxy.server, "handed_off", 0)
+        handed_off = proxy.site.handed_off
         reader, writer = await open_connection(proxy.port)
         writer.write(NEVER_ENDS[:100] + b"\r\n" + LONG_LINES)
         assert await closed_while_trickling(reader, writer, b"X-Slow: " + b"s" * 4000) == b""
-        assert getattr(proxy.server, "handed_off", 0) == handed_off + 1
+        assert proxy.site.handed_off == handed_off + 1
 
 
 def test_header_timeout_is_a_setting_that_waits_for_a_restart() -> None:

@@ -23,10 +23,11 @@ from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.mockidp import MockSettings, create_mock_idp_app
 from sso_proxy.mockidp.testing import RunningMock
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 from support.ports import free_port as free_port  # re-exported: tests import it from here
 from support.ports import listening_on
 
-COOKIE_SECRET = "test-cookie-secret-" + "k" * 32
+COOKIE_SECRET = "test-cookie-secret-EzbNJy1P76vTxSQTtlToXcY1ZTAqa5QUA-W6QkpUBYxnwI"
 
 
 class LoopbackResolver(AbstractResolver):
@@ -156,7 +157,7 @@ async def start_proxy(config: Config) -> tuple[web.AppRunner, web.Application]:
     await runner.setup()
     host, _, port = config.listen.rpartition(":")
     sock = listening_on(int(port)) if host == "127.0.0.1" else None
-    site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, int(port))
+    site = ProxySite(runner, sock=sock) if sock is not None else ProxySite(runner, host, int(port))
     try:
         await site.start()
     except BaseException:

@@ -23,12 +23,12 @@ from aiohttp import web
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
-from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.identity.profile import identity_from_profile
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.mockidp.users import MockUser
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 from support.harness import stack_config
 
 PIPELINES = ("fast", "plain")
@@ -101,7 +101,7 @@ def routes(upstream: str) -> list[dict[str, Any]]:
 class Pair:
     ports: dict[str, int]
     runtime: Runtime
-    server: FastPathServer
+    server: ProxySite  # the fast listener (counts fast_answers)
     cookie: str  # "<session cookie name>=<a live session id>"
     session_name: str
     extra: list[Any] = field(default_factory=list)
@@ -203,16 +203,15 @@ async def start_pair(
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
     runners: list[web.AppRunner] = []
+    sites: list[ProxySite] = []
     try:
         for name, sock in socks.items():
-            runner = web.AppRunner(
-                create_app(config, runtime=runtime, fast_path=name == "fast"), access_log=None
-            )
+            runner = web.AppRunner(create_app(config, runtime=runtime), access_log=None)
             runners.append(runner)
             await runner.setup()
-            await web.SockSite(runner, sock).start()
-        server = runners[0].server
-        assert isinstance(server, FastPathServer)
+            sites.append(ProxySite(runner, sock=sock, fast_path=name == "fast"))
+            await sites[-1].start()
+        server = sites[0]
         sid = await new_session(runtime)
         name = runtime.cookies.session_name
         yield Pair(ports, runtime, server, f"{name}={sid}", name)

@@ -23,6 +23,7 @@ from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
+from sso_proxy.server.site import ProxySite
 from support.echo_app import start_echo
 from support.harness import LoopbackResolver, Stack, browser, follow, stack_config
 
@@ -53,11 +54,11 @@ async def login_stack(
         port=port, idp_url=mock.base_url, settings=mock.settings, login_host=login_host, **overrides
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
-    app = create_app(config, fast_path=fast_path)
+    app = create_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await web.SockSite(runner, sock).start()
+        await ProxySite(runner, sock=sock, fast_path=fast_path).start()
         yield Stack(config=config, port=port, mock=mock, runner=runner, app=app)
     finally:
         await runner.cleanup()

@@ -50,6 +50,7 @@ from support.ports import START_ATTEMPTS, PortClash, address_in_use, free_port, 
 INSTALL_HINT = "nginx not found: apt-get install nginx-light"
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 PLACEHOLDER = re.compile(r"__[A-Z][A-Z0-9_]*__")
+SYSTEM_FASTCGI_PARAMS = Path("/etc/nginx/fastcgi_params")
 
 
 def nginx_binary() -> str:
@@ -149,6 +150,9 @@ class NginxServer:
             target = self.conf_dir / source.relative_to(DEPLOY_DIR)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(render(source.read_text(encoding="utf-8"), self.values, name=str(source)))
+        # Debian's fastcgi_params (nginx-common), for sites that pass to PHP-FPM (php-app.conf).
+        if SYSTEM_FASTCGI_PARAMS.exists():
+            shutil.copy(SYSTEM_FASTCGI_PARAMS, self.conf_dir / "fastcgi_params")
         temp = self.dir / "temp"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (temp / name).mkdir(parents=True, exist_ok=True)
@@ -347,19 +351,29 @@ class Site:
 
 
 async def start_site(
-    sites: Sequence[str], config_file: str, apps: Sequence[str], *, login_host: str, redis_url: str, tmp: Path
+    sites: Sequence[str],
+    config_file: str,
+    apps: Sequence[str],
+    *,
+    login_host: str,
+    redis_url: str,
+    tmp: Path,
+    values: Mapping[str, str] | None = None,
 ) -> Site:
     """nginx with ``sites`` in front of sso-proxy configured by the shipped ``config_file``.
 
     Each name in ``apps`` gets a recording echo app, filled in as ``__<NAME>_ADDR__`` in the nginx
     files and ``<NAME>_UPSTREAM`` in the sso-proxy config. The login host is ``login_host``.
+    ``values`` fills further placeholders of the nginx files (e.g. ``__PHP_FPM__``).
     nginx's port is part of the public URL, so a port taken first means starting over on another.
     """
     started = {name: await start_recording_echo() for name in apps}
     try:
         for attempt in range(START_ATTEMPTS):
             try:
-                return await start_site_once(sites, config_file, started, login_host, redis_url, tmp)
+                return await start_site_once(
+                    sites, config_file, started, login_host, redis_url, tmp, extra_values=values
+                )
             except PortClash:
                 if attempt + 1 == START_ATTEMPTS:
                     raise
@@ -377,9 +391,10 @@ async def start_site_once(
     login_host: str,
     redis_url: str,
     tmp: Path,
+    extra_values: Mapping[str, str] | None = None,
 ) -> Site:
     proxy_port = free_port()  # reserved: start_proxy serves on the reserved socket
-    values = {"__PROXY_PORT__": str(proxy_port)}
+    values = {"__PROXY_PORT__": str(proxy_port), **(extra_values or {})}
     values.update({f"__{name.upper()}_ADDR__": addr for name, (_, addr, _) in started.items()})
     nginx = NginxServer(sites, values, tls_names=TLS_NAMES, movable_port=False)
     public_url = f"https://{login_host}:{nginx.port}"

@@ -54,6 +54,7 @@ class ProxyProcess:
         """Replace the config file with raw text (e.g. a broken one); atomically, as editors do."""
         temporary = self.config_path.with_suffix(".tmp")
         temporary.write_text(text, encoding="utf-8")
+        temporary.chmod(0o600)  # its secrets are written in it: serve refuses a file others can read
         temporary.replace(self.config_path)
 
     def start(self, timeout: float = 15.0) -> ProxyProcess:

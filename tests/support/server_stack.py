@@ -2,9 +2,9 @@
 
 The proxy app runs in this process on a real listening socket, bound to port 0 first so that its
 port is known before the config is written (no free-port race); the mock IdP is real too, so a
-test can log in and hold a real session. ``fast`` chooses the pipeline: the fast path, or every
-request through aiohttp. The upstream is a scripted TCP server: ``/big`` streams a long answer,
-anything else gets a short 200.
+test can log in and hold a real session. ``fast`` chooses the pipeline (the listener's
+``fast_path``): the fast path, or every request through aiohttp. The upstream is a scripted TCP
+server: ``/big`` streams a long answer, anything else gets a short 200.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 from support.echo_app import read_request_head, start_raw_upstream
 from support.harness import browser, follow, stack_config
 
@@ -37,7 +38,8 @@ T = TypeVar("T")
 class Proxy:
     port: int
     runtime: Runtime
-    server: web.Server  # the listener's server: its ``connections`` are the live protocols
+    server: web.Server  # aiohttp's server: its ``connections`` are the live protocols
+    site: ProxySite  # the listener (counts fast_answers, handed_off)
     cookie: str  # "name=value" of a logged-in user's session (route "app", host app.test)
     session_id: str
 
@@ -78,14 +80,14 @@ async def running_proxy(
     )
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
-    runner = web.AppRunner(create_app(config, runtime=runtime, fast_path=fast), access_log=None)
+    runner = web.AppRunner(create_app(config, runtime=runtime), access_log=None)
     try:
         await runner.setup()
-        await web.SockSite(runner, listener).start()
-        assert runner.server is not None
+        site = ProxySite(runner, sock=listener, fast_path=fast)
+        await site.start()
         session_id = await log_in(port, runtime)
         name = runtime.cookies.session_name
-        yield Proxy(port, runtime, runner.server, f"{name}={session_id}", session_id)
+        yield Proxy(port, runtime, site.server, site, f"{name}={session_id}", session_id)
     finally:
         await runner.cleanup()
         await runtime.close()

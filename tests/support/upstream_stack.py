@@ -17,10 +17,10 @@ from aiohttp import web
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
-from sso_proxy.frontends.fastpath.protocol import FastPathServer
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.server.site import ProxySite
 from support.harness import LoopbackResolver, browser, follow, stack_config
 
 PIPELINES = ("fast", "plain")
@@ -31,7 +31,7 @@ WAIT_LIMIT = 30.0  # bound of every wait for an event (never a timing assert)
 class Proxy:
     ports: dict[str, int]  # pipeline -> port
     runtime: Runtime
-    server: FastPathServer  # the fast listener's server (counts fast_answers)
+    server: ProxySite  # the fast listener (counts fast_answers)
 
     def url(self, pipeline: str, host: str, path: str) -> str:
         return f"http://{host}:{self.ports[pipeline]}{path}"
@@ -71,16 +71,16 @@ async def started_proxy(routes: list[dict[str, Any]], **overrides: Any) -> Async
     config = parse_config(yaml.safe_dump(data, allow_unicode=True), {})
     runtime = await Runtime.open(config)
     runners = []
+    sites = []
     try:
         for pipeline, sock in socks.items():
-            app = create_app(config, runtime=runtime, fast_path=pipeline == "fast")
+            app = create_app(config, runtime=runtime)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             runners.append(runner)
             await runner.setup()
-            await web.SockSite(runner, sock).start()
-        server = runners[0].server
-        assert isinstance(server, FastPathServer)
-        yield Proxy(ports, runtime, server)
+            sites.append(ProxySite(runner, sock=sock, fast_path=pipeline == "fast"))
+            await sites[-1].start()
+        yield Proxy(ports, runtime, sites[0])
     finally:
         for runner in runners:
             await runner.cleanup()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sso_proxy.config.durations import parse_duration
-from sso_proxy.config.schema import load_config, parse_config
+from sso_proxy.config.schema import Config, load_config, parse_config
+from sso_proxy.config.setting import key_paths
 from sso_proxy.errors import ConfigError
+from sso_proxy.identity.key_files import write_key_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "example.yaml"
@@ -21,7 +26,7 @@ BASE = {
     "public_url": "https://sso.h.example",
     "health_id": {"base_url": "https://moph.id.th", "client_id": "hid", "client_secret": "hsecret"},
     "provider_id": {"base_url": "https://provider.id.th", "client_id": "pid", "secret_key": "psecret"},
-    "session": {"store": "memory", "cookie_secret": "x" * 40},
+    "session": {"store": "memory", "cookie_secret": "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"},
     "signing": {"ephemeral": True},
     "routes": [{"name": "app", "host": "app.h.example", "upstream": "http://127.0.0.1:9000"}],
 }
@@ -128,12 +133,12 @@ def test_missing_env_variable_is_an_error() -> None:
 
 def test_env_file_convention(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
-    secret.write_text("s" * 40 + "\n")
+    secret.write_text("ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra\n")
     from sso_proxy.config.read import environ_with_files
 
     env = environ_with_files({"SSO_COOKIE_SECRET_FILE": str(secret)})
     config = parse_config(with_change("session.cookie_secret", "${SSO_COOKIE_SECRET}"), env)
-    assert config.session.cookie_secret == "s" * 40
+    assert config.session.cookie_secret == "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"
 
 
 def test_invalid_yaml_names_the_line() -> None:
@@ -155,31 +160,54 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
+def example_env(key_file: Path | None = None) -> dict[str, str]:
+    """What an operator sets for config/example.yaml: its variables have no defaults."""
+    env = {
+        "HEALTH_ID_CLIENT_ID": str(uuid.uuid4()),
+        "HEALTH_ID_CLIENT_SECRET": secrets.token_hex(20),
+        "PROVIDER_ID_CLIENT_ID": str(uuid.uuid4()),
+        "PROVIDER_ID_SECRET_KEY": secrets.token_urlsafe(24),
+        "SSO_COOKIE_SECRET": secrets.token_urlsafe(48),
+    }
+    if key_file is not None:
+        write_key_file(str(key_file))
+        env["SSO_SIGNING_KEY"] = str(key_file)
+    return env
+
+
 def test_example_config_is_valid() -> None:
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE, example_env())
     assert {r.name for r in config.routes} == {"payslip", "leave", "leave-approve"}
 
 
 def test_example_documents_every_key() -> None:
-    from sso_proxy.config import schema as cfg
-
     text = EXAMPLE.read_text(encoding="utf-8")
-    for key in cfg.TOP_KEYS + cfg.SESSION_KEYS + cfg.ROUTE_KEYS:
-        assert f"{key}:" in text, f"config/example.yaml does not show {key}"
+    paths = key_paths(Config)
+    assert "provider_id.profile_flags.position_type" in paths and "routes.max_connections" in paths
+    for path in paths:
+        key = path.rpartition(".")[2]
+        assert f"{key}:" in text, f"config/example.yaml does not show {path}"
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "sso_proxy", *args], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "sso_proxy", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env=environ,
     )
 
 
-def test_check_config_cli_ok() -> None:
-    result = run_cli("check-config", "config/example.yaml")
+def test_check_config_cli_ok(tmp_path: Path) -> None:
+    env = example_env(tmp_path / "signing.pem")
+    result = run_cli("check-config", "config/example.yaml", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK:")
     assert len(result.stdout.strip().splitlines()) == 1
-    result = run_cli("check-config", "--config", "config/example.yaml")
+    result = run_cli("check-config", "--config", "config/example.yaml", env=env)
     assert result.returncode == 0
 
 

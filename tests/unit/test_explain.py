@@ -18,7 +18,7 @@ listen: "127.0.0.1:4180"
 public_url: "https://sso.hospital.example"
 health_id: {base_url: "https://moph.id.th", client_id: a, client_secret: b}
 provider_id: {base_url: "https://provider.id.th", client_id: a, secret_key: b}
-session: {store: memory, cookie_secret: "0123456789abcdef0123456789abcdef"}
+session: {store: memory, cookie_secret: "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"}
 signing: {ephemeral: true}
 routes:
   - name: wifi

@@ -20,7 +20,8 @@ from support.waits import within
 
 from sso_proxy.errors import IdpBadCredentials, IdpError, IdpNoProviderId, IdpRejectedCode, IdpUnavailable
 from sso_proxy.moph import healthid, providerid
-from sso_proxy.moph.http import IdpHttp, Reply, read_envelope
+from sso_proxy.moph.envelope import read_envelope
+from sso_proxy.moph.http import IdpHttp, Reply
 
 CAP = 4096
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]

@@ -119,7 +119,7 @@ def test_hs256_keyed_with_the_public_pem_is_rejected(private_keys: list[rsa.RSAP
         verify_jwt(token, key.public_key(), now=NOW, audience=AUD)
 
 
-@pytest.mark.parametrize("alg", ["RS512", "PS256"])
+@pytest.mark.parametrize("alg", ["PS256", "PS512"])
 def test_other_rsa_algorithms_are_rejected(private_keys: list[rsa.RSAPrivateKey], alg: str) -> None:
     key = private_keys[0]
     token = jwt.encode({"aud": AUD, "exp": NOW + 60}, key, algorithm=alg)

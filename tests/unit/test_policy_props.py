@@ -24,7 +24,7 @@ from sso_proxy.policy.evaluate import (
     match,
     matches,
 )
-from sso_proxy.policy.lint import always_matches, implies, never_matches
+from sso_proxy.policy.rule_logic import always_matches, implies, never_matches
 from sso_proxy.policy.rules import org_satisfies, walk
 
 # Small pools, so that random rules and random people actually meet.

@@ -252,7 +252,7 @@ BASE = {
     "public_url": "https://sso.h.example",
     "health_id": {"base_url": "https://moph.id.th", "client_id": "hid", "client_secret": "hsecret"},
     "provider_id": {"base_url": "https://provider.id.th", "client_id": "pid", "secret_key": "psecret"},
-    "session": {"store": "memory", "cookie_secret": "x" * 40},
+    "session": {"store": "memory", "cookie_secret": "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"},
     "signing": {"ephemeral": True},
 }
 

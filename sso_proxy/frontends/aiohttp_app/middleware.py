@@ -1,7 +1,8 @@
 """The ONE middleware: request ids, error pages and the request counter in a single layer.
 
-Handlers raise from ``sso_proxy.errors``; this is the only place that turns them into pages
-(HTML for browsers, JSON for API clients). Unexpected exceptions become a bilingual 500 page
+Handlers raise from ``sso_proxy.errors``; this is the only place in aiohttp that turns them into
+pages (HTML for browsers, JSON for API clients), with the renderer the fast path uses too
+(``sso_proxy.web.render``). Unexpected exceptions become a bilingual 500 page
 with a reference id; their details go to the log, never to the user. A connection that is gone
 (the client left, or the forwarder cut it when the upstream failed mid-answer) is no error of
 ours: one short event, no traceback, nothing sent.
@@ -15,18 +16,18 @@ error page shown (``bind_request_id``): the happy path of a forward logs nothing
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Awaitable, Callable, Collection
 
-import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from sso_proxy.errors import Forbidden, SsoProxyError, StoreUnavailable, Unauthenticated
+from sso_proxy.core.facts import wants_json
+from sso_proxy.errors import SsoProxyError
+from sso_proxy.observability import recorder
 from sso_proxy.observability.log import get_logger
 from sso_proxy.observability.metrics import ROUTE_NAME, count_request
 from sso_proxy.upstream.exchange import UpstreamAborted
-from sso_proxy.web import pages
+from sso_proxy.web.render import Answer, error_answer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sso_proxy.request_id")
@@ -37,9 +38,7 @@ def bind_request_id(request: web.Request) -> str:
     """The request's id, made and bound to the log context on first use."""
     request_id = request.get(REQUEST_ID)
     if request_id is None:
-        request_id = request[REQUEST_ID] = secrets.token_hex(8)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = request[REQUEST_ID] = recorder.bind_request_id()
     return request_id
 
 
@@ -113,44 +112,15 @@ def unexpected(request: web.Request, exc: Exception) -> web.StreamResponse:
 
 def render_error(request: web.Request, exc: SsoProxyError) -> web.Response:
     reference = bind_request_id(request)
-    if exc.status >= 500:
-        # "error", not "code": the scrubber redacts any key named like an OAuth code.
-        log.warning("request_failed", error=exc.code, status=exc.status, detail=exc.detail or exc.message)
-    as_json = pages.wants_json(request) or request.path.startswith("/oauth2/auth")
-    return error_response(exc, as_json=as_json, reference=reference)
+    recorder.failed(exc)
+    # /oauth2/auth (and whatever is asked under it) answers nginx, which passes JSON on to API clients.
+    as_json = wants_json(request.headers.get("Accept", "")) or request.path.startswith("/oauth2/auth")
+    return respond(error_answer(exc, as_json=as_json, reference=reference))
 
 
-def error_response(exc: SsoProxyError, *, as_json: bool, reference: str) -> web.Response:
-    """The error page (or JSON body) for ``exc``; ``reference`` is the request id shown to the user."""
-    headers: dict[str, str] = {}
-    if isinstance(exc, StoreUnavailable):
-        headers["Retry-After"] = "2"
-    if as_json:
-        body = {
-            "error": exc.code,
-            "message": exc.message,
-            "message_th": exc.message_th,
-            "request_id": reference,
-        }
-        response = pages.json_response(body, status=exc.status)
-        response.headers.update(headers)
-        return response
-    extra = extra_html(exc)
-    text = pages.page(
-        title_th=exc.title_th,
-        title_en=exc.title_en,
-        body_th=exc.message_th if exc.message_th != exc.title_th else "",
-        body_en=exc.message if exc.message != exc.title_en else "",
-        extra_html=extra,
-        reference=reference,
-    )
-    return pages.html_response(text, status=exc.status, headers=headers)
-
-
-def extra_html(exc: SsoProxyError) -> str:
-    retry = getattr(exc, "retry_url", None)
-    if isinstance(exc, (Unauthenticated, Forbidden)) and retry is None:
-        return ""
-    if retry:
-        return pages.link_button(str(retry), "ลองอีกครั้ง", "Try again")
-    return ""
+def respond(answer: Answer) -> web.Response:
+    """An answer of ours (``sso_proxy.web.render``) as aiohttp sends it; the fast path writes the
+    same bytes (``upstream.response.complete_response``)."""
+    response = web.Response(status=answer.status, body=answer.body)
+    response.headers.extend(answer.headers)
+    return response

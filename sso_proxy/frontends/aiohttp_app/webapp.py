@@ -3,13 +3,13 @@
 One middleware (``middleware.py`` beside this file): request ids, error pages, the request counter.
 The proxy's own endpoints live under ``/oauth2/`` plus ``/.well-known/jwks.json``, ``/healthz``
 and ``/readyz`` (contract §5); every other path on a route host belongs to its upstream.
-The listener's connections start on the fast path (``frontends.fastpath``), which forwards the common request
-itself and hands every other one to this app.
+The app is served by the proxy's own listener (``sso_proxy.server.site.ProxySite``), whose
+connections start on the fast path (``frontends.fastpath``): it forwards the common request itself
+and hands every other one to this app.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,36 +20,32 @@ from sso_proxy.frontends.aiohttp_app.authrequest import auth_handler
 from sso_proxy.frontends.aiohttp_app.middleware import request_middleware
 from sso_proxy.frontends.aiohttp_app.proxy import proxy_handler
 from sso_proxy.frontends.appkeys import RUNTIME
-from sso_proxy.frontends.fastpath import protocol as fastpath
+from sso_proxy.server.head_deadline import HEAD_LIMITS, HeadLimits
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.web import login, pages
+from sso_proxy.web.console import install_console
 
 CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstream bodies stream
 
 
-def create_app(config: Config, *, runtime: Runtime | None = None, fast_path: bool = True) -> web.Application:
+def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Application:
     """The proxy app. With ``runtime`` given, the caller owns it; else it opens with the app.
 
-    ``fast_path`` False, or ``SSO_PROXY_FAST_PATH=off`` in the environment (an operator's way
-    back should the fast path ever misbehave): every request goes through aiohttp."""
+    Serve it with ``ProxySite`` (which chooses the pipeline: the fast path, or aiohttp alone)."""
+    # SECURITY: the request-head deadline (sso_proxy.server.head_deadline), which the listener's
+    # handlers and the fast path both keep; a plain aiohttp site would get it too (handler_args).
+    limits = HeadLimits(header_timeout=config.header_timeout)
     app = web.Application(
         middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
         client_max_size=CLIENT_MAX_SIZE,
-        handler_args={
-            "max_field_size": 16384,
-            "max_line_size": 16384,
-            # SECURITY: the request-head deadline (sso_proxy.server.head_deadline): aiohttp's keep-alive
-            # timer closes a connection still waiting for a whole head (silent, trickling).
-            "keepalive_timeout": config.header_timeout,
-        },
+        handler_args=limits.handler_args(),
     )
+    app[HEAD_LIMITS] = limits
     if runtime is not None:
         app[RUNTIME] = runtime
     else:
         app.cleanup_ctx.append(runtime_context(config))
     add_routes(app)
-    if fast_path and os.environ.get("SSO_PROXY_FAST_PATH", "on") != "off":
-        fastpath.enable(app)
     return app
 
 
@@ -73,6 +69,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/oauth2/sign_out", login.sign_out)
     router.add_get("/oauth2/userinfo", login.userinfo)
     router.add_get("/oauth2/auth", auth_handler)
+    install_console(app)  # /oauth2/admin: the admin console (issue 15), before the catch-all
     router.add_route("*", "/oauth2/{tail:.*}", not_found)
     router.add_get("/.well-known/jwks.json", jwks)
     router.add_get("/healthz", healthz)

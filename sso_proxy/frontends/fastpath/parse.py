@@ -31,7 +31,7 @@ MAX_HEADERS = 100  # aiohttp refuses more than 128
 _TARGET = re.compile(rb"/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*)?")
 # The proxy's own endpoints (and anything that looks like them) are aiohttp's to route.
 OWN_PREFIXES = (b"/oauth2", b"/.well-known", b"/healthz", b"/readyz")
-AUTH_PATH = b"/oauth2/auth"  # the one the fast path answers itself (when it admits)
+AUTH_PATH = b"/oauth2/auth"  # the one the fast path answers itself (nginx's auth_request)
 # Sec-WebSocket-Key1: aiohttp refuses the old WebSocket handshake with 400.
 _DECLINED = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"sec-websocket-key1"})
 # aiohttp (http_parser.SINGLETON_HEADERS) answers 400 when one of these comes twice.

@@ -2,22 +2,23 @@
 
 Why: through aiohttp's server, a forwarded request pays for a Task, a Request, a response object,
 header multidicts and a middleware call, more than the forwarding itself (BENCHMARKS.md). This
-protocol is what the listener's connections start with. It reads each request head; when the
-request is the common case -- an authenticated GET that ``sso_proxy.frontends.fastpath.parse`` accepts, on
-a route that is not a public path, with a session the cache or the store knows and rules that
-admit it -- it forwards it through the same caches, filters, pools and decisions as
-``proxy_handler`` and writes the answer the way aiohttp would have written it
-(``upstream_response.complete_response`` / ``stream_head``). Otherwise, before anything has been
-sent upstream, the connection is handed over for good: the transport is switched to an aiohttp
+protocol is what the listener's connections start with. It reads each request head; when it is
+a GET without a body that ``sso_proxy.frontends.fastpath.parse`` accepts (not one of the proxy's
+own endpoints, but nginx's ``/oauth2/auth``), it is judged by the same ``frontends.judge`` as
+``proxy_handler`` and answered here (``answer.py``): forwarded through the same pools and relay,
+or answered by the same renderer (login, 401, 403, 404, 400, 503, the answers to nginx), as the
+bytes aiohttp would have written. Otherwise, before anything has been sent upstream, the
+connection is handed over for good: the transport is switched to the listener's aiohttp
 ``RequestHandler``, which receives every byte not yet answered, and aiohttp answers as it always
-does (login redirect, 403 with its audit event, 503, the proxy's own endpoints, bodies,
-WebSockets...).
+does (400 for a head it cannot read, the proxy's own endpoints, bodies, WebSockets...).
 
 Once a request has gone upstream, nothing is handed over: an upstream failure gets its 502/504
-page here, from the same ``middleware.error_response``.
+page here, from the same renderer (``sso_proxy.web.render``).
 
-One task per connection (not per request) reads heads and answers them in order; graceful
-shutdown and the request-head deadline (``server.head_deadline``) follow aiohttp's ``RequestHandler``.
+The listener (``sso_proxy.server.site``, an aiohttp site) makes one protocol per connection. One
+task per connection (not per request) reads heads and answers them in order; the connection is
+registered with aiohttp's ``web.Server`` as its handlers are, so graceful shutdown drains both
+alike; the request-head deadline (``server.head_deadline``) is the one aiohttp's handlers keep.
 """
 
 from __future__ import annotations
@@ -25,66 +26,58 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
-from typing import Any, cast
+import socket
+from contextlib import suppress
+from typing import Protocol, cast
 
 import structlog
 from aiohttp import web
-from aiohttp.tcp_helpers import tcp_keepalive, tcp_nodelay
-from aiohttp.web_protocol import RequestHandler
 
-from sso_proxy.core.requestinfo import ClientInfo
+from sso_proxy.core.facts import ClientInfo
 from sso_proxy.frontends.fastpath.answer import RequestAnswers
 from sso_proxy.frontends.fastpath.parse import MAX_HEAD, FastRequest, HeadReader
 from sso_proxy.observability.log import get_logger
-from sso_proxy.server.head_deadline import HEAD_TIMEOUT, carry_over, handler_timeout
+from sso_proxy.server.head_deadline import carry_over
 
 log = get_logger("sso_proxy.http")
 MAX_BUFFERED = 256 * 1024  # unanswered bytes before reading pauses
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
-class FastPathServer(web.Server):
-    """aiohttp's low-level server, whose connections start on the fast path."""
+class Listener(Protocol):
+    """What a connection needs from the listener that made it (``sso_proxy.server.site``)."""
 
-    fast_app: web.Application
-    fast_answers = 0  # requests the fast path answered (tests, and the bench's sanity check)
-    handed_off = 0  # connections it handed to aiohttp
-    head_timeout = HEAD_TIMEOUT  # seconds for each whole request head: the handlers' keepalive_timeout
+    requests_count: int  # aiohttp's count, which the fast path's answers join
+    fast_answers: int  # requests the fast path answered (tests, and the bench's sanity check)
+    handed_off: int  # connections it handed to aiohttp
+    app: web.Application
+    server: web.Server  # aiohttp's: its connections are drained on shutdown, and it runs the app
+    head_timeout: float  # seconds for each whole request head (config.header_timeout)
 
-    def __call__(self) -> Any:
-        return FastPathProtocol(self, self.fast_app)
-
-    def aiohttp_handler(self) -> RequestHandler:
-        return super().__call__()
+    def aiohttp_handler(self) -> web.RequestHandler:
+        """A new aiohttp protocol for a connection the fast path hands over."""
+        ...
 
 
-def enable(app: web.Application) -> None:
-    """Serve ``app``'s listeners through the fast path (its runners get a ``FastPathServer``).
-
-    aiohttp offers no public hook for the protocol of an ``AppRunner``'s server; the server it
-    makes is taken over here instead (same object, class switched, no state added).
-    """
-    make_handler = app._make_handler
-
-    def make_fast_handler(**kwargs: Any) -> web.Server:
-        server = make_handler(**kwargs)
-        server.__class__ = FastPathServer
-        server.fast_app = app  # type: ignore[attr-defined]
-        # SECURITY: the fast path's head deadline is the one aiohttp's handlers get (app.py).
-        server.head_timeout = handler_timeout(server)  # type: ignore[attr-defined]
-        return server
-
-    setattr(app, "_make_handler", make_fast_handler)  # noqa: B010 - an instance attribute, on purpose
+def tune_socket(transport: asyncio.Transport) -> None:
+    """TCP keep-alive (as aiohttp's handler sets it) and no Nagle delay on the answers."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class FastPathProtocol(RequestAnswers, asyncio.Protocol):
     """A public listener's connection, fast path first (see the module docstring)."""
 
-    _server: FastPathServer
+    _server: Listener  # what it counts, and aiohttp's server (``_manager``)
 
-    def __init__(self, server: FastPathServer, app: web.Application) -> None:
-        self._server = server
-        self._app = app
+    def __init__(self, listener: Listener) -> None:
+        self._server = listener
+        self._manager = listener.server
+        self._app = listener.app
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._task_handler = None  # web.Server.connection_lost reads it
@@ -111,11 +104,10 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tr = self.transport = cast(asyncio.Transport, transport)
-        tcp_keepalive(tr)  # as aiohttp's RequestHandler does
-        tcp_nodelay(tr, True)
+        tune_socket(tr)
         self._peer = tr.get_extra_info("peername")
         self._scheme = "https" if tr.get_extra_info("sslcontext") else "http"
-        self._server.connection_made(self, tr)  # type: ignore[arg-type]
+        self._manager.connection_made(self, tr)  # type: ignore[arg-type]
         self._head_deadline = self._loop.time() + self._server.head_timeout
         self._task = self._loop.create_task(self._serve())
 
@@ -138,7 +130,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
         if not self._handed_off:
-            self._server.connection_lost(self, exc)  # type: ignore[arg-type]
+            self._manager.connection_lost(self, exc)  # type: ignore[arg-type]
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -254,7 +246,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
             self._head_timer.cancel()
             self._head_timer = None
         data, self._buffer = head + self._buffer, b""
-        self._server.connection_lost(self, None)  # type: ignore[arg-type]
+        self._manager.connection_lost(self, None)  # type: ignore[arg-type]
         handler = self._server.aiohttp_handler()
         transport.set_protocol(handler)
         # The handler's task takes this context: without this request's id, else every later
@@ -277,21 +269,16 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
             raise ConnectionResetError("the client went away")
         transport.write(data)
 
-    async def _drain(self, within: float) -> None:
-        """Wait while the client is not taking our bytes; drop it after ``within`` seconds."""
+    async def _drain(self) -> None:
+        """Wait while the client is not taking our bytes. The relay bounds the wait and drops a
+        client that stalls (``upstream.relay.to_client``)."""
         if not self._write_paused:
             return
         if self._lost:
             raise ConnectionResetError("the client went away")
         self._drain_waiter = self._loop.create_future()
         try:
-            # SECURITY: a client that stops reading must not hold the upstream connection for long.
-            async with asyncio.timeout(within):
-                await self._drain_waiter
-        except TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()  # not close(): that would wait for the client to read
-            raise ConnectionResetError("the client stopped reading") from None
+            await self._drain_waiter
         finally:
             self._drain_waiter = None
         if self._lost:

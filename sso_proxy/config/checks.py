@@ -1,0 +1,127 @@
+"""Rules that span several keys (or need more than the key's type), run per section after reading.
+
+Each is the ``check`` of its section in ``sso_proxy.config.schema``: it gets the section's node,
+for key paths, and the dataclass just read from it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from sso_proxy.config.read import Node
+from sso_proxy.config.secret_rules import cookie_secret_problem
+from sso_proxy.core.routing import case_conflicts
+
+if TYPE_CHECKING:
+    from sso_proxy.config.schema import AdminConfig, Config, RouteConfig, SessionConfig, SigningConfig
+
+_ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_config(root: Node, config: Config) -> None:
+    metrics = root.child("metrics_listen")
+    routes = root.child("routes")
+    if isinstance(routes.value, list) and not config.routes:
+        root.problems.add(routes.path, "at least one route is needed")
+    check_unique_routes(routes, config.routes)
+    if config.metrics_listen and config.listen and same_port(config.metrics_listen, config.listen):
+        root.problems.add(
+            metrics.path,
+            f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
+        )
+    if config.metrics_listen and config.workers > 1:
+        # Until the metrics gather every worker's counts, each worker would bind metrics_listen
+        # again and all but the first die with "address already in use".
+        root.problems.add(
+            metrics.path,
+            f"cannot be used with workers: {config.workers} yet (each worker would bind it); "
+            "set workers: 1 or remove metrics_listen",
+        )
+    check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
+
+
+def check_egress_proxy(node: Node, proxy: str | None) -> None:
+    # Imported here: sso_proxy.moph's package imports the config schema, which imports this module.
+    from sso_proxy.moph.egress import proxy_problem
+
+    if proxy and (problem := proxy_problem(proxy.strip())) is not None:
+        node.problems.add(node.path, problem)
+
+
+def same_port(one: str, other: str) -> bool:
+    """Whether two ``host:port`` cannot both be bound: the same port on the same host, or on a
+    wildcard address that includes the other."""
+    host_a, _, port_a = one.rpartition(":")
+    host_b, _, port_b = other.rpartition(":")
+    if port_a != port_b:
+        return False
+    hosts = {host_a.strip("[]").lower(), host_b.strip("[]").lower()}
+    return len(hosts) == 1 or bool(hosts & {"0.0.0.0", "::", "*", ""})
+
+
+def check_unique_routes(node: Node, routes: tuple[RouteConfig, ...]) -> None:
+    seen: dict[str, int] = {}
+    where: dict[tuple[str, str, frozenset[str] | None], int] = {}
+    for index, route in enumerate(routes):
+        if route.name in seen:
+            node.problems.add(f"{node.path}[{index}].name", f"duplicate route name {route.name!r}")
+        seen[route.name] = index
+        key = (route.host, route.path_prefix, route.methods)
+        if key in where:
+            node.problems.add(
+                f"{node.path}[{index}]",
+                f"same host, path_prefix and methods as routes[{where[key]}]",
+            )
+        where[key] = index
+    for index, message in case_conflicts(routes):
+        node.problems.add(f"{node.path}[{index}].case_insensitive_paths", message)
+
+
+def check_route(node: Node, route: RouteConfig) -> None:
+    if route.name and not _ROUTE_NAME.fullmatch(route.name):
+        node.problems.add(
+            node.child("name").path, "letters, digits, '.', '_' and '-' only (it is part of a URL)"
+        )
+    if route.allow is None and route.name:
+        node.problems.warn(
+            node.child("allow").path,
+            f"not set: every Provider ID holder in the country can open {route.name} "
+            f"(ผู้มี Provider ID ทุกคนทั่วประเทศเข้า {route.name} ได้); add allow rules to narrow it",
+        )
+
+
+def check_admin(node: Node, admin: AdminConfig) -> None:
+    if not admin.allow:
+        node.problems.warn(
+            node.child("allow").path,
+            "no one can open the admin console (ยังไม่มีใครเปิดหน้าผู้ดูแลระบบได้); "
+            "add rules in the same language as a route's allow",
+        )
+
+
+def check_session(node: Node, session: SessionConfig) -> None:
+    problems = node.problems
+    if session.store == "redis":
+        if not session.redis_url and not session.redis_sentinels:
+            problems.add(node.child("redis_url").path, "is required when store is redis")
+        if session.redis_sentinels and not session.redis_sentinel_master:
+            problems.add(node.child("redis_sentinel_master").path, "is required with redis_sentinels")
+        if session.redis_url and urlsplit(session.redis_url).scheme not in ("redis", "rediss", "unix"):
+            problems.add(node.child("redis_url").path, "must start with redis://, rediss:// or unix://")
+    # SECURITY: a short or patterned secret makes session keys guessable (secret_rules).
+    if session.cookie_secret and (weak := cookie_secret_problem(session.cookie_secret)):
+        problems.add(node.child("cookie_secret").path, weak)
+    if not _COOKIE_NAME.fullmatch(session.cookie_name):
+        problems.add(node.child("cookie_name").path, "letters, digits, '_' and '-' only")
+    if session.idle_timeout > session.max_lifetime:
+        problems.add(node.child("idle_timeout").path, "must not be longer than max_lifetime")
+
+
+def check_signing(node: Node, signing: SigningConfig) -> None:
+    if signing.assertion_lifetime > 300:
+        node.problems.add(node.child("assertion_lifetime").path, "must be at most 300s (contract §4)")
+    elif signing.assertion_lifetime < 10:
+        node.problems.add(node.child("assertion_lifetime").path, "must be at least 10s")

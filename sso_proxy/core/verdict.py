@@ -1,0 +1,92 @@
+"""What ``sso_proxy.core.decide`` concludes about one request: one value, no side effect yet.
+
+The front ends act on it (forward through the relay, or answer through ``sso_proxy.web.render``)
+and ``sso_proxy.observability.recorder`` audits and counts it, once. Every kind names the route it
+was judged on, when there is one, so metrics and logs never need the request again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sso_proxy.config.schema import RouteConfig
+from sso_proxy.core.identities import Headers, IdentityEntry
+from sso_proxy.policy.evaluate import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Admitted: forward to ``route`` with the client's cleaned headers plus ``identity.headers``."""
+
+    route: RouteConfig
+    path_qs: str  # the canonical path (what was matched and judged) and the query
+    identity: IdentityEntry
+
+    @property
+    def headers(self) -> Headers:
+        """Exactly the identity headers added upstream (contract §4)."""
+        return self.identity.headers
+
+    @property
+    def decision(self) -> Decision:
+        return self.identity.decision
+
+
+@dataclass(frozen=True, slots=True)
+class Public:
+    """A public path: forwarded without login and without identity (the client's still stripped)."""
+
+    route: RouteConfig
+    path_qs: str
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """No session. ``redirect``: 302 to ``location``; ``json``: 401 for an API client;
+    ``auth_request``: 401 with ``location`` for nginx to send the browser to."""
+
+    route: RouteConfig
+    location: str
+    mode: Literal["redirect", "json", "auth_request"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """Signed in, but the route's rules refuse: ``rule`` names the config entry, never the user."""
+
+    route: RouteConfig
+    rule: str
+    provider_id: str
+    hcode: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """The session store did not answer: 503, never a guess (contract §6)."""
+
+    route: RouteConfig
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bad:
+    """A request whose meaning is in doubt (ambiguous path, malformed auth_request): 400."""
+
+    message: str
+    message_th: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """No route for this host and path: 404."""
+
+
+Verdict = Forward | Public | Login | Refuse | Unavailable | Bad | NotFound
+FORWARDED = (Forward, Public)  # the kinds that go upstream (in proxy mode)
+
+
+def route_name(verdict: Verdict) -> str:
+    """The route label of the request's metrics: ``-`` when no route was matched."""
+    return "-" if isinstance(verdict, (Bad, NotFound)) else verdict.route.name

@@ -1,0 +1,57 @@
+"""The short in-process session cache: a busy page must not cost a store read per request."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sso_proxy.sessions.model import INVALIDATE_ALL, Session
+
+
+@dataclass
+class SessionCache:
+    """Sessions recently read from the store, keyed by the store's non-secret storage hint.
+
+    Entries answer for ``ttl`` seconds at most and are dropped at once when any replica publishes an
+    invalidation (sign-out, revoke), so revocation takes effect everywhere well within a second.
+    ``ttl`` 0 disables it.
+    ``hints`` remembers the storage hint (an HMAC) of the sessions recently found valid: it is a
+    pure function of the cookie, so a remembered one is always right, and it costs a keyed hash.
+    """
+
+    ttl: float
+    entries: dict[str, tuple[Session, float]] = field(default_factory=dict)
+    max_entries: int = 100_000
+    hints: dict[str, str] = field(default_factory=dict)
+    # Store reads in flight, by storage hint: the requests of a busy page that miss together
+    # share one read instead of each asking the store.
+    reading: dict[str, tuple[str, asyncio.Task[Session | None]]] = field(default_factory=dict)
+
+    def get(self, hint: str, now: float) -> Session | None:
+        """The session read from the store at most ``ttl`` seconds before ``now``."""
+        hit = self.entries.get(hint)
+        if hit is None or now - hit[1] > self.ttl:
+            return None
+        return hit[0]
+
+    def last(self, hint: str) -> Session | None:
+        """The session last read, however long ago: never an answer, only the ``previous`` copy
+        a store read may reuse the parsed identity of (``SessionStore.get``)."""
+        hit = self.entries.get(hint)
+        return None if hit is None else hit[0]
+
+    def put(self, hint: str, session: Session, now: float) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.clear()
+        if len(self.hints) >= self.max_entries:
+            self.hints.clear()
+        self.entries[hint] = (session, now)
+        self.hints[session.id] = hint
+
+    def drop(self, hint: str) -> None:
+        if hint == INVALIDATE_ALL:
+            self.entries.clear()
+        else:
+            self.entries.pop(hint, None)

@@ -1,0 +1,129 @@
+"""Finding a request's session: the in-process cache, the store, and the fail-closed heartbeat.
+
+Both front ends ask ``cached`` first (no I/O) and ``fetch`` on a miss. The cache may answer only
+while the store is known to be up; once the heartbeat (or a read) has found the store down, a
+miss is refused at once instead of waiting out another store timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sso_proxy.errors import StoreUnavailable
+from sso_proxy.observability import metrics
+from sso_proxy.server.teardown import stop_requested
+from sso_proxy.sessions.cache import SessionCache
+from sso_proxy.sessions.model import Session
+from sso_proxy.sessions.store import SessionStore
+
+HEARTBEAT_EVERY = 0.2
+HEARTBEAT_FRESH = 0.5
+
+
+class SessionLookup:
+    """The sessions of one process's requests, read through ``cache`` from ``store``."""
+
+    def __init__(self, store: SessionStore, *, ttl: float) -> None:
+        self.store = store
+        self.cache = SessionCache(ttl=ttl)
+        # SECURITY: the cache may answer only while the store is known to be up (a ping within
+        # HEARTBEAT_FRESH seconds), so an outage turns into 503s at once, as contract §6 asks.
+        self.store_ok_at = 0.0
+        # Set by a failed ping or read, cleared by a good one. Starts False: before the first
+        # ping nothing is known, and a request then asks the store itself.
+        self.store_down = False
+        self.closing = False
+
+    def cached(self, session_id: str) -> tuple[Session | None, str]:
+        """The session from the in-process cache (None: ask the store) and its storage hint."""
+        cache = self.cache
+        hint = cache.hints.get(session_id) or self.store.storage_hint(session_id)
+        # SECURITY: the cache answers only while the store is known to be up (fail closed).
+        if time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH:
+            cached = cache.get(hint, time.time())
+            if cached is not None and cached.id == session_id:
+                return cached, hint
+        return None, hint
+
+    async def fetch(self, session_id: str, hint: str) -> Session | None:
+        """The session from the store (cached for next time); raises StoreUnavailable when it is down.
+
+        Concurrent calls for one session share one read, which runs as its own task so that a
+        caller giving up (client gone, shutdown) does not fail the others."""
+        if self.store_down:  # SECURITY: known down: 503 now, not after another store timeout
+            raise StoreUnavailable(detail="session store down (heartbeat)")
+        reading = self.cache.reading
+        pending = reading.get(hint)
+        if pending is not None and pending[0] == session_id:
+            return await asyncio.shield(pending[1])
+        task = asyncio.ensure_future(self._read(session_id, hint))
+        reading[hint] = (session_id, task)
+
+        def done(finished: asyncio.Task[Session | None]) -> None:
+            if reading.get(hint, (None, None))[1] is finished:
+                del reading[hint]
+            if not finished.cancelled():
+                finished.exception()  # retrieved: the callers that still wait get it themselves
+
+        task.add_done_callback(done)
+        return await asyncio.shield(task)
+
+    async def _read(self, session_id: str, hint: str) -> Session | None:
+        now = time.time()
+        started = time.perf_counter()
+        previous = self.cache.last(hint)
+        try:
+            session = await self.store.get(session_id, now=now, previous=previous)
+        except Exception as exc:
+            metrics.observe_store("get", time.perf_counter() - started, False)
+            if isinstance(exc, StoreUnavailable):
+                # SECURITY: known down until the heartbeat reaches the store again, so this
+                # request's second chance (the fast path hands it to aiohttp) and everyone
+                # else's wait no store timeout before their 503.
+                self.store_down = True  # a failed read: known down
+            raise
+        metrics.observe_store("get", time.perf_counter() - started, True)
+        if session is not None:
+            self.cache.put(hint, session, now)
+        elif previous is not None:
+            self.cache.drop(hint)
+        return session
+
+    def forget(self, session_id: str) -> None:
+        self.cache.drop(self.store.storage_hint(session_id))
+
+    async def listen_invalidations(self) -> None:
+        """Drop what any replica announces ended; drop everything while the channel is down."""
+        # SECURITY (availability): stop_requested() ends the loop even when the store's client
+        # swallowed our cancel; a loop that outlives its cancel hangs the event loop's teardown.
+        while not (self.closing or stop_requested()):  # also after a swallowed cancel
+            try:
+                async for hint in self.store.invalidations():
+                    self.cache.drop(hint)
+                    if stop_requested():
+                        return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # store down: drop everything, retry shortly
+                self.cache.entries.clear()
+                if not stop_requested():
+                    await asyncio.sleep(0.5)
+
+    async def heartbeat(self) -> None:
+        """Ping the store every HEARTBEAT_EVERY seconds; what the cache and ``fetch`` trust."""
+        while not (self.closing or stop_requested()):  # stop_requested: see listen_invalidations
+            try:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
+                # just as the ping answers, and shutdown then waits for this task forever.
+                async with asyncio.timeout(HEARTBEAT_FRESH):
+                    await self.store.ping()
+                self.store_ok_at = time.monotonic()
+                self.store_down = False
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.store_ok_at = 0.0
+                self.store_down = True
+                self.cache.entries.clear()
+            await asyncio.sleep(HEARTBEAT_EVERY)

@@ -1,0 +1,149 @@
+"""Every console request passes here first: the login host only, signed in, admitted, and, for a
+POST, sent by the console's own page. The views never see a request that failed any of it.
+
+* another host: 404 (the console exists on the login host only, contract §5);
+* no session: a browser goes to the login and comes back; a JSON client gets 401;
+* signed in but not admitted by the ``admin:`` rules: 403, on every URL and every POST, before
+  any form is read;
+* POST: this origin in ``Origin`` and the session's token (``console_guard.post_refused``);
+* every answer: no-store, never framed (``web.pages.PAGE_HEADERS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from sso_proxy.config.schema import Config
+from sso_proxy.core.facts import wants_json
+from sso_proxy.errors import Forbidden, NotFound, Unauthenticated
+from sso_proxy.frontends.aiohttp_app.requestinfo import client_info
+from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.identity.profile import Identity
+from sso_proxy.observability.log import audit, get_logger
+from sso_proxy.policy.evaluate import RoutePolicy
+from sso_proxy.server.runtime import Runtime
+from sso_proxy.sessions.model import Session
+from sso_proxy.web import pages
+from sso_proxy.web.console.console_guard import action_token, admitted, post_refused, token_ok
+from sso_proxy.web.console.console_layout import CONSOLE
+
+log = get_logger("sso_proxy.console")
+Form = dict[str, str]
+ADMIN_ROUTE = "(admin console)"  # the route name refusals of the console are audited under
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The admitted admin of this request and what the views need with it."""
+
+    rt: Runtime
+    session: Session
+    token: str  # for the console's forms
+    form: Form | None  # a POST's fields, once checked
+
+    @property
+    def identity(self) -> Identity:
+        return self.session.identity
+
+    @property
+    def provider_id(self) -> str:
+        return self.session.identity.provider_id
+
+    def field(self, name: str) -> str:
+        return self.form.get(name, "") if self.form is not None else ""
+
+
+View = Callable[[web.Request, Admin], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class LoginRequired(Exception):
+    """No session: the browser is sent to the login (caught by ``console_view``)."""
+
+
+def admin_policy(config: Config) -> RoutePolicy:
+    """The compiled ``admin:`` rules (no block, or ``allow`` omitted or [], admits nobody)."""
+    return config.admin.policy
+
+
+def console_view(view: View) -> Handler:
+    """The handler for ``view``: admission and post checks first, page headers on the answer."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        rt = request.app[RUNTIME]
+        try:
+            admin = await admit(request, rt)
+        except LoginRequired:
+            get = request.method in ("GET", "HEAD")  # a POST is never replayed after the login
+            rd = rt.config.public_url + (request.path_qs if get else CONSOLE + "/")
+            return pages.redirect("/oauth2/start?" + urlencode({"rd": rd}), status=302 if get else 303)
+        response = await view(request, admin)
+        pages.apply_page_headers(response)  # SECURITY: no-store, frame-ancestors 'none', DENY
+        return response
+
+    return handler
+
+
+async def admit(request: web.Request, rt: Runtime) -> Admin:
+    info = client_info(request, rt)
+    # SECURITY: the console is served on the login host only; other hosts have none.
+    if info.host != rt.config.public_host:
+        raise NotFound()
+    session = await rt.load_session(request)
+    if session is None:
+        if wants_json(request.headers.get("Accept", "")):
+            raise Unauthenticated()
+        raise LoginRequired()
+    decision = admitted(admin_policy(rt.config), session.identity)
+    # SECURITY: the admin rules decide, for every console URL and every POST, before any form is read.
+    if not decision.allowed:
+        audit(
+            "access_denied",
+            provider_id=session.provider_id,
+            hcode=session.identity.first_hcode(),
+            route=ADMIN_ROUTE,
+            rule=f"admin.{decision.rule}",
+            client_ip=info.ip,
+        )
+        raise Forbidden(
+            "Your account is signed in, but is not an administrator of this sign-in service.",
+            message_th="ท่านเข้าสู่ระบบแล้ว แต่ไม่ได้เป็นผู้ดูแลระบบของบริการเข้าสู่ระบบนี้",
+        )
+    secret = rt.config.session.cookie_secret
+    form = await checked_form(request, rt, session) if request.method == "POST" else None
+    return Admin(rt, session, action_token(secret, session.id), form)
+
+
+async def checked_form(request: web.Request, rt: Runtime, session: Session) -> Form:
+    """A console POST's fields, once it is proven to come from the console's own page."""
+    form: Form = {}
+    for name, value in (await request.post()).items():
+        if isinstance(value, str):  # text fields only (no uploads), the first of each name
+            form.setdefault(name, value)
+    valid = token_ok(rt.config.session.cookie_secret, session.id, form.get("token", ""))
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    # SECURITY: the login host's own origin (public_url) AND the session's token, both required.
+    refused = post_refused(request.headers.get("Origin"), fetch_site, rt.config.public_url, valid)
+    if refused is not None:
+        log.warning("console_post_refused", provider_id=session.provider_id, why=refused, path=request.path)
+        raise Forbidden(
+            "The admin console refused this action: it did not come from the console's own page.",
+            message_th="คอนโซลผู้ดูแลปฏิเสธคำสั่งนี้ เนื่องจากไม่ได้ส่งมาจากหน้าคอนโซลเอง",
+        )
+    return form
+
+
+def audit_action(admin: Admin, request: web.Request, action: str, target: str, **fields: object) -> None:
+    """SECURITY: every admin action is audited with the admin's provider_id."""
+    audit(
+        "admin_action",
+        provider_id=admin.provider_id,
+        action=action,
+        target=target,
+        client_ip=client_info(request, admin.rt).ip,
+        **fields,
+    )

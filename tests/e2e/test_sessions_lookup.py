@@ -1,0 +1,358 @@
+"""The session lookup of a replica (issue 11 item 8), against real redis-server processes.
+
+A miss of the in-process cache must be cheap (one GET; the parsed identity reused while the sealed
+record is unchanged; the idle-timeout write throttled), and still keep every promise of contract §6:
+the cache answers for at most its bound after the store confirmed the session, sign-outs reach
+every replica at once, a store known to be down gets a 503 without being asked again, and the
+idle and absolute limits hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+import redis
+from support.redis_server import RedisServer
+from support.sessions import DOCTOR, FULL_STAFF, MAX, NURSE, SECRET, T0, session_config
+from support.waits import wait_until, within
+
+from sso_proxy.errors import StoreUnavailable
+from sso_proxy.sessions import Lifetime, Session, make_store
+from sso_proxy.sessions import record as record_module
+from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
+from sso_proxy.sessions.lookup import SessionLookup
+from sso_proxy.sessions.record import dump_record
+from sso_proxy.sessions.redis_store import CHANNEL, RedisStore
+
+LONG_CACHE = 30.0  # seconds: far longer than any test, so only an invalidation can empty the cache
+
+
+@dataclass
+class Replica:
+    """One proxy process's session lookup, its heartbeat and invalidation listener running."""
+
+    store: RedisStore
+    lookup: SessionLookup
+    tasks: list[asyncio.Task[None]]
+
+    async def session(self, session_id: str) -> Session | None:
+        """As a front end asks: the cache first, the store on a miss."""
+        cached, hint = self.lookup.cached(session_id)
+        return cached if cached is not None else await self.lookup.fetch(session_id, hint)
+
+    def cached(self, session_id: str) -> Session | None:
+        return self.lookup.cached(session_id)[0]
+
+    def hint(self, session_id: str) -> str:
+        return self.store.storage_hint(session_id)
+
+
+def redis_store(url: str, **overrides: Any) -> RedisStore:
+    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
+    assert isinstance(store, RedisStore)
+    return store
+
+
+async def open_replica(url: str, ttl: float, **overrides: Any) -> Replica:
+    store = redis_store(url, **overrides)
+    lookup = SessionLookup(store, ttl=ttl)
+    listeners = subscribers(url)
+    tasks = [asyncio.create_task(lookup.heartbeat()), asyncio.create_task(lookup.listen_invalidations())]
+    replica = Replica(store, lookup, tasks)
+    await wait_until(lambda: lookup.store_ok_at > 0, what="a first heartbeat")
+    await wait_until(lambda: subscribers(url) > listeners, what="the invalidation listener")
+    return replica
+
+
+def subscribers(url: str) -> int:
+    with redis.Redis.from_url(url) as client:
+        return sum(int(count) for _, count in client.pubsub_numsub(CHANNEL))
+
+
+async def close_replica(replica: Replica) -> None:
+    replica.lookup.closing = True
+    for task in replica.tasks:
+        task.cancel()
+    await asyncio.gather(*replica.tasks, return_exceptions=True)
+    await replica.store.close()
+
+
+@pytest.fixture
+async def replica(redis_url: str) -> AsyncIterator[Replica]:
+    opened = await open_replica(redis_url, ttl=1.0)
+    yield opened
+    await close_replica(opened)
+
+
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[tuple[Replica, Replica]]:
+    a = await open_replica(redis_url, ttl=LONG_CACHE)
+    b = await open_replica(redis_url, ttl=LONG_CACHE)
+    yield a, b
+    await close_replica(a)
+    await close_replica(b)
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, so freezing or killing it disturbs no other test."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        if server.paused:
+            server.resume()
+        server.stop()
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def age_cache_entry(replica: Replica, session_id: str) -> None:
+    """Make the cached copy older than the cache's bound, as time would (no sleeping in tests)."""
+    hint = replica.hint(session_id)
+    session, stored_at = replica.lookup.cache.entries[hint]
+    replica.lookup.cache.entries[hint] = (session, stored_at - replica.lookup.cache.ttl - 1)
+
+
+def count_record_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every record ``RedisStore`` decrypts and parses, recorded."""
+    parsed: list[bytes] = []
+    original = record_module.load_record
+
+    def counting(data: bytes) -> record_module.Record | None:
+        parsed.append(data)
+        return original(data)
+
+    monkeypatch.setattr("sso_proxy.sessions.redis_store.load_record", counting)
+    return parsed
+
+
+def count_store_reads(monkeypatch: pytest.MonkeyPatch, store: RedisStore) -> list[str]:
+    reads: list[str] = []
+    original = store.get
+
+    async def counting(session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
+        reads.append(session_id)
+        return await original(session_id, now=now, previous=previous)
+
+    monkeypatch.setattr(store, "get", counting)
+    return reads
+
+
+# -- a miss reuses what it may ------------------------------------------------------------------
+
+
+async def test_an_unchanged_record_reuses_the_parsed_identity(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await replica.store.create(FULL_STAFF, provider_access_token="tok", now=time.time())
+    first = await replica.session(created.id)
+    assert first is not None and first.identity == FULL_STAFF
+    parsed = count_record_parses(monkeypatch)
+    reads = count_store_reads(monkeypatch, replica.store)
+    age_cache_entry(replica, created.id)
+    assert replica.cached(created.id) is None  # past the bound: the cache no longer answers
+    again = await replica.session(created.id)
+    assert reads == [created.id]  # confirmed with the store...
+    assert again is not None and again.identity is first.identity  # ...without parsing it again
+    assert again.provider_access_token == "tok" and parsed == []
+    assert replica.cached(created.id) is again  # and cached for the next bound
+
+
+async def test_reuse_still_checks_the_stamp(replica: Replica, raw: redis.Redis) -> None:
+    """A forged last_seen (to dodge the idle timeout) is refused even when the record is reused."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    name = SessionCrypto(SECRET).session_key(created.id)
+    raw.setrange(name, 0, b"\x00" * STAMP_BYTES)
+    age_cache_entry(replica, created.id)
+    assert await replica.session(created.id) is None
+    assert replica.lookup.cache.last(replica.hint(created.id)) is None  # nothing left to reuse
+
+
+async def test_a_changed_record_is_seen_once_the_cache_bound_passes(
+    replica: Replica, raw: redis.Redis
+) -> None:
+    now = time.time()
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=now)
+    before = await replica.session(created.id)
+    assert before is not None and before.identity == DOCTOR
+    # Behind the replica's back, nothing announced: the same key now holds another sealed record.
+    crypto = SessionCrypto(SECRET)
+    name = crypto.session_key(created.id)
+    raw.set(name, crypto.seal_session(name, dump_record(NURSE, now, None), now), keepttl=True)
+    assert replica.cached(created.id) is before  # within the bound the cache may still answer
+    await wait_until(lambda: replica.cached(created.id) is None, what="the cache bound to pass")
+    after = await replica.session(created.id)
+    assert after is not None and after.identity == NURSE and after.identity is not before.identity
+
+
+async def test_a_deleted_record_is_seen_once_the_cache_bound_passes(
+    replica: Replica, raw: redis.Redis
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    assert raw.delete(SessionCrypto(SECRET).session_key(created.id)) == 1  # nothing announced
+    await wait_until(lambda: replica.cached(created.id) is None, what="the cache bound to pass")
+    assert await replica.session(created.id) is None
+    assert replica.lookup.cache.last(replica.hint(created.id)) is None
+
+
+# -- sign-out and revocation reach every replica at once ---------------------------------------
+
+
+async def test_sign_out_and_revoke_reach_the_other_replica_at_once(pair: tuple[Replica, Replica]) -> None:
+    a = pair[0]
+    now = time.time()
+    signed_out = await a.store.create(DOCTOR, provider_access_token=None, now=now)
+    revoked = await a.store.create(NURSE, provider_access_token=None, now=now)
+    kept = await a.store.create(FULL_STAFF, provider_access_token=None, now=now)
+    for replica in pair:
+        for session in (signed_out, revoked, kept):
+            assert await replica.session(session.id) is not None
+            assert replica.cached(session.id) is not None  # cached for LONG_CACHE seconds
+    await a.store.delete(signed_out.id)
+    assert await a.store.delete_user(NURSE.provider_id) == 1
+    for replica in pair:  # only the announcement can empty a 30 s cache this soon
+        await wait_until(partial(gone, replica, signed_out.id, revoked.id), what="the announcements")
+        assert await replica.session(signed_out.id) is None
+        assert await replica.session(revoked.id) is None
+        assert replica.cached(kept.id) is not None
+
+
+def gone(replica: Replica, *session_ids: str) -> bool:
+    return all(replica.cached(session_id) is None for session_id in session_ids)
+
+
+# -- fail closed, and fast, when the store is down ------------------------------------------------
+
+
+async def test_a_known_down_store_gets_unavailable_without_a_store_call(
+    own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replica = await open_replica(own_server.url, ttl=1.0, redis_timeout=5.0)
+    try:
+        created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+        assert await replica.session(created.id) is not None
+        reads = count_store_reads(monkeypatch, replica.store)
+        own_server.pause()
+        await wait_until(lambda: replica.lookup.store_down, what="the heartbeat to find the store down")
+        # SECURITY: the cached copy no longer answers, and nobody waits out a store timeout.
+        assert replica.cached(created.id) is None
+        hint = replica.hint(created.id)
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable):
+                await within(replica.lookup.fetch(created.id, hint), what="a fetch while known down")
+        assert reads == []
+        own_server.resume()
+        await wait_until(lambda: not replica.lookup.store_down, what="the heartbeat to find it up")
+        assert await replica.session(created.id) is not None and reads == [created.id]
+    finally:
+        if own_server.paused:
+            own_server.resume()
+        await close_replica(replica)
+
+
+async def test_before_the_first_heartbeat_the_store_is_asked(redis_url: str) -> None:
+    """Nothing is known before the first ping: no 503 for that alone."""
+    store = redis_store(redis_url)
+    try:
+        lookup = SessionLookup(store, ttl=1.0)  # no heartbeat running
+        created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
+        hint = store.storage_hint(created.id)
+        assert lookup.cached(created.id)[0] is None  # the cache does not answer unconfirmed
+        found = await lookup.fetch(created.id, hint)
+        assert found is not None and found.identity == DOCTOR
+        # SECURITY: and no heartbeat has confirmed the store, so the cache still does not answer.
+        assert lookup.cache.get(hint, time.time()) is found and lookup.cached(created.id)[0] is None
+    finally:
+        await store.close()
+
+
+async def test_a_failed_read_marks_the_store_down_so_a_second_try_is_not_made(
+    own_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path hands a failed request to aiohttp, which asks again: that ask costs nothing."""
+    store = redis_store(own_server.url)
+    try:
+        lookup = SessionLookup(store, ttl=1.0)  # no heartbeat: only the failed read can tell
+        created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
+        hint = store.storage_hint(created.id)
+        own_server.kill()
+        reads = count_store_reads(monkeypatch, store)
+        for _ in range(2):
+            with pytest.raises(StoreUnavailable):
+                await within(lookup.fetch(created.id, hint), what="a fetch from a dead store")
+        assert reads == [created.id] and lookup.store_down
+    finally:
+        await store.close()
+
+
+# -- the idle-timeout write, throttled, the limits kept --------------------------------------------
+
+
+def test_the_touch_interval_grows_with_the_idle_timeout_but_stays_small() -> None:
+    assert Lifetime(idle_timeout=60, max_lifetime=MAX).touch_interval == 1.0
+    assert Lifetime(idle_timeout=1800, max_lifetime=43200).touch_interval == 30.0
+    assert Lifetime(idle_timeout=86400, max_lifetime=86400).touch_interval == 60.0
+    assert Lifetime(idle_timeout=5, max_lifetime=MAX).touch_interval == 1.0
+
+
+async def test_the_idle_write_is_throttled_but_the_idle_timeout_holds(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    idle = 600.0  # a touch interval of 10 s
+    store = redis_store(redis_url, idle_timeout=idle, max_lifetime=3600.0)
+    try:
+        session = await store.create(DOCTOR, provider_access_token=None, now=T0)
+        name = SessionCrypto(SECRET).session_key(session.id)
+        written = raw.get(name)
+        seen = await store.get(session.id, now=T0 + 9)
+        assert seen is not None and seen.last_seen == T0 and raw.get(name) == written  # no write
+        # Unwritten use does not slide the timeout: the session ends idle_timeout after the last
+        # write (a little early for a busy user, never late).
+        assert await store.get(session.id, now=T0 + idle) is None
+        slid = await store.create(DOCTOR, provider_access_token=None, now=T0)
+        later = await store.create(DOCTOR, provider_access_token=None, now=T0)
+        for each in (slid, later):
+            touched = await store.get(each.id, now=T0 + 10)  # one interval on: written
+            assert touched is not None and touched.last_seen == T0 + 10
+        assert await store.get(slid.id, now=T0 + 10 + idle - 1) is not None
+        assert await store.get(later.id, now=T0 + 10 + idle) is None
+    finally:
+        await store.close()
+
+
+async def test_a_throttled_touch_never_extends_past_max_lifetime(redis_url: str, raw: redis.Redis) -> None:
+    store = redis_store(redis_url, idle_timeout=600.0, max_lifetime=900.0)
+    try:
+        session = await store.create(DOCTOR, provider_access_token=None, now=T0)
+        name = SessionCrypto(SECRET).session_key(session.id)
+        touched = await store.get(session.id, now=T0 + 500)  # 400 s of life left
+        assert touched is not None and touched.last_seen == T0 + 500
+        assert 0 < raw.pttl(name) <= 400_000  # the key lives to the absolute end, not idle_timeout
+        assert await store.get(session.id, now=T0 + 899) is not None
+        assert await store.get(session.id, now=T0 + 900) is None
+    finally:
+        await store.close()
+
+
+async def test_provider_tokens_survive_reuse(replica: Replica) -> None:
+    token = "opaque-provider-token-5d4c3b2a1f0e9d8c"  # invented; no JWT exp to end the session early
+    created = await replica.store.create(FULL_STAFF, provider_access_token=token, now=time.time())
+    first = await replica.session(created.id)
+    age_cache_entry(replica, created.id)
+    again = await replica.session(created.id)
+    assert first is not None and again is not None
+    assert again.provider_access_token == token and again.identity.to_storage() == FULL_STAFF.to_storage()

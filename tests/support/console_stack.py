@@ -1,0 +1,142 @@
+"""Support for the admin console tests (issue 15): no tests here.
+
+``console_stack`` runs the real proxy in-process (memory or real Redis sessions), the mock IdP
+and the echo upstream, with routes whose rules split the bundled test users in different ways
+and an ``admin:`` block that admits the IT staff member (``staff``) only. Hosts are
+``*.localhost``: chromium resolves them to 127.0.0.1 by itself, the aiohttp clients here through
+``LoopbackResolver``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from sso_proxy.mockidp.users import load_users
+from support.echo_app import start_echo
+from support.harness import Stack, browser, follow, start_stack
+
+LOGIN_HOST = "sso.localhost"
+ADMIN_USER = "staff"  # IT staff at 10999: the admin rule below admits exactly this position
+USERS = [user.key for user in load_users() if user.provider is not None]  # who can log in at all
+PROVIDER_IDS = {user.key: str(user.provider["provider_id"]) for user in load_users() if user.provider}
+ADMIN_RULES = {"allow": [{"organization": {"hcode": "10999", "position": "นักวิชาการคอมพิวเตอร์"}}]}
+TOKEN = re.compile(r'name="token" value="([0-9a-f]+)"')
+
+
+def console_routes(upstream: str) -> list[dict[str, Any]]:
+    """Routes whose rules admit different subsets of the bundled users (and one nobody)."""
+    return [
+        {"name": "portal", "host": "portal.localhost", "upstream": upstream, "title": "พอร์ทัล"},
+        {
+            "name": "app",
+            "host": "app.localhost",
+            "upstream": upstream,
+            "allow": [{"ial_min": 2.3}],
+            "deny": [{"organization": {"hcode": "10998"}}],
+        },
+        {
+            "name": "doctors",
+            "host": "app.localhost",
+            "path_prefix": "/doctors",
+            "upstream": upstream,
+            "allow": [{"organization": {"hcode": "10999", "position": "แพทย์"}}],
+        },
+        {
+            "name": "payslip",
+            "host": "payslip.localhost",
+            "upstream": upstream,
+            "allow": [{"organization": {"is_hr_admin": True}}, {"email": "tuayang.t@example.test"}],
+        },
+        {
+            "name": "leave",
+            "host": "leave.localhost",
+            "upstream": upstream,
+            "allow": [{"organization": {"hcode": ["10999", "00099"]}}],
+            "deny": [{"not": {"ial_min": 2.3}}],
+        },
+        {
+            "name": "nobody",
+            "host": "app.localhost",
+            "path_prefix": "/nobody",
+            "upstream": upstream,
+            "allow": [],
+        },
+    ]
+
+
+@contextlib.asynccontextmanager
+async def console_stack(
+    *, store: str = "memory", redis_url: str | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
+    echo_runner, upstream = await start_echo()
+    overrides.setdefault("admin", ADMIN_RULES)
+    try:
+        stack = await start_stack(
+            upstream,
+            routes=console_routes(upstream),
+            store=store,
+            redis_url=redis_url,
+            login_host=LOGIN_HOST,
+            **overrides,
+        )
+        try:
+            yield stack
+        finally:
+            await stack.close()
+    finally:
+        await echo_runner.cleanup()
+
+
+def route_url(stack: Stack, route: dict[str, Any] | Any) -> str:
+    """A URL of ``route`` (a config dict or RouteConfig) that the route itself matches."""
+    host = route["host"] if isinstance(route, dict) else route.host
+    prefix = route.get("path_prefix", "/") if isinstance(route, dict) else route.path_prefix
+    return stack.url(host, prefix.rstrip("/") + "/check")
+
+
+def console(stack: Stack, path: str = "/") -> str:
+    return stack.url(LOGIN_HOST, "/oauth2/admin" + path)
+
+
+async def signed_in(stack: Stack, user: str) -> aiohttp.ClientSession:
+    """A browser logged in as ``user`` on the login host (the caller closes it)."""
+    client = browser()
+    response, hops = await follow(client, stack.url(LOGIN_HOST, "/oauth2/start"), user=user)
+    assert response.status in (200, 404), hops  # "/" of the login host: My apps, or not built yet
+    assert any(c.key == stack.runtime.cookies.session_name for c in client.cookie_jar), hops
+    return client
+
+
+async def page_token(client: aiohttp.ClientSession, stack: Stack) -> str:
+    """The console token of this admin's session, read from a console page as a browser would."""
+    async with client.get(console(stack, "/sessions")) as response:
+        text = await response.text()
+    assert response.status == 200, text
+    found = TOKEN.search(text)
+    assert found is not None, text
+    return found.group(1)
+
+
+async def post(
+    client: aiohttp.ClientSession,
+    stack: Stack,
+    path: str,
+    fields: dict[str, str],
+    *,
+    origin: str | None = "own",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str]:
+    """A console POST as a form would send it; ``origin="own"`` is the login host's origin."""
+    sent = dict(headers or {})
+    if origin == "own":
+        sent["Origin"] = stack.config.public_url
+    elif origin is not None:
+        sent["Origin"] = origin
+    url = console(stack, path)
+    async with client.post(url, data=fields, headers=sent, allow_redirects=False) as response:
+        return response.status, await response.text()
