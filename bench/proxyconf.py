@@ -13,7 +13,7 @@ import yaml
 
 from sso_proxy.mockidp import MockSettings
 
-COOKIE_SECRET = "bench-cookie-secret-" + "b" * 40
+COOKIE_SECRET = "bench-cookie-secret-R4nd0mT8kq2VxL9pZw3Hc7Jm1Ns6Bf5Gd0Ye"  # >= 32 random bytes
 BENCH_HOST = "app.bench"  # the measured route's host
 LOGIN_HOST = "sso.bench"
 # Mock users the measured route admits (hcode 10999 or 00099, IAL >= 2.3, not private).
@@ -47,6 +47,7 @@ def proxy_config(
     route_count: int,
     identity_cache: str,
     workers: int = 1,
+    access_log: bool = True,
 ) -> dict[str, Any]:
     settings = MockSettings()
     return {
@@ -74,9 +75,12 @@ def proxy_config(
         # nginx (rows E, F) runs on loopback and sets X-Forwarded-*; as deploy/nginx/README says.
         "trusted_proxies": ["127.0.0.1/32"],
         "routes": routes(route_count, upstream),
+        # On, as shipped: C pays for one access-log line per request (C-nolog: off, to show the cost).
+        "access_log": {"enabled": access_log},
     }
 
 
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)  # its secrets are written in it: serve refuses a file others can read
     return path

@@ -81,6 +81,8 @@ def other_ratios(results: Results) -> list[tuple[str, float | None]]:
         ("B/A (naive proxy vs the app itself)", results.ratio("B", "A")),
         ("E/D (nginx + sso-proxy auth vs plain nginx)", results.ratio("E", "D")),
         ("C workers:2 / workers:1", results.ratio("C-workers2", "C")),
+        ("C access log on / off (its cost)", results.ratio("C", "C-nolog")),
+        ("C/B with the access log off", results.ratio("C-nolog", "B")),
     ]
 
 
@@ -253,7 +255,9 @@ def method_lines(settings: Settings) -> list[str]:
         "- C: `sso-proxy serve --config F` as a real process, `workers: 1`, sessions in a real "
         f"redis-server, `identity_cache: {settings.identity_cache}`, every route with an allow rule "
         "(IAL + organization) and a deny rule; wrk sends the session cookies of "
-        f"{settings.users} real logins (the mock IdP's headless login) in rotation and `Host: app.bench`.",
+        f"{settings.users} real logins (the mock IdP's headless login) in rotation and `Host: app.bench`. "
+        "The access log is on, as shipped (one JSON line per request to the process's stdout, here a "
+        "file in the work directory); C-nolog is the same proxy with `access_log: {enabled: false}`.",
         f"- D/E/F: nginx, `worker_processes {settings.nginx_workers}`, keep-alive to every upstream. "
         "E and F use the shipped `deploy/nginx` snippets (`sso-protect.conf`, `sso-upstream-headers.conf`, "
         "the internal `/oauth2/auth` location); only the target of `upstream sso_proxy` differs: "
@@ -262,9 +266,11 @@ def method_lines(settings: Settings) -> list[str]:
         f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
         f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "
         f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
-        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions: each comes "
-        "back about once a second, and roughly half the requests miss the cache and read Redis (GET, "
-        "open and unpack the record, a touch at most once a second per session).",
+        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions: each "
+        "misses the cache about once a second, so some 1,000 requests a second read Redis, the way many "
+        "people making a few requests each do (the misses of one event-loop turn share one MGET; the "
+        "record is decrypted and parsed again only when it changed; a touch at most once per "
+        "`Lifetime.touch_interval`, idle_timeout/60 capped at 60 s).",
         "- Filled sessions are written by the store's own `RedisStore.create` (its keys, crypto, record "
         "format and TTLs) with a client that pipelines the commands instead of awaiting each reply; a "
         "sample is read back through `store.get`, and every one must open. Each session belongs to a "

@@ -14,6 +14,7 @@ TITLES = {
     "A": "upstream app directly",
     "B": "naive aiohttp proxy (no auth)",
     "C": "sso-proxy, authenticated GET",
+    "C-nolog": "C with the access log off",
     "D": "nginx proxy_pass",
     "E": "nginx auth_request -> sso-proxy /oauth2/auth",
     "F": "nginx auth_request -> trivial 202 app",

@@ -25,6 +25,7 @@ RUN_ORDER = (
     "A",
     "B",
     "C",
+    "C-nolog",
     "C-routes",
     "C-sessions",
     "C-workers2",

@@ -88,7 +88,9 @@ class Bench:
             [SSO_PROXY, "keys", "generate", "--out", str(self.key_file)], check=True, capture_output=True
         )
 
-    def start_proxy(self, name: str, redis_service: Service, *, routes: int, workers: int = 1) -> Service:
+    def start_proxy(
+        self, name: str, redis_service: Service, *, routes: int, workers: int = 1, access_log: bool = True
+    ) -> Service:
         port = free_port()
         data = proxy_config(
             port=port,
@@ -99,6 +101,7 @@ class Bench:
             route_count=routes,
             identity_cache=self.settings.identity_cache,
             workers=workers,
+            access_log=access_log,
         )
         path = write_config(self.workdir / f"{name}.yaml", data)
         service = self.start(Service(name, [SSO_PROXY, "serve", "--config", str(path)], self.workdir, port))
@@ -108,6 +111,8 @@ class Bench:
     def start_proxies(self) -> None:
         s = self.settings
         self.start_proxy("proxy-main", self.redis_main, routes=s.routes_small)
+        if s.wants("C-nolog"):
+            self.start_proxy("proxy-nolog", self.redis_main, routes=s.routes_small, access_log=False)
         if s.wants("C-routes"):
             self.start_proxy("proxy-routes", self.redis_main, routes=s.routes_large)
         if s.wants("C-sessions", "C-spread-sessions") and self.redis_big is not None:
@@ -223,6 +228,8 @@ class Bench:
         if s.wants("B"):
             table["B"] = (self.naive.url, (), False)
         table["C"] = (self.proxies["proxy-main"].url, main, True)
+        if "proxy-nolog" in self.proxies:
+            table["C-nolog"] = (self.proxies["proxy-nolog"].url, main, True)
         if s.wants("D"):
             table["D"] = (self.nginx_d.url, (), False)
         if s.wants("E"):

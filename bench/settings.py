@@ -16,6 +16,7 @@ ALL_SCENARIOS = (
     "A",
     "B",
     "C",
+    "C-nolog",
     "D",
     "E",
     "F",

@@ -14,7 +14,7 @@ from pathlib import Path
 from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import Config, load_config, summary
 from sso_proxy.errors import ConfigError
-from sso_proxy.observability.log import configure_logging
+from sso_proxy.observability.log import configure_logging, get_logger
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +86,11 @@ def package_version() -> str:
         return __version__
 
 
-def load_or_report(path: str, load: Callable[[str], Config] = load_config) -> Config | None:
+def load_or_report(
+    path: str, load: Callable[[str], Config] = load_config, *, print_warnings: bool = True
+) -> Config | None:
+    """The config, or None after printing every problem. ``serve`` logs the warnings itself, as
+    JSON lines like the rest of its output, so a log shipper parses every line."""
     try:
         config = load(path)
     except ConfigError as exc:
@@ -94,8 +98,9 @@ def load_or_report(path: str, load: Callable[[str], Config] = load_config) -> Co
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return None
-    for warning in config.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    if print_warnings:
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     return config
 
 
@@ -112,10 +117,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config, check_before_serving)  # the same checks as check-config
+    # the same checks as check-config; the warnings are logged by serve, as JSON
+    config = load_or_report(args.config, check_before_serving, print_warnings=False)
     if config is None:
         return 1
     configure_logging(config.log_level)
+    for warning in config.warnings:
+        get_logger("sso_proxy.config").warning("config_warning", warning=warning)
     from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
     from sso_proxy.server.workers import run_workers

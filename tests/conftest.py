@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from support.access_lines import AccessLines, Discard
 from support.redis_server import RedisServer
+
+from sso_proxy.observability.accesslog import ACCESS
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,13 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis_server.client() as client:
         client.flushall()
     return redis_server.url
+
+
+@pytest.fixture(autouse=True)
+def access_lines() -> Iterator[AccessLines]:
+    """The access-log lines of the proxies this test runs in-process (not on the terminal)."""
+    lines = AccessLines()
+    ACCESS.stream = lines.stream
+    yield lines
+    ACCESS.flush()
+    ACCESS.stream = Discard()

@@ -40,6 +40,20 @@ def read_cookie_domain(node: Node, info: Setting, default: Any) -> str | None:
     return domain.lower().lstrip(".") if domain else default
 
 
+def read_sample(node: Node, info: Setting, default: Any) -> int:
+    """``1`` in N: a whole number >= 1, or ``off`` / ``false`` (YAML reads both as false): 0, none."""
+    if node.value is False:
+        return 0
+    if node.value is True:
+        return 1
+    if isinstance(node.value, str) and node.value.strip().lower() == "off":
+        return 0
+    if node.value is not None and (not isinstance(node.value, int) or node.value < 1):
+        node.problems.add(node.path, f"must be a whole number >= 1 (1 in N) or off, got {node.value!r}")
+        return int(default)
+    return node.integer(default)
+
+
 # One reader per Setting.kind ("section" and "list" are read by read_key itself).
 READERS: dict[str, Reader] = {
     "str": lambda node, info, default: node.string(default),
@@ -60,6 +74,8 @@ READERS: dict[str, Reader] = {
     "methods": lambda node, info, default: values.read_methods(node),
     "header_map": lambda node, info, default: values.read_header_map(node),
     "rules": read_rules,
+    "sample": read_sample,
+    "text": lambda node, info, default: values.read_local_text(node),
 }
 
 

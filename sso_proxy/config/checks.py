@@ -32,14 +32,6 @@ def check_config(root: Node, config: Config) -> None:
             metrics.path,
             f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
         )
-    if config.metrics_listen and config.workers > 1:
-        # Until the metrics gather every worker's counts, each worker would bind metrics_listen
-        # again and all but the first die with "address already in use".
-        root.problems.add(
-            metrics.path,
-            f"cannot be used with workers: {config.workers} yet (each worker would bind it); "
-            "set workers: 1 or remove metrics_listen",
-        )
     check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
 
 

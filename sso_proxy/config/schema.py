@@ -5,7 +5,8 @@ required, restart-only): the keys each mapping accepts, the defaults the reader 
 keys SIGHUP cannot change are derived from these fields (``sso_proxy.config.setting``).
 
 ``load_config`` reports EVERY problem at once, each with its key path, and refuses unknown keys
-anywhere: a typo must never silently weaken a rule.
+anywhere: a typo must never silently weaken a rule. What ``serve`` and ``check-config`` run is
+``sso_proxy.config.preflight.check_before_serving``: this, plus the signing key files.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from urllib.parse import urlsplit
 from sso_proxy.config import checks, secret_rules
 from sso_proxy.config.build import read_whole
 from sso_proxy.config.read import Node, Problems, default_environ, expand_env, load_yaml
+from sso_proxy.config.sections import AccessLogConfig as AccessLogConfig
 from sso_proxy.config.sections import AdminConfig as AdminConfig
 from sso_proxy.config.sections import HealthIdConfig as HealthIdConfig
 from sso_proxy.config.sections import ProviderIdConfig as ProviderIdConfig
 from sso_proxy.config.sections import SessionConfig as SessionConfig
 from sso_proxy.config.sections import SigningConfig as SigningConfig
 from sso_proxy.config.setting import secret_key_paths, section, setting
-from sso_proxy.config.values import HEADER_ENCODINGS
+from sso_proxy.config.values import HEADER_ENCODINGS, LocalText
 from sso_proxy.config.values import TEMPLATE_FIELDS as TEMPLATE_FIELDS  # header template fields
 from sso_proxy.errors import ConfigError
 from sso_proxy.policy import evaluate as policy
@@ -51,7 +53,9 @@ class RouteConfig:
     methods: frozenset[str] | None = setting(
         default=None, kind="methods", doc="this route only for these methods"
     )
-    deny_message: str | None = setting(default=None, kind="str", doc="shown on the 403 page")
+    deny_message: LocalText | None = setting(
+        default=None, kind="text", doc='shown on the 403 page: one text, or {th: "...", en: "..."}'
+    )
     headers: Mapping[str, str] = setting(
         default_factory=dict, kind="header_map", doc="extra headers for legacy apps: name -> template"
     )
@@ -81,6 +85,9 @@ class RouteConfig:
     # upstream connections another route to the same address needs.
     max_connections: int = setting(
         default=64, kind="int", minimum=1, doc="this route's requests at the upstream at once"
+    )
+    force_https: bool | None = setting(
+        default=None, kind="bool", doc="plain http is redirected to https (default: the global force_https)"
     )
 
     @functools.cached_property
@@ -134,9 +141,15 @@ class Config:
     )
     # Only the Health ID / Provider ID calls use it; upstream apps are always reached directly.
     egress_proxy: str | None = setting(
-        default=None, kind="str",
+        default=None, kind="str", secret=True,  # its password, if any: never a sample, never world-readable
         doc="forward proxy for the MOPH calls (http://[user:pass@]host:port); wins over HTTPS_PROXY/NO_PROXY",
     )  # fmt: skip
+    # Plain http with cookie_secure gets a page naming the fixes (sso_proxy.core.decide.plain_http);
+    # this redirects it to https instead.
+    force_https: bool = setting(default=False, kind="bool", doc="plain http is redirected to https")
+    access_log: AccessLogConfig = setting(
+        default_factory=AccessLogConfig, kind="section", section=AccessLogConfig, doc="one line per request"
+    )
     warnings: tuple[str, ...] = setting(default=(), kind="internal", doc="check-config warnings (lint)")
     source: str = setting(default="", kind="internal", doc="the file this was read from")
 

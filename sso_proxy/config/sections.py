@@ -83,7 +83,10 @@ class SessionConfig:
         default=None, kind="cookie_domain", doc="share one cookie across subdomains (less isolation)"
     )
     idle_timeout: float = setting(
-        default=1800.0, kind="duration", restart_only=True, doc="sliding: each use restarts it"
+        default=1800.0,
+        kind="duration",
+        restart_only=True,
+        doc="sliding: each use restarts it (stamp written at most every idle_timeout/60, 1-60 s)",
     )
     max_lifetime: float = setting(
         default=43200.0, kind="duration", restart_only=True, doc="absolute: from login, never extended"
@@ -123,3 +126,16 @@ class AdminConfig:
     def policy(self) -> policy.RoutePolicy:
         """The same decision as a route's (``policy.evaluate``), for the admin console."""
         return policy.RoutePolicy(allow=self.allow, deny=self.deny)
+
+
+@section()
+class AccessLogConfig:
+    """The access log (``sso_proxy.observability.accesslog``): one JSON line per request, on stdout."""
+
+    enabled: bool = setting(default=True, kind="bool", doc="one JSON line per request on stdout")
+    include_query: bool = setting(
+        default=False, kind="bool", doc="the query string too (credential and token-shaped values redacted)"
+    )
+    health_sample: int = setting(
+        default=1, kind="sample", doc="log 1 in N answered /healthz and /readyz (off: none; failures always)"
+    )

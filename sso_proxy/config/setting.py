@@ -22,7 +22,8 @@ T = TypeVar("T")
 # How the YAML value is read (sso_proxy.config.build has one reader per kind).
 Kind = Literal[
     "str", "bool", "int", "duration", "choice", "strings", "domains", "cidrs", "listen", "url", "origin",
-    "cookie_domain", "host", "prefix", "prefixes", "methods", "header_map", "rules",
+    "cookie_domain", "host", "prefix", "prefixes", "methods", "header_map", "rules", "text",
+    "sample",  # 1 in N (a whole number >= 1), or off (0)
     "section", "list",  # a nested mapping / a list of mappings, read as ``section``
     "internal",  # set by the loader itself, never written in the file
 ]  # fmt: skip

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from sso_proxy.config.read import Node
@@ -146,3 +147,35 @@ def read_header_map(node: Node) -> dict[str, str]:
                 )
         out[name] = text
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class LocalText:
+    """Words for people, e.g. a route's ``deny_message``: ``key: "one text"`` is shown once,
+    whatever the page's language; ``key: {th: "...", en: "..."}`` gives each language its own
+    (either may be left out), so a bilingual page never shows the same note twice."""
+
+    th: str = ""
+    en: str = ""
+
+    @property
+    def single(self) -> str | None:
+        """The one text when both languages share it (a plain string in the file), else None."""
+        return self.th if self.th == self.en else None
+
+    @property
+    def text(self) -> str:
+        """Everything, once: for logs, JSON bodies and places with room for one line."""
+        return self.single or " / ".join(part for part in (self.th, self.en) if part)
+
+
+def read_local_text(node: Node) -> LocalText | None:
+    if isinstance(node.value, dict):
+        node.mapping(("th", "en"))
+        th, en = node.child("th").string(), node.child("en").string()
+        if not th and not en:
+            node.problems.add(node.path, "give th, en or both (or one plain string for every language)")
+            return None
+        return LocalText(th or "", en or "")
+    text = node.string()
+    return LocalText(text, text) if text else None

@@ -3,8 +3,10 @@
 Two pure steps around the one I/O a decision needs (the session, read by
 ``sso_proxy.frontends.judge``):
 
-* ``locate``: host + target -> the route and the canonical path, or Bad / NotFound. It runs
-  before any session is read, so a public path or an unknown host costs the store nothing;
+* ``locate``: host + target -> the route and the canonical path, or Bad / NotFound, or Insecure
+  (plain http where the cookies are Secure: ``plain_http``). For ``/oauth2/auth`` the host and
+  target are those the front door names (``core.authdialect``). It runs before any session is
+  read, so a public path or an unknown host costs the store nothing;
 * ``decide``: route + session -> Forward | Public | Login | Refuse. The one function that
   decides whether a request is forwarded, for both front ends and for ``/oauth2/auth`` alike.
 
@@ -17,12 +19,12 @@ is decided.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from sso_proxy.config.schema import RouteConfig
+from sso_proxy.config.schema import Config, RouteConfig
 from sso_proxy.core import verdict as v
-from sso_proxy.core.authdialect import original_method, original_uri
-from sso_proxy.core.facts import RequestFacts
+from sso_proxy.core.authdialect import Asked, asked
+from sso_proxy.core.facts import ClientInfo, RequestFacts
 from sso_proxy.core.identities import admitted_identity
 from sso_proxy.core.paths import join_path_qs
 from sso_proxy.core.routing import public_path
@@ -39,32 +41,82 @@ class Target:
     route: RouteConfig
     path_qs: str
     public: bool  # a public path of the route: no session needed, none used
+    back: str | None = None  # /oauth2/auth: where the browser returns after a login
 
 
-def locate(snapshot: Snapshot, facts: RequestFacts) -> Target | v.Bad | v.NotFound:
-    """The route for the request (for ``/oauth2/auth``: for the request nginx names)."""
+def locate(snapshot: Snapshot, facts: RequestFacts) -> Target | v.Bad | v.NotFound | v.Insecure:
+    """The route for the request (for ``/oauth2/auth``: for the request the front door names)."""
     try:
-        target, method = _asked(snapshot, facts)
+        asked = _asked(snapshot, facts)
+        host, target, method = (
+            (facts.client.host, facts.target, facts.method)
+            if asked is None
+            else (asked.host, asked.target, asked.method)
+        )
         # SECURITY: one canonical path, matched, judged and forwarded alike (core.paths).
-        route, path, query = snapshot.table.locate(facts.client.host, target, method)
+        route, path, query = snapshot.table.locate(host, target, method)
     except BadRequest as exc:
         return v.Bad(exc.message, exc.message_th, exc.detail)
     if route is None:
         return v.NotFound()
     public = bool(route.public_paths) and public_path(route, path) is not None
-    return Target(route, join_path_qs(path, query), public)
+    path_qs = join_path_qs(path, query)
+    if asked is not None:
+        return Target(route, path_qs, public, asked.redirect or asked.origin + path_qs)
+    if facts.client.proto != "https":
+        insecure = plain_http(snapshot.config, facts.client, route, path_qs, public=public)
+        if insecure is not None:
+            return insecure
+    return Target(route, path_qs, public)
 
 
-def _asked(snapshot: Snapshot, facts: RequestFacts) -> tuple[str, str]:
-    """(request target, method) of the request being judged; raises BadRequest."""
-    question = facts.auth
-    if question is None:
-        return facts.target, facts.method
+def _asked(snapshot: Snapshot, facts: RequestFacts) -> Asked | None:
+    """The request a front door asks ``/oauth2/auth`` about (None: not a question); raises BadRequest."""
+    if facts.auth is None:
+        return None
+    return asked(
+        facts.auth,
+        facts.client,
+        login_host=snapshot.config.public_host,
+        route_host=snapshot.table.serves_host,
+        method_required=lambda host: _method_required(snapshot, host),
+    )
+
+
+def _method_required(snapshot: Snapshot, host: str) -> bool:
     # SECURITY: on a host with method-specific routes, judging a POST as a GET could pick a
-    # route with other rules: nginx must say which method it asks about.
-    routes = snapshot.table.routes_for_host(facts.client.host)
+    # route with other rules: the front door must say which method it asks about.
+    routes = snapshot.table.routes_for_host(host)
     required = any(route.methods is not None for route in routes)
-    return original_uri(question.uris), original_method(question.methods, required=required)
+    return required
+
+
+def plain_http(
+    config: Config, client: ClientInfo, route: RouteConfig | None, path_qs: str, *, public: bool = False
+) -> v.Insecure | None:
+    """The answer to a request that is not https by the believed view (``core.forwarded``), when
+    it must not be served as it is; None to serve it.
+
+    With ``cookie_secure`` the proxy's cookies are Secure: over plain http the browser never sends
+    them back, so a login could only end in a loop or on a wrong page. ``force_https`` (the
+    route's, else the global one) redirects instead; ``route`` None: a login endpoint."""
+    force = config.force_https if route is None or route.force_https is None else route.force_https
+    if force:
+        # SECURITY: never redirect a request that says https (a TLS terminator missing from
+        # trusted_proxies): its https request would come back as plain http, for ever.
+        location = None if client.claims_https else https_url(config.public_url, client.host, path_qs)
+        return v.Insecure(route, location)
+    # SECURITY: no login over plain http with Secure cookies: a page naming the two fixes.
+    if config.session.cookie_secure and not public:
+        return v.Insecure(route, None)
+    return None
+
+
+def https_url(public_url: str, host: str, path_qs: str) -> str:
+    """``path_qs`` on ``host`` over https, at the port the proxy serves https on (public_url's)."""
+    login = urlsplit(public_url)
+    port = f":{login.port}" if login.scheme == "https" and login.port not in (None, 443) else ""
+    return f"https://{host}{port}{path_qs}"
 
 
 def decide(
@@ -92,7 +144,8 @@ def decide(
         return v.Forward(route, target.path_qs, kept)
     decision = evaluate(route.policy, session.identity)  # SECURITY: deny wins; allow [] is nobody
     if not decision.allowed:
-        return v.Refuse(route, decision.rule, session.provider_id, session.identity.first_hcode())
+        who = session.identity
+        return v.Refuse(route, decision.rule, who.provider_id, who.first_hcode(), who, target.path_qs)
     entry = admitted_identity(snapshot.assertions, route, session, decision, now)
     snapshot.identities.put(hint, route, entry)
     return v.Forward(route, target.path_qs, entry)
@@ -103,11 +156,13 @@ def login(snapshot: Snapshot, facts: RequestFacts, target: Target) -> v.Login:
 
     The scheme and host are the client's as ``trusted_proxies`` allow (``core.forwarded``)."""
     client = facts.client
+    if facts.auth is not None:
+        # The front door sends the browser on: to the login host itself (contract §5, 401 +
+        # Location), coming back to X-Auth-Request-Redirect or the URL asked about.
+        query = urlencode({"rd": target.back or ""})
+        return v.Login(target.route, f"{snapshot.config.public_url}/oauth2/start?{query}", "auth_request")
     original = f"{client.proto}://{client.host_port}{target.path_qs}"
     query = urlencode({"rd": original})
-    if facts.auth is not None:
-        # nginx sends the browser on: to the login host itself (contract §5, 401 + Location).
-        return v.Login(target.route, f"{snapshot.config.public_url}/oauth2/start?{query}", "auth_request")
     # Start on this host: its /oauth2/start binds the later hand-off to this browser, then
     # moves on to the login host (sso_proxy.web.handoff).
     return v.Login(target.route, f"/oauth2/start?{query}", "json" if facts.wants_json else "redirect")

@@ -3,7 +3,8 @@
 Both front ends (the fast path and aiohttp) reduce a request to ``RequestFacts`` and nothing
 else reaches the decision, so a header neither of them copied here cannot sway it. What is
 trusted: the TCP peer; ``X-Forwarded-*`` only from ``trusted_proxies`` (``core.forwarded``);
-for ``/oauth2/auth``, the ``X-Original-*`` headers, which the trusted nginx always sets itself.
+for ``/oauth2/auth``, the headers that name the request asked about (``core.authdialect``),
+which the front door sets itself.
 Pure: no aiohttp, no I/O.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from multidict import MultiMapping
 
 from sso_proxy.core.forwarded import ClientView, Network, client_view
 
@@ -24,15 +27,52 @@ class ClientInfo:
     host: str  # lower case, no port: what routes match
     host_port: str  # as the client addressed us: for building absolute URLs
     view: ClientView  # the believed X-Forwarded-* view, for the headers sent upstream
+    # Not https by the believed view, yet X-Forwarded-Proto says https: a TLS terminator
+    # missing from trusted_proxies, most likely (never believed; only keeps force_https from
+    # redirecting in a loop).
+    claims_https: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class AuthQuestion:
-    """nginx's ``auth_request`` question: the request it is about, as its own headers name it."""
+    """A front door's ``/oauth2/auth`` question: every value of every header that may name the
+    request it is about (``core.authdialect`` reads them, strictly)."""
 
-    uris: tuple[str, ...]  # every X-Original-URI value
-    methods: tuple[str, ...]  # every X-Original-Method value
+    uris: tuple[str, ...]  # X-Original-URI (nginx)
+    methods: tuple[str, ...]  # X-Original-Method
     cookies: tuple[str, ...]  # every Cookie header: the app's cookies go back to nginx
+    forwarded_uris: tuple[str, ...] = ()  # X-Forwarded-Uri (oauth2-proxy's snippet, Traefik, Caddy)
+    forwarded_methods: tuple[str, ...] = ()  # X-Forwarded-Method
+    urls: tuple[str, ...] = ()  # X-Original-URL (Authelia, ingress-nginx)
+    forwarded_hosts: tuple[str, ...] = ()  # X-Forwarded-Host as sent (believed only through ClientInfo)
+    forwarded_protos: tuple[str, ...] = ()  # X-Forwarded-Proto as sent (likewise)
+    redirects: tuple[str, ...] = ()  # X-Auth-Request-Redirect: the way back after the login
+    host: str = ""  # the Host header as sent (ClientInfo.host may be X-Forwarded-Host's)
+    browser: bool = False  # Accept names text/html: a 401 the front door passes on is a page
+
+
+def auth_question(headers: MultiMapping[str]) -> AuthQuestion:
+    """The question of a ``GET /oauth2/auth`` from its headers (any case), as both front ends read it.
+
+    SECURITY: read on ``/oauth2/auth`` only, which the front door calls itself with values it
+    sets; on every other path these headers are the client's and never reach a decision."""
+
+    def every(name: str) -> tuple[str, ...]:
+        return tuple(headers.getall(name, ()))
+
+    return AuthQuestion(
+        uris=every("X-Original-URI"),
+        methods=every("X-Original-Method"),
+        cookies=every("Cookie"),
+        forwarded_uris=every("X-Forwarded-Uri"),
+        forwarded_methods=every("X-Forwarded-Method"),
+        urls=every("X-Original-URL"),
+        forwarded_hosts=every("X-Forwarded-Host"),
+        forwarded_protos=every("X-Forwarded-Proto"),
+        redirects=every("X-Auth-Request-Redirect"),
+        host=headers.get("Host", ""),
+        browser="text/html" in headers.get("Accept", "").lower(),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +104,14 @@ def info_from(
         host=split_host(view.host),
         host_port=view.host.strip().lower(),
         view=view,
+        claims_https=view.proto != "https" and _claims_https(headers),
     )
+
+
+def _claims_https(headers: Mapping[str, str]) -> bool:
+    """Does X-Forwarded-Proto say the client used https (whoever sent it)? (The fast path
+    remembers ClientInfo per connection keyed by the X-Forwarded-* headers: no other header.)"""
+    return "https" in headers.get("X-Forwarded-Proto", "").lower()
 
 
 def wants_json(accept: str) -> bool:

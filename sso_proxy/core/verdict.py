@@ -7,11 +7,12 @@ was judged on, when there is one, so metrics and logs never need the request aga
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from sso_proxy.config.schema import RouteConfig
 from sso_proxy.core.identities import Headers, IdentityEntry
+from sso_proxy.identity.profile import Identity
 from sso_proxy.policy.evaluate import Decision
 
 
@@ -59,6 +60,10 @@ class Refuse:
     rule: str
     provider_id: str
     hcode: str | None
+    # For the 403 page only (who is signed in, where "switch account" returns): not part of the
+    # decision, so equal verdicts stay equal whoever asked.
+    identity: Identity | None = field(default=None, compare=False)
+    path_qs: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +88,23 @@ class NotFound:
     """No route for this host and path: 404."""
 
 
-Verdict = Forward | Public | Login | Refuse | Unavailable | Bad | NotFound
+@dataclass(frozen=True, slots=True)
+class Insecure:
+    """Plain http where the session cookie is Secure (``cookie_secure``): the browser would never
+    send it back, so a login could only loop. ``location`` (``force_https``): a 308 to the https
+    URL; None: 400, a page naming the problem and its two fixes. ``route``: None on the login
+    endpoints (``/oauth2/start``), which no route serves."""
+
+    route: RouteConfig | None
+    location: str | None
+
+
+Verdict = Forward | Public | Login | Refuse | Unavailable | Bad | NotFound | Insecure
 FORWARDED = (Forward, Public)  # the kinds that go upstream (in proxy mode)
 
 
 def route_name(verdict: Verdict) -> str:
     """The route label of the request's metrics: ``-`` when no route was matched."""
-    return "-" if isinstance(verdict, (Bad, NotFound)) else verdict.route.name
+    if isinstance(verdict, (Bad, NotFound)) or verdict.route is None:
+        return "-"
+    return verdict.route.name

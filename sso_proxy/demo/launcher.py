@@ -119,7 +119,9 @@ sso-proxy demo is running: ระบบสาธิต sso-proxy พร้อม
        อนุมัติการลา / Leave approval: HR and directors only (log in as nurse2org to see a 403)
   4. http://wifi.localhost:{p}/
        Wi-Fi ผู้มาติดต่อ / Guest Wi-Fi portal: any Provider ID holder
-  5. http://sso.localhost:{p}/oauth2/sign_out
+  5. http://sso.localhost:{p}/
+       แอปของฉัน / My apps: who you are and every app your rules let you open
+  6. http://sso.localhost:{p}/oauth2/sign_out
        ออกจากระบบ / Sign out of every app
 
   Other test users: lowial (IAL 1.2, refused by payslip), director, doctor, nopid (no Provider ID).

@@ -1,7 +1,8 @@
 """HTML of the three sample apps: who the proxy says you are, plus a little make-believe content.
 
-Pure functions (no I/O): every dynamic value is HTML-escaped, Thai first, English second, UTF-8.
-The page ids (``name-th``, ``provider-id``, ``hcode``, ``verified``) are stable for tests.
+Pure functions (no I/O): every dynamic value is HTML-escaped, Thai first, English second (in
+``lang="en"`` parts), UTF-8. The layout holds at 375 px: nothing overlaps, nothing scrolls
+sideways. The page ids (``name-th``, ``provider-id``, ``hcode``, ``verified``) are stable for tests.
 """
 
 from __future__ import annotations
@@ -56,18 +57,24 @@ MONTHS_TH = (
     "ธันวาคม",
 )
 STYLE = """
+*{box-sizing:border-box}
 body{font-family:"Sarabun","Noto Sans Thai","Loma","Garuda","Leelawadee UI",Tahoma,sans-serif;
 margin:0;background:#f3f6f9;color:#1b2a38;line-height:1.6}
-header{background:#0b6e4f;color:#fff;padding:.8rem 1.5rem}header a{color:#fff;margin-right:1rem}
+header{background:#0b6e4f;color:#fff;padding:.6rem 1.5rem;display:flex;flex-wrap:wrap;gap:.2rem 1rem;
+align-items:baseline}header a{color:#fff}header .sign-out{margin-left:auto}
 main{max-width:46rem;margin:1.5rem auto;padding:0 1rem}
-h1{font-size:1.45rem;margin:.3rem 0}h1 small{font-weight:normal;color:#4a5a58}
+h1{font-size:1.45rem;margin:.3rem 0}h1 small,h2 small{font-weight:normal;color:#4a5a58}
 .card{background:#fff;border-radius:12px;padding:1rem 1.5rem;margin:1rem 0;box-shadow:0 2px 10px #0001}
 #name-th{font-size:1.35rem}.en{color:#4a5a58}.ok{color:#0b6e4f;font-weight:bold}.bad{color:#b3261e;font-weight:bold}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e9ef;padding:.3rem .5rem;
-text-align:left;vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
+text-align:left;vertical-align:top;overflow-wrap:anywhere}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .voucher{font-size:2rem;letter-spacing:.3rem;font-family:monospace}
-a.button{background:#0b6e4f;color:#fff;border-radius:8px;padding:.5rem 1rem;text-decoration:none}
-pre{white-space:pre-wrap;font-size:.8rem;background:#f8fafc;padding:.5rem}
+a.button{display:inline-block;background:#0b6e4f;color:#fff;border-radius:8px;padding:.5rem 1rem;
+text-decoration:none;line-height:1.4}
+.action{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;margin:1rem 0 .3rem}.action p{margin:0}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#f8fafc;padding:.5rem}
+:focus-visible{outline:3px solid #b36b00;outline-offset:2px}
+@media (max-width:600px){main{padding:0 .5rem}.card{padding:.8rem 1rem}}
 """
 
 
@@ -120,10 +127,10 @@ def identity_card(seen: Seen) -> str:
     ial = (seen.claims or {}).get("ial")
     status = "ok" if seen.verified else "bad"
     return (
-        '<section class="card"><h2>ข้อมูลผู้ใช้ที่ได้รับจาก sso-proxy <small class="en">/ '
+        '<section class="card"><h2>ข้อมูลผู้ใช้ที่ได้รับจาก sso-proxy <small class="en" lang="en">/ '
         "Identity received from sso-proxy</small></h2>"
         f'<p>สวัสดี <strong id="name-th">{escape(seen.name_th)}</strong>'
-        f' <span class="en" id="name-en">{escape(name_en)}</span></p>'
+        f' <span class="en" id="name-en" lang="en">{escape(name_en)}</span></p>'
         "<table>"
         f'<tr><th>Provider ID</th><td><code id="provider-id">{escape(seen.provider_id)}</code></td></tr>'
         f'<tr><th>รหัสหน่วยบริการ / hcode</th><td id="hcode">{escape(seen.hcode)}</td></tr>'
@@ -146,7 +153,7 @@ def organizations_table(seen: Seen) -> str:
         for o in orgs
     )
     return (
-        '<h3>หน่วยงานสังกัด <small class="en">/ Organizations</small></h3>'
+        '<h3>หน่วยงานสังกัด <small class="en" lang="en">/ Organizations</small></h3>'
         '<table id="organizations"><tr><th>หน่วยงาน / unit</th><th>hcode</th>'
         f"<th>ตำแหน่ง / position</th><th>บทบาท / role</th></tr>{rows}</table>"
     )
@@ -166,10 +173,11 @@ def wifi_content(seen: Seen) -> str:
     seed = f"{seen.provider_id}:{int(time.time() // 3600)}"
     code = f"{sum(seed.encode()) * 7919 % 1_000_000:06d}"
     return (
-        '<section class="card"><h2>รหัส Wi-Fi สำหรับผู้มาติดต่อ <small class="en">/ Guest voucher</small></h2>'
+        '<section class="card"><h2>รหัส Wi-Fi สำหรับผู้มาติดต่อ '
+        '<small class="en" lang="en">/ Guest voucher</small></h2>'
         f'<p class="voucher" id="voucher">{code}</p>'
         "<p>ใช้ได้ 8 ชั่วโมง เครือข่าย <code>Hospital-Guest</code> "
-        '<span class="en">(valid 8 hours on network Hospital-Guest)</span></p></section>'
+        '<span class="en" lang="en">(valid 8 hours on network Hospital-Guest)</span></p></section>'
     )
 
 
@@ -187,7 +195,7 @@ def payslip_content(seen: Seen) -> str:
     total = sum(amount for _, amount in lines)
     return (
         f'<section class="card"><h2>สลิปเงินเดือน เดือน{escape(thai_month(time.time()))} '
-        '<small class="en">/ Payslip (sample figures)</small></h2>'
+        '<small class="en" lang="en">/ Payslip (sample figures)</small></h2>'
         f'<table>{rows}<tr><th>รับสุทธิ / net pay</th><th class="num">{total:,.2f} บาท</th></tr></table>'
         "</section>"
     )
@@ -200,10 +208,13 @@ def leave_content(seen: Seen) -> str:
         for label, total, used in balance
     )
     return (
-        '<section class="card"><h2>วันลาคงเหลือ <small class="en">/ Leave balance</small></h2>'
-        f"<table><tr><th></th><th>ใช้ไป / used</th><th>คงเหลือ / left</th></tr>{rows}</table>"
-        '<p><a class="button" href="/approve">อนุมัติการลา / Approve leave</a> '
-        '<span class="en">(งานบุคคลและผู้อำนวยการเท่านั้น / HR and directors only)</span></p></section>'
+        '<section class="card"><h2>วันลาคงเหลือ <small class="en" lang="en">/ Leave balance</small></h2>'
+        '<table><tr><th scope="col">ประเภท / type</th><th scope="col">ใช้ไป / used</th>'
+        f'<th scope="col">คงเหลือ / left</th></tr>{rows}</table>'
+        '<div class="action"><a class="button" href="/approve">'
+        'อนุมัติการลา <span lang="en">/ Approve leave</span></a>'
+        '<p class="en">งานบุคคลและผู้อำนวยการเท่านั้น <span lang="en">/ HR and directors only</span></p>'
+        "</div></section>"
     )
 
 
@@ -211,9 +222,10 @@ def approve_content(seen: Seen) -> str:
     pending = (("นางสาวตัวอย่าง ลาก่อน", "ลาพักผ่อน 2 วัน"), ("นายทดสอบ ป่วยจริง", "ลาป่วย 1 วัน"))
     rows = "".join(f"<tr><td>{escape(who)}</td><td>{escape(what)}</td></tr>" for who, what in pending)
     return (
-        '<section class="card" id="approve"><h2>ใบลารออนุมัติ <small class="en">/ Waiting for approval</small>'
+        '<section class="card" id="approve"><h2>ใบลารออนุมัติ '
+        '<small class="en" lang="en">/ Waiting for approval</small>'
         f"</h2><table>{rows}</table><p>ท่านเห็นหน้านี้เพราะเป็นงานบุคคลหรือผู้อำนวยการ "
-        '<span class="en">(you see this because you are HR or a director)</span></p></section>'
+        '<span class="en" lang="en">(you see this because you are HR or a director)</span></p></section>'
     )
 
 
@@ -231,14 +243,17 @@ def render_page(kind: str, seen: Seen, *, path: str, host: str) -> str:
         '<!doctype html><html lang="th"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(info.title_th)} / {escape(info.title_en)}</title><style>{STYLE}</style></head><body>"
-        f"<header><strong>{escape(info.title_th)}</strong> · {sibling_links(kind, host)}"
-        '<a id="sign-out" href="/oauth2/sign_out">ออกจากระบบ / Sign out</a></header><main>'
-        f"<h1>{escape(info.title_th)} <small>/ {escape(info.title_en)}</small></h1>"
-        f'<p>{escape(info.blurb_th)} <span class="en">{escape(info.blurb_en)}</span></p>'
+        f"<header><strong>{escape(info.title_th)}</strong> {sibling_links(kind, host)}"
+        '<a id="sign-out" class="sign-out" href="/oauth2/sign_out">'
+        'ออกจากระบบ <span lang="en">/ Sign out</span></a>'
+        "</header><main>"
+        f'<h1>{escape(info.title_th)} <small lang="en">/ {escape(info.title_en)}</small></h1>'
+        f'<p>{escape(info.blurb_th)} <span class="en" lang="en">{escape(info.blurb_en)}</span></p>'
         f"{app_content(kind, path, seen)}{identity_card(seen)}"
-        '<section class="card"><details><summary>assertion claims (X-Provider-Assertion)</summary>'
-        f"<pre>{escape(claims)}</pre></details></section>"
+        '<section class="card"><details><summary lang="en">assertion claims (X-Provider-Assertion)</summary>'
+        f'<pre lang="en">{escape(claims)}</pre></details></section>'
         "<p>แอปนี้ไม่มีโค้ดเข้าสู่ระบบเลย ข้อมูลทั้งหมดมาจาก sso-proxy "
-        '<span class="en">/ This app has no login code; everything above came from sso-proxy.</span></p>'
+        '<span class="en" lang="en">/ This app has no login code; '
+        "everything above came from sso-proxy.</span></p>"
         "</main></body></html>"
     )

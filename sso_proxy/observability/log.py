@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 
@@ -75,6 +76,25 @@ def redact_cookie_names(*bases: str) -> None:
 redact_cookie_names("sso_proxy")  # the default session.cookie_name; Runtime.apply adds the configured one
 
 
+# What ``redact_text`` needs to find anything at all: a word of ``_HEADERS`` or ``_BEARER``, the
+# "=" of a cookie or OAuth value, the start of a JWT, the first five digits of a citizen id.
+# SECURITY: keep in step with the rules above (tests/unit/test_accesslog.py checks it against them).
+_MIGHT_MATCH_WORDS = ("=", "eyj", "cookie", "authorization", "token", "assertion", "bearer", "basic")
+_MIGHT_MATCH_DIGITS = re.compile(r"\d[- ]?\d{4}")
+
+
+def redact_short(text: str) -> str:
+    """``redact_text`` for the access log's short fields: most paths and hosts carry nothing it
+    would replace, and a few substring tests tell so (the access log's writer runs per request)."""
+    if not text.isascii():  # case-insensitive matching beyond ASCII ("ſ" is an "s"): no shortcut
+        return redact_text(text)
+    lowered = text.lower()
+    for word in _MIGHT_MATCH_WORDS:
+        if word in lowered:
+            return redact_text(text)
+    return redact_text(text) if _MIGHT_MATCH_DIGITS.search(text) else text
+
+
 def redact_text(text: str) -> str:
     """``text`` with every credential, session id and citizen id it carries replaced."""
     text = _HEADERS.sub(rf"\1\2{REDACTED}", text)
@@ -83,6 +103,30 @@ def redact_text(text: str) -> str:
     text = _BEARER.sub(rf"\1 {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     return _CITIZEN_ID.sub(REDACTED, text)
+
+
+# Query parameters whose value the access log never shows, by name (besides ``_SENSITIVE``).
+_QUERY_NAMES = (*_SENSITIVE, "key", "sig", "auth", "session", "sid", "jwt", "ticket", "otp", "nonce", "pass")
+# A value shaped like a token whatever its name: 16+ URL-safe characters mixing letters and
+# digits, or 32+ of them.
+_TOKEN_SHAPED = re.compile(r"(?=[^&]*\d)(?=[^&]*[A-Za-z])[A-Za-z0-9._~+/=%\-]{16,}|[A-Za-z0-9._~+/=%\-]{32,}")
+
+
+def redact_query(query: str) -> str:
+    """SECURITY: a query string fit for the access log (``access_log.include_query``): the value of
+    every parameter named like a credential and every value shaped like a token replaced, then
+    ``redact_text`` over the rest (citizen ids, JWTs, cookie values)."""
+    parts = []
+    for pair in query.split("&"):
+        name, equals, value = pair.partition("=")
+        if not equals:
+            parts.append(REDACTED if _TOKEN_SHAPED.fullmatch(name) else name)
+            continue
+        lowered = unquote(name).lower()
+        if value and (any(word in lowered for word in _QUERY_NAMES) or _TOKEN_SHAPED.fullmatch(value)):
+            value = REDACTED
+        parts.append(f"{name}={value}")
+    return redact_text("&".join(parts))
 
 
 def scrub(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

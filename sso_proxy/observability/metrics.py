@@ -6,53 +6,20 @@ sets. No user identifiers are ever used as labels.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, Info, generate_latest
 
+from sso_proxy import __version__
 from sso_proxy.frontends.appkeys import RUNTIME
+from sso_proxy.observability.scrapetime import LabelCounts, LabelHistogram, Level
 
 if TYPE_CHECKING:
     from sso_proxy.server.runtime import Runtime
-
-
-class LabelCounts:
-    """A counter family counted in a plain dict and handed to Prometheus when it scrapes.
-
-    For the two counters bumped on every forwarded request: a ``Counter`` child takes a lock and
-    a few calls per ``inc``, this a dict update. The exposition is the same (``_total`` and
-    ``_created`` per label set). The dict is only written on the event loop's thread.
-    """
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = list(labelnames)
-        self.counts: dict[tuple[str, ...], int] = {}
-        self.created: dict[tuple[str, ...], float] = {}
-        REGISTRY.register(self)
-
-    def inc(self, labels: tuple[str, ...]) -> None:
-        counts = self.counts
-        if labels in counts:
-            counts[labels] += 1
-        else:
-            self.created[labels] = time.time()
-            counts[labels] = 1
-
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for labels, value in list(self.counts.items()):
-            family.add_metric(labels, value, created=self.created[labels])
-        yield family
 
 
 REQUESTS = LabelCounts(
@@ -61,6 +28,21 @@ REQUESTS = LabelCounts(
 DECISIONS = LabelCounts(
     "sso_proxy_decisions_total", "Access decisions, by route and outcome", ["route", "outcome"]
 )
+REQUEST_SECONDS = LabelHistogram(
+    "sso_proxy_request_duration_seconds",
+    "Time to answer a request (forwarded: until the upstream's answer is relayed), by route",
+    "route",
+    (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+IN_FLIGHT = Level("sso_proxy_requests_in_flight", "Requests being answered now (WebSockets: while open)")
+ACCESS_LOG_DROPPED = LabelCounts(
+    "sso_proxy_access_log_dropped_total",
+    "Access-log lines lost: queue_full (stdout blocked) or write_failed",
+    ["reason"],
+)
+BUILD = Info("sso_proxy_build", "The running sso-proxy")
+BUILD.info({"version": __version__, "python": platform.python_version()})
+STORE_UP = Gauge("sso_proxy_session_store_up", "1 when the session store answered the last heartbeat")
 LOGINS = Counter("sso_proxy_logins_total", "Completed or failed logins", ["outcome"])
 LOGIN_SECONDS = Histogram(
     "sso_proxy_login_duration_seconds",
@@ -108,12 +90,13 @@ ROUTE_NAME: web.RequestKey[str] = web.RequestKey("sso_proxy.route_name")
 _STATUS_TEXT: dict[int, str] = {}
 
 
-def count_request(route: str, status: int) -> None:
+def count_request(route: str, status: int, seconds: float) -> None:
     """One answered request, by route (``-`` for the proxy's own endpoints) and status."""
     text = _STATUS_TEXT.get(status)
     if text is None:
         text = _STATUS_TEXT[status] = str(status)
     REQUESTS.inc((route, text))
+    REQUEST_SECONDS.observe(route, seconds)
 
 
 def count_decision(route: str, allowed: bool) -> None:
@@ -122,6 +105,8 @@ def count_decision(route: str, allowed: bool) -> None:
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    STORE_UP.set(0 if runtime.sessions.store_down or not runtime.store_ok_at else 1)
     body = generate_latest()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -29,6 +29,7 @@ from sso_proxy.identity.key_files import SigningKey, configured_keys, ephemeral_
 from sso_proxy.identity.signing import Signer
 from sso_proxy.moph import MophClient
 from sso_proxy.observability import metrics
+from sso_proxy.observability.accesslog import ACCESS
 from sso_proxy.observability.log import get_logger, redact_cookie_names
 from sso_proxy.server.teardown import abandon, cancel_within, finish_within
 from sso_proxy.sessions import Session, SessionStore, make_store
@@ -68,6 +69,7 @@ class Runtime:
         then nothing has changed."""
         snapshot = self.snapshot_of(config)
         redact_cookie_names(config.session.cookie_name)  # SECURITY: their values never reach the log
+        ACCESS.configure(config.access_log)  # the process's access log (per request: a reload applies)
         # The resources take on the config's limits (they apply to the next read or connection).
         self.sessions.cache.ttl = config.session.identity_cache
         limits = {route.name: route.max_connections for route in config.routes}

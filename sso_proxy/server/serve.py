@@ -15,6 +15,7 @@ from sso_proxy.errors import ConfigError
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.observability import reloads
+from sso_proxy.observability.accesslog import ACCESS
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
@@ -47,7 +48,15 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
     return True
 
 
-async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    config: Config,
+    config_path: str | None,
+    *,
+    ready: asyncio.Event | None = None,
+    metrics_socket: str | None = None,
+) -> None:
+    """``metrics_socket``: a worker of ``workers: N`` serves its metrics there, for the parent to
+    gather (``observability.gather``), instead of on ``metrics_listen``."""
     runtime = await Runtime.open(config)
     app = create_app(config, runtime=runtime)
     # Signal handlers first: once the port answers, SIGTERM drains and SIGHUP reloads.
@@ -66,7 +75,7 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
         host, port = split_listen(config.listen)
         site = ProxySite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
         await site.start()
-        metrics_runner = await start_metrics(config, app)
+        metrics_runner = await start_metrics(config, app, metrics_socket)
         log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
         if ready is not None:
             ready.set()
@@ -79,16 +88,22 @@ async def serve(config: Config, config_path: str | None, *, ready: asyncio.Event
             await metrics_runner.cleanup()
         await runner.cleanup()
         await runtime.close()
+        ACCESS.close()  # the last access-log lines, written before the process ends
         log.info("stopped")
 
 
-async def start_metrics(config: Config, app: web.Application) -> web.AppRunner | None:
+async def start_metrics(
+    config: Config, app: web.Application, metrics_socket: str | None = None
+) -> web.AppRunner | None:
     if not config.metrics_listen:
         return None
     from sso_proxy.observability.metrics import create_metrics_app
 
     runner = web.AppRunner(create_metrics_app(app[RUNTIME]), access_log=None)
     await runner.setup()
-    host, port = split_listen(config.metrics_listen)
-    await web.TCPSite(runner, host, port).start()
+    if metrics_socket is not None:
+        await web.UnixSite(runner, metrics_socket).start()
+    else:
+        host, port = split_listen(config.metrics_listen)
+        await web.TCPSite(runner, host, port).start()
     return runner

@@ -26,6 +26,7 @@ from ssl import SSLContext
 from aiohttp import web
 from yarl import URL
 
+from sso_proxy.frontends.aiohttp_app import accesslogger
 from sso_proxy.frontends.fastpath.protocol import FastPathProtocol
 from sso_proxy.server.handler import ProxyRequestHandler
 from sso_proxy.server.head_deadline import HEAD_LIMITS, HeadLimits
@@ -94,9 +95,10 @@ class ProxySite(web.BaseSite):
         return FastPathProtocol(self) if self.fast_path else self.aiohttp_handler()
 
     def aiohttp_handler(self) -> web.RequestHandler:
-        """aiohttp's protocol for a connection, on the runner's server; the proxy logs its own requests."""
+        """aiohttp's protocol for a connection, on the runner's server; the access-log lines are the
+        proxy's own (``frontends.aiohttp_app.accesslogger``), as on the fast path."""
         # SECURITY: ProxyRequestHandler, whose 400 for an unreadable head echoes none of its bytes.
-        settings = {**self.limits.handler_args(), "access_log": None}  # None: aiohttp logs no access line
+        settings = {**self.limits.handler_args(), **accesslogger.handler_args()}
         return ProxyRequestHandler(self.server, loop=asyncio.get_running_loop(), **settings)
 
     async def start(self) -> None:

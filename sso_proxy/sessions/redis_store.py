@@ -36,6 +36,7 @@ from typing import Any
 from sso_proxy.identity.profile import Identity
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.teardown import stop_requested
+from sso_proxy.sessions.batch import BatchedReads
 from sso_proxy.sessions.crypto import SESSION_PREFIX, STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.model import (
     INVALIDATE_ALL,
@@ -79,6 +80,7 @@ class RedisStore:
         self._client = client
         self._lifetime = lifetime
         self._crypto = SessionCrypto(secret)
+        self._reads = BatchedReads(client)  # the hot read: shared MGETs (``batch``)
 
     def storage_hint(self, session_id: str) -> str:
         return self._crypto.session_digest(session_id)
@@ -110,7 +112,7 @@ class RedisStore:
             return None
         name = self._crypto.session_key(session_id)
         with unavailable_on_failure("get"):
-            value = await self._client.get(name)
+            value = await self._reads.get(name)
         if not isinstance(value, bytes):
             return None  # unknown or expired
         version = self._crypto.fingerprint(value)
@@ -135,12 +137,8 @@ class RedisStore:
         return Session(session_id, record.identity, record.created_at, last_seen, token, version=version)
 
     def _reopen(self, name: str, value: bytes, previous: Session) -> tuple[Record, float] | None:
-        """``_unseal`` for a value whose sealed record is the one ``previous`` was read from.
-
-        SECURITY: the same sealed bytes under the same key name open to the same record, so the
-        record is not decrypted and parsed again; the stamp (rewritten by every touch) still is
-        checked, and the caller still applies the idle and absolute limits to it.
-        """
+        """``_unseal`` of a value whose sealed record ``previous`` was read from. SECURITY: the same
+        sealed bytes under the same name open to the same record; the stamp is checked anew."""
         last_seen = self._crypto.read_stamp(name, value[:STAMP_BYTES])
         if last_seen is None:
             log.warning("session_unreadable", handle=name.removeprefix(SESSION_PREFIX)[:8])
@@ -185,7 +183,7 @@ class RedisStore:
 
     async def delete_digest(self, digest: str) -> str | None:
         if len(digest) != 2 * _DIGEST_BYTES or not all(c in "0123456789abcdef" for c in digest):
-            return None  # SECURITY: only a digest of ours names a key; no other key can be reached
+            return None  # not a digest of ours (the console posts them back): nothing to end
         name = SESSION_PREFIX + digest
         with unavailable_on_failure("delete"):
             value = await self._client.getdel(name)

@@ -15,7 +15,6 @@ first record (the session) only after MOPH accepted the login.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -26,6 +25,7 @@ from aiohttp import web
 from sso_proxy.errors import (
     Forbidden,
     IdpError,
+    LoginCancelled,
     LoginError,
     SsoProxyError,
     StateError,
@@ -38,7 +38,7 @@ from sso_proxy.observability import metrics
 from sso_proxy.observability.log import audit
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.sessions.model import ClientMeta
-from sso_proxy.web import pages
+from sso_proxy.web import formtokens, pages
 from sso_proxy.web.handoff import handoff, issue, login_start_url, route_start
 from sso_proxy.web.loginstate import (
     MAX_RD,
@@ -51,6 +51,7 @@ from sso_proxy.web.loginstate import (
     seal_state,
     state_matches,
 )
+from sso_proxy.web.plainhttp import plain_http_refusal
 from sso_proxy.web.redirects import origin_of, safe_redirect
 from sso_proxy.web.useragent import browser_family
 
@@ -80,6 +81,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     """``GET /oauth2/start?rd=URL``: begin (or short-cut) a login."""
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
+    if (refused := plain_http_refusal(rt, request, info)) is not None:
+        return refused  # SECURITY: Secure cookies over plain http: the login could only break
     if info.host != rt.config.public_host:
         return route_start(rt, request, info)
     now = time.time()
@@ -144,7 +147,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     token = result.provider_access_token if keep else None
     # For the admin console's session list: the address and a browser family, never the whole UA.
     client = ClientMeta(info.ip, browser_family(request.headers.get("User-Agent", "")))
-    session = await rt.store.create(result.identity, provider_access_token=token, now=time.time(), client=client)
+    now = time.time()
+    session = await rt.store.create(result.identity, provider_access_token=token, now=now, client=client)
     identity = result.identity
     audit(
         "login_succeeded",
@@ -164,7 +168,9 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 async def moph_login(rt: Runtime, request: web.Request) -> LoginResult:
     if "error" in request.query:
-        raise LoginError(detail=f"Health ID returned error={request.query.get('error', '')[:100]}")
+        said = request.query.get("error", "")[:100]
+        cancelled = said == "access_denied"  # the person pressed cancel at Health ID (RFC 6749 4.1.2.1)
+        raise (LoginCancelled if cancelled else LoginError)(detail=f"Health ID returned error={said}")
     code = request.query.get("code", "")
     if not code:
         raise LoginError(detail="callback without code")
@@ -199,8 +205,7 @@ async def finish_redirect(
 
 
 def signout_token(rt: Runtime, session_id: str | None) -> str:
-    key = rt.config.session.cookie_secret.encode()
-    return hmac.new(key, b"sign_out:" + (session_id or "-").encode(), hashlib.sha256).hexdigest()[:32]
+    return formtokens.signout_token(rt.config.session.cookie_secret, session_id)
 
 
 async def sign_out_page(request: web.Request) -> web.StreamResponse:

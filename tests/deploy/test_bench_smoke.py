@@ -1,7 +1,7 @@
 """``make bench`` must keep working: run the bench harness in a tiny mode and check its report.
 
 Real processes as in the full run (redis-server, the mock IdP, the upstream app, ``sso-proxy
-serve``, wrk), but 1 s per row, one rep, rows A and C only, ten sessions. Timing is never
+serve``, wrk), but 1 s per row, one rep, rows A, C and C-nolog only, ten sessions. Timing is never
 asserted: benchmarks report, they do not fail the suite. A missing wrk or redis-server fails here
 with the apt-get line.
 """
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
-    "BENCH_SCENARIOS": "A,C",
+    "BENCH_SCENARIOS": "A,C,C-nolog",
     "BENCH_SECONDS": "1",
     "BENCH_WARMUP": "0",
     "BENCH_REPS": "1",
@@ -45,12 +45,14 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     table = done.stdout
     assert "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms |" in table
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
-    assert set(rows) >= {"A", "C"}
+    assert set(rows) >= {"A", "C", "C-nolog"}
     # Both rows reached the app, and every C request carried an assertion (the bench checks it).
     assert rows["A"].rstrip().endswith("| ok |"), rows["A"]
     assert rows["C"].rstrip().endswith("| ok |"), rows["C"]
+    assert rows["C-nolog"].rstrip().endswith("| ok |"), rows["C-nolog"]  # the access log's cost, beside C
     assert "logins/s" in table and "bytes per session" in table
     report = output.read_text(encoding="utf-8")
     assert report.startswith("# Benchmarks")
     assert "| C | sso-proxy, authenticated GET |" in report
-    assert "`BENCH_SCENARIOS` | `A,C`" in report
+    assert "`BENCH_SCENARIOS` | `A,C,C-nolog`" in report
+    assert "| C access log on / off (its cost) |" in report

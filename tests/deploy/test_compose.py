@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from support.deploy import ROOT, free_port, run_check_config, stand_in_values
+from support.deploy import ROOT, run_check_config, stand_in_values
 from support.nginx_server import nginx_binary, write_tls_files
-from support.ports import release
+from support.ports import free_port, release
 from support.redis_server import redis_server_binary
 
 from sso_proxy.config.schema import parse_config

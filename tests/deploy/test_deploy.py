@@ -23,7 +23,6 @@ from support.deploy import (
     base_image,
     exec_form,
     final_stage,
-    free_port,
     healthcheck_command,
     http_get,
     image_env,
@@ -34,6 +33,7 @@ from support.deploy import (
     the,
     tool,
 )
+from support.ports import free_port
 
 from sso_proxy.cli import build_parser
 from sso_proxy.identity.key_files import write_key_file

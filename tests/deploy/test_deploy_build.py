@@ -34,6 +34,8 @@ from support.deploy import (
     the,
 )
 
+from sso_proxy.identity.key_files import write_key_file
+
 # The image's interpreter, for dependency markers (see the Dockerfile's base image).
 IMAGE_PYTHON = {"python_version": "3.12", "python_full_version": "3.12.12", "extra": ""}
 
@@ -224,6 +226,9 @@ def test_build_stage_venv_runs_check_config_on_the_image_config(built: Build, tm
     text = (DOCKER / "config.yaml").read_text(encoding="utf-8")
     env = {**stand_in_values(required_variables(text)), "PATH": os.environ["PATH"]}
     env["SSO_LISTEN"] = image_env()["SSO_LISTEN"]
+    # check-config loads the signing key as serve would (the pod mounts it; here a fresh one)
+    env["SSO_SIGNING_KEY"] = str(tmp_path / "signing.pem")
+    write_key_file(env["SSO_SIGNING_KEY"])
     entrypoint = exec_form(the(final_stage(), "ENTRYPOINT").value)[0]
     command = [str(built.venv / "bin" / entrypoint), "check-config", "--config", str(DOCKER / "config.yaml")]
     result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)

@@ -23,7 +23,6 @@ from support.deploy import (
     deployment,
     final_stage,
     find,
-    free_port,
     http_get,
     k8s_documents,
     labels_match,
@@ -37,6 +36,7 @@ from support.deploy import (
     the,
     tool,
 )
+from support.ports import free_port
 
 from sso_proxy.errors import ConfigError
 from sso_proxy.identity.key_files import load_signing_keys, write_key_file
@@ -188,7 +188,12 @@ def test_every_config_variable_comes_from_a_secret() -> None:
 
 def test_configmap_config_passes_check_config(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    path.write_text(configmap_config_text(), encoding="utf-8")
+    # check-config loads the signing key as serve would: the Secret's mount, here a fresh key
+    mounted = "/etc/sso-proxy/keys/signing-2026.pem"
+    assert mounted in configmap_config_text()
+    key_file = tmp_path / "signing-2026.pem"
+    write_key_file(str(key_file))
+    path.write_text(configmap_config_text().replace(mounted, str(key_file)), encoding="utf-8")
     result = run_check_config(path, config_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK:") and result.stderr == "", result.stdout + result.stderr

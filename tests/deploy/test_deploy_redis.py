@@ -26,13 +26,13 @@ from support.deploy import (
     configmap_config_text,
     deployable_config,
     find,
-    free_port,
     http_get,
     required_variables,
     stand_in_values,
     start_proxy,
     wait_for,
 )
+from support.ports import free_port
 from support.redis_server import redis_server_binary
 
 from sso_proxy.identity.key_files import write_key_file

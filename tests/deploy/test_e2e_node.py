@@ -122,6 +122,7 @@ async def node_stack(node: str, tmp_path: Path, redis_url: str) -> AsyncIterator
         )
         config_path = tmp_path / "sso-proxy.yaml"
         config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        config_path.chmod(0o600)  # its secrets are written in it: a file others can read is refused
         yield NodeStack(stack, node, node_url, config_path, data, keys)
         await stack.close()
     finally:

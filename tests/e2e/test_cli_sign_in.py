@@ -8,6 +8,7 @@ aiohttp) and one that runs everything through aiohttp.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
-from sso_proxy.web import login
+from sso_proxy.web import login, signin
 
 PIPELINES = [pytest.param(True, id="fast-path"), pytest.param(False, id="aiohttp")]
 
@@ -127,7 +128,9 @@ async def test_an_outside_rd_is_refused_as_by_start(proxy: Proxy) -> None:
 
 
 def test_sign_in_is_the_start_handler_itself() -> None:
-    """An alias of the same function, so a change to the start handler changes both."""
+    """With ``rd`` sign_in IS the start handler (``web.signin`` calls ``login.start``), so a
+    change to one changes both; only nginx's error_page use (no ``rd``, a way back in
+    ``X-Auth-Request-Redirect``) gets a page of its own (tests/e2e/test_frontdoor_signin.py)."""
     data = stack_config(
         port=4180, idp_url="http://127.0.0.1:9", settings=MockSettings(), routes=default_routes("http://x:1")
     )
@@ -137,4 +140,6 @@ def test_sign_in_is_the_start_handler_itself() -> None:
         for route in app.router.routes()
         if route.resource is not None
     }
-    assert handlers[("GET", "/oauth2/sign_in")] is handlers[("GET", "/oauth2/start")] is login.start
+    assert handlers[("GET", "/oauth2/start")] is login.start
+    assert handlers[("GET", "/oauth2/sign_in")] is signin.sign_in
+    assert "await login.start(request)" in inspect.getsource(signin.sign_in)

@@ -303,6 +303,7 @@ async def test_recent_events_show_logins_refusals_revocations_and_filter(stack: 
     admin = await signed_in(stack, ADMIN_USER)
     try:
         assert not await real_decision(doctor, stack.url("payslip.localhost", "/x"))  # a refusal
+        await sign_out(stack, doctor)
         status, _, _ = await get(nurse, console(stack, "/health"))  # a refusal by the console
         assert status == 403
         token = await page_token(admin, stack)
@@ -314,7 +315,7 @@ async def test_recent_events_show_logins_refusals_revocations_and_filter(stack: 
             return re.findall(r'data-kind="([a-z_]+)"', page)
 
         async def everything_arrived() -> bool:
-            return {"login", "refusal", "revocation", "admin"} <= set(await kinds())
+            return {"login", "refusal", "sign_out", "revocation", "admin"} <= set(await kinds())
 
         await wait_until(everything_arrived, what="the audit events to reach the console")
         assert set(await kinds("?route=payslip")) == {"refusal"}
@@ -325,6 +326,20 @@ async def test_recent_events_show_logins_refusals_revocations_and_filter(stack: 
     finally:
         for client in (nurse, doctor, admin):
             await client.close()
+
+
+async def sign_out(stack: Stack, client: aiohttp.ClientSession) -> None:
+    """Press the sign-out page's button (its form's token, this origin)."""
+    _, page, _ = await get(client, stack.url(LOGIN_HOST, "/oauth2/sign_out"))
+    found = re.search(r'name="token" value="([0-9a-f]+)"', page)
+    assert found is not None, page
+    url = stack.url(LOGIN_HOST, "/oauth2/sign_out")
+    headers = {"Origin": stack.config.public_url}
+    async with client.post(
+        url, data={"token": found.group(1)}, headers=headers, allow_redirects=False
+    ) as response:
+        assert response.status == 200, await response.text()
+    assert await signed_out(stack, client)
 
 
 async def test_health_page_names_store_keys_config_and_version(stack: Stack) -> None:

@@ -100,6 +100,7 @@ def write_config(tmp_path: Path, idp_url: str, settings: MockSettings, **overrid
         },
         "session": {"store": "memory", "cookie_secret": COOKIE_SECRET},
         "signing": {"key_files": [str(key_file)]},
+        "admin": {"allow": [{"organization": {"hcode": "10999", "is_director": True}}]},
         "routes": [
             {
                 "name": "payslip",

@@ -73,7 +73,7 @@ async def test_login_lands_on_original_url_with_identity(stack: Stack) -> None:
 def body_name(stack: Stack, key: str) -> str:
     users = stack.mock.state.users
     for user in users.values() if isinstance(users, dict) else users:
-        if user.key == key:
+        if user.key == key and user.provider is not None:
             return str(user.provider["name_th"])
     raise KeyError(key)
 

@@ -22,13 +22,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 from support.harness import Stack, browser, free_port, login, stack_config, start_stack
-from support.identity import jws_header, verifier_for
+from support.identity import verifier_for, verifying_upstream
 
 from sso_proxy.identity.key_files import SigningKey, write_key_file
 from sso_proxy.server.serve import reload_config
-from sso_proxy.verify.verifier import ASSERTION_HEADER, CLAIMS_KEY, UnknownKey, aiohttp_middleware
+from sso_proxy.verify.verifier import UnknownKey
 
 STEP_SECONDS = 0.8  # traffic between two reloads; > the verifier's refetch interval below
 USERS = ("doctor", "nurse2org")
@@ -64,31 +63,6 @@ class Rotation:
         self.config_path.write_text(yaml.safe_dump(self.data, allow_unicode=True), encoding="utf-8")
         assert await reload_config(self.stack.runtime, str(self.config_path)), names
         self.phase += 1
-
-
-async def verifying_upstream(port_of_proxy: int) -> tuple[web.AppRunner, str]:
-    """An app that refuses (401) every request whose assertion does not verify against the live JWKS."""
-    issuer = f"http://sso.test:{port_of_proxy}"
-    from sso_proxy.verify.verifier import AssertionVerifier
-
-    verifier = AssertionVerifier(
-        f"http://127.0.0.1:{port_of_proxy}/.well-known/jwks.json",
-        issuer=issuer,
-        audience=f"{issuer}/routes/app",
-        min_refetch_interval=0.3,  # a real app uses 30 s; the test's steps are scaled down alike
-    )
-
-    async def handler(request: web.Request) -> web.Response:
-        token = request.headers[ASSERTION_HEADER]
-        claims = request[CLAIMS_KEY]
-        return web.json_response({"kid": jws_header(token)["kid"], "sub": claims["sub"], "token": token})
-
-    app = web.Application(middlewares=[aiohttp_middleware(verifier)])
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 @pytest.fixture
@@ -199,8 +173,8 @@ async def test_rotation_from_key_1_to_key_2_loses_no_request(rotation: Rotation)
     new = next(s.token for s in reversed(rot.seen) if s.token)
     fresh = verifier_for(rot.stack, "app")
     with pytest.raises(UnknownKey):
-        await fresh.verify(old)  # type: ignore[arg-type]
-    assert (await fresh.verify(new))["sub"] in subs  # type: ignore[arg-type]
+        await fresh.verify(old)
+    assert (await fresh.verify(new))["sub"] in subs
 
 
 async def test_reload_to_a_missing_key_keeps_the_old_key_serving(rotation: Rotation) -> None:

@@ -92,6 +92,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     async def rotate(*names: str) -> None:
         data["signing"] = {"key_files": [paths[n] for n in names], "ephemeral": False}
         config_path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        config_path.chmod(0o600)  # its secrets are written in it: a file others can read is refused
         assert await reload_config(stack.runtime, str(config_path))
 
     async with browser() as client:
@@ -110,14 +111,17 @@ async def assertion_now(s: Setup) -> str:
     return token
 
 
-def audience(s: Setup) -> dict[str, str]:
+def issuer_and_audience(s: Setup) -> tuple[str, str]:
     issuer = s.stack.config.public_url
-    return {"issuer": issuer, "audience": f"{issuer}/routes/app"}
+    return issuer, f"{issuer}/routes/app"
 
 
 async def test_new_kid_burst_is_verified_by_the_asyncio_verifier(setup: Setup) -> None:
     s = setup
-    verifier = AssertionVerifier(f"{s.relay.url}/aio/jwks.json", min_refetch_interval=0.2, **audience(s))
+    issuer, audience = issuer_and_audience(s)
+    verifier = AssertionVerifier(
+        f"{s.relay.url}/aio/jwks.json", issuer=issuer, audience=audience, min_refetch_interval=0.2
+    )
     old = await assertion_now(s)
     assert jws_header(old)["kid"] == s.kids["k1"]
     await verifier.verify(old)  # warm: the app has k1 cached
@@ -134,7 +138,10 @@ async def test_new_kid_burst_is_verified_by_the_asyncio_verifier(setup: Setup) -
 
 async def test_new_kid_burst_is_verified_by_the_threaded_wsgi_verifier(setup: Setup) -> None:
     s = setup
-    verifier = SyncAssertionVerifier(f"{s.relay.url}/wsgi/jwks.json", min_refetch_interval=0.2, **audience(s))
+    issuer, audience = issuer_and_audience(s)
+    verifier = SyncAssertionVerifier(
+        f"{s.relay.url}/wsgi/jwks.json", issuer=issuer, audience=audience, min_refetch_interval=0.2
+    )
     old = await assertion_now(s)
     await asyncio.to_thread(verifier.verify, old)
     await s.rotate("k1", "k2")
@@ -154,7 +161,12 @@ async def test_new_kid_burst_is_verified_by_the_threaded_wsgi_verifier(setup: Se
     threads = [threading.Thread(target=worker) for _ in range(CONCURRENT)]
     for thread in threads:
         thread.start()
-    await asyncio.to_thread(lambda: [thread.join(30) for thread in threads])
+
+    def join_all() -> None:
+        for thread in threads:
+            thread.join(30)
+
+    await asyncio.to_thread(join_all)
     assert len(outcomes) == CONCURRENT
     refused = [o for o in outcomes if isinstance(o, Exception)]
     assert not refused, f"{len(refused)} of {CONCURRENT} refused: {refused[:3]}"

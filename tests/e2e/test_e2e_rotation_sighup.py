@@ -16,9 +16,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 from support.harness import browser, follow, free_port, stack_config
-from support.identity import jws_header
+from support.identity import jws_header, verifying_upstream
 from support.proxy_process import ProxyProcess
-from test_e2e_rotation import verifying_upstream
 
 from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.mockidp import MockSettings

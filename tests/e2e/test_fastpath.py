@@ -14,11 +14,13 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 import pytest
 import yaml
 from aiohttp import web
+from support.access_lines import AccessLines
 from support.echo_app import read_request_head, start_raw_upstream
 from support.harness import browser, follow, free_port, stack_config
 from support.redis_server import RedisServer
@@ -108,7 +110,7 @@ async def started_pair(trusted: list[str], redis_url: str | None = None) -> Asyn
     fast_port, plain_port = free_port(), free_port()
     settings = MockSettings(redirect_uris=[f"http://sso.test:{fast_port}/oauth2/callback"])
     mock = await start_mock_idp(settings)
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"name": "app", "host": "app.test", "upstream": upstream, "public_paths": ["/public/"]},
         {
             "name": "doctors",
@@ -554,6 +556,38 @@ async def test_every_verdict_is_the_fast_paths_own_answer_and_aiohttps(pair: Pai
         assert (b"X-Provider-Assertion: " in first) == (kind == "forward")  # public: no identity
     else:
         assert pair.heads == []  # nothing went upstream
+
+
+AUTH_QUESTIONS = {
+    "auth-202": ("X-Original-URI: /anything?token=x",),
+    "auth-403": ("X-Original-URI: /doctors/x",),
+    "auth-400": ("X-Original-URI: /a", "X-Original-URI: /b"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(VERDICTS) + sorted(AUTH_QUESTIONS))
+async def test_every_verdict_leaves_the_same_access_line_on_both(
+    pair: Pair, kind: str, access_lines: AccessLines
+) -> None:
+    """One line per request on each pipeline, the same but for its time, duration and id."""
+    if kind in AUTH_QUESTIONS:
+        target, host, cookie, extra = "/oauth2/auth", "app.test", "session", AUTH_QUESTIONS[kind]
+    else:
+        target, host, cookie, extra, _ = VERDICTS[kind]
+    access_lines.clear()
+    fast_answer, _ = await both(pair, get(target, cookie_for(pair, cookie), *extra, host=host))
+    fast, plain = [
+        {k: v for k, v in line.items() if k not in ("timestamp", "request_id", "duration_ms")}
+        for line in access_lines.events()
+    ]
+    assert fast == plain
+    assert fast["status"] == int(fast_answer.split(b" ", 2)[1]) and fast["path"] == target.split("?")[0]
+    assert fast["bytes"] == len(fast_answer)  # every byte sent, head included (no answer here is chunked)
+    signed_in = cookie == "session" and fast["status"] in (200, 202, 403) and "public" not in kind
+    assert (fast.get("provider_id") is not None) == signed_in, fast
+    assert ("upstream_status" in fast) == (fast["status"] == 200)
+    assert ("original_path" in fast) == (kind in AUTH_QUESTIONS)
+    assert "query" not in fast and "token" not in str(fast)
 
 
 async def test_a_refusal_is_audited_once_under_the_id_on_its_page(pair: Pair) -> None:

@@ -94,7 +94,7 @@ def test_headers_assertion_and_rules_agree() -> None:
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
     users = [
-        dataclasses.replace(u, provider={**u.provider, "email": f"{EMAIL}\u200b"}) if u.key == "doctor" else u
+        dataclasses.replace(u, provider={**(u.provider or {}), "email": f"{EMAIL}\u200b"}) if u.key == "doctor" else u
         for u in load_users()
     ]
     mail_route = {"name": "mail", "host": "mail.test", "allow": [{"email": EMAIL}]}

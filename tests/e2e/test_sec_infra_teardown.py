@@ -24,7 +24,7 @@ from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.mockidp import MockSettings
 from sso_proxy.server import runtime as runtime_module
 from sso_proxy.server.runtime import Runtime
-from sso_proxy.sessions import INVALIDATE_ALL, SessionStore
+from sso_proxy.sessions import INVALIDATE_ALL, SessionStore, make_store
 from sso_proxy.sessions.redis_store import CHANNEL
 
 LOOP_END_LIMIT = 15.0  # seconds; far above a normal teardown (CLOSE_TIMEOUT is 2 s per step)
@@ -172,11 +172,10 @@ class StuckPing(Delegating):
 
 def wrap_store(monkeypatch: pytest.MonkeyPatch, wrapper: Callable[[SessionStore], Any]) -> list[Any]:
     """Make ``Runtime.open`` use ``wrapper(real store)``; the list receives each store made."""
-    real_make_store = runtime_module.make_store
     made: list[Any] = []
 
     def make(cfg: Any, *, secret: str) -> Any:
-        made.append(wrapper(real_make_store(cfg, secret=secret)))
+        made.append(wrapper(make_store(cfg, secret=secret)))
         return made[-1]
 
     monkeypatch.setattr(runtime_module, "make_store", make)

@@ -129,7 +129,9 @@ async def test_an_unfinished_head_handed_to_aiohttp_keeps_its_deadline() -> None
                 (
                     c
                     for c in server.connections
-                    if isinstance(c, kind) and c.transport.get_extra_info("peername") == peer_of(writer)
+                    if isinstance(c, kind)
+                    and c.transport is not None
+                    and c.transport.get_extra_info("peername") == peer_of(writer)
                 ),
                 None,
             )
@@ -141,7 +143,7 @@ async def test_an_unfinished_head_handed_to_aiohttp_keeps_its_deadline() -> None
         handler = await wait_for_value(lambda: ours(RequestHandler))
         assert isinstance(handler, RequestHandler)
         timer = handler._keepalive_handle
-        assert timer is not None and timer.when() == deadline
+        assert isinstance(timer, asyncio.TimerHandle) and timer.when() == deadline
         writer.close()
 
 

@@ -27,6 +27,7 @@ from support.sessions import (
 from sso_proxy.config.schema import SessionConfig
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import INVALIDATE_ALL, TOUCH_INTERVAL, SessionStore, make_store
+from sso_proxy.sessions.model import ClientMeta
 
 STORES = ["memory", "redis", "redis-sentinel", "redis-cluster"]
 REDIS_STORES = STORES[1:]
@@ -266,3 +267,26 @@ async def test_storage_hint_is_stable_and_not_the_id(store: SessionStore) -> Non
     assert re.fullmatch(r"[0-9a-f]{64}", hint)
     other = await store.create(DOCTOR, provider_access_token=None, now=T0)
     assert store.storage_hint(other.id) != hint
+
+
+async def test_delete_digest_ends_that_session_only_and_announces_it(store: SessionStore) -> None:
+    """The admin console ends one session by its listed digest (never by its cookie) (issue 15)."""
+    client = ClientMeta("10.0.0.9", "Firefox on Linux")
+    gone = await store.create(DOCTOR, provider_access_token=None, now=T0, client=client)
+    kept = await store.create(DOCTOR, provider_access_token=None, now=T0)
+    listed = {info.digest: info for info in await store.list_sessions(now=T0)}
+    digest = store.storage_hint(gone.id)
+    assert listed[digest].client == client and listed[store.storage_hint(kept.id)].client is None
+    identity = listed[digest].identity
+    assert identity is not None and same_identity(identity, DOCTOR)
+    stream = store.invalidations()
+    try:
+        assert await asyncio.wait_for(anext(stream), 5) == INVALIDATE_ALL
+        assert await store.delete_digest(digest) == DOCTOR.provider_id
+        assert await asyncio.wait_for(anext(stream), 5) == digest
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert await store.get(gone.id, now=T0) is None and await store.get(kept.id, now=T0) is not None
+    assert await store.delete_digest(digest) is None  # twice, and foreign or malformed: nothing
+    assert await store.delete_digest("0" * 64) is None and await store.delete_digest("*") is None
+    assert await store.delete_user(DOCTOR.provider_id) == 1  # the index no longer names it

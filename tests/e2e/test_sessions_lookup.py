@@ -356,3 +356,36 @@ async def test_provider_tokens_survive_reuse(replica: Replica) -> None:
     again = await replica.session(created.id)
     assert first is not None and again is not None
     assert again.provider_access_token == token and again.identity.to_storage() == FULL_STAFF.to_storage()
+
+
+# -- concurrent misses share one round trip -------------------------------------------------------
+
+
+async def test_concurrent_misses_share_one_mget_and_each_gets_its_own_session(
+    replica: Replica, raw: redis.Redis
+) -> None:
+    now = time.time()
+    created = [
+        await replica.store.create(DOCTOR, provider_access_token=f"opaque-token-{index}", now=now)
+        for index in range(20)
+    ]
+    raw.config_resetstat()
+    found = await asyncio.gather(*(replica.session(session.id) for session in created))
+    calls = {name: stats["calls"] for name, stats in raw.info("commandstats").items()}
+    assert calls.get("cmdstat_mget") == 1 and "cmdstat_get" not in calls
+    for session, read in zip(created, found, strict=True):
+        assert read is not None and read.id == session.id
+        assert read.provider_access_token == session.provider_access_token
+
+
+async def test_a_failed_batch_fails_every_reader_closed(own_server: RedisServer) -> None:
+    store = redis_store(own_server.url)
+    try:
+        lookup = SessionLookup(store, ttl=1.0)
+        created = [await store.create(DOCTOR, provider_access_token=None, now=time.time()) for _ in range(5)]
+        own_server.kill()
+        reads = (lookup.fetch(session.id, store.storage_hint(session.id)) for session in created)
+        outcomes = await within(asyncio.gather(*reads, return_exceptions=True), what="reads of a dead store")
+        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    finally:
+        await store.close()

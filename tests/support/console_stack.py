@@ -12,13 +12,17 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from sso_proxy.mockidp.users import load_users
+from support.browser import CHROMIUM_ARGS, require_chromium
 from support.echo_app import start_echo
 from support.harness import Stack, browser, follow, start_stack
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
 LOGIN_HOST = "sso.localhost"
 ADMIN_USER = "staff"  # IT staff at 10999: the admin rule below admits exactly this position
@@ -106,8 +110,9 @@ def console(stack: Stack, path: str = "/") -> str:
 async def signed_in(stack: Stack, user: str) -> aiohttp.ClientSession:
     """A browser logged in as ``user`` on the login host (the caller closes it)."""
     client = browser()
-    response, hops = await follow(client, stack.url(LOGIN_HOST, "/oauth2/start"), user=user)
-    assert response.status in (200, 404), hops  # "/" of the login host: My apps, or not built yet
+    rd = stack.url(LOGIN_HOST, "/oauth2/userinfo")
+    response, hops = await follow(client, stack.url(LOGIN_HOST, "/oauth2/start?rd=" + rd), user=user)
+    assert response.status == 200, hops
     assert any(c.key == stack.runtime.cookies.session_name for c in client.cookie_jar), hops
     return client
 
@@ -140,3 +145,49 @@ async def post(
     url = console(stack, path)
     async with client.post(url, data=fields, headers=sent, allow_redirects=False) as response:
         return response.status, await response.text()
+
+
+@contextlib.asynccontextmanager
+async def second_replica(stack: Stack, redis_url: str, **overrides: Any) -> AsyncIterator[Stack]:
+    """Another proxy on the same Redis, mock IdP and upstream as ``stack`` (a second replica)."""
+    upstream = stack.config.routes[0].upstream
+    overrides.setdefault("admin", ADMIN_RULES)
+    other = await start_stack(
+        upstream,
+        routes=console_routes(upstream),
+        store="redis",
+        redis_url=redis_url,
+        mock=stack.mock,
+        login_host=LOGIN_HOST,
+        **overrides,
+    )
+    try:
+        yield other
+    finally:
+        await other.runner.cleanup()  # the mock belongs to ``stack``
+
+
+@contextlib.asynccontextmanager
+async def chromium_browser() -> AsyncIterator[Browser]:
+    """Headless Debian chromium for tests that need several people at once: one context each
+    (``browser.new_context()``: separate cookies, as separate browsers would have)."""
+    from playwright.async_api import async_playwright
+
+    executable = require_chromium()
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+IDP_LOGIN = re.compile(r"^http://127\.0\.0\.1:\d+/oauth/redirect\?")
+
+
+async def browser_login(page: Page, url: str, user: str) -> None:
+    """Open ``url`` without a session, pick ``user`` on the mock Health ID page, land on ``url``."""
+    await page.goto(url)
+    await page.wait_for_url(IDP_LOGIN)
+    await page.locator(f'[data-user="{user}"]').click()
+    await page.wait_for_url(url)

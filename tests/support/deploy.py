@@ -93,7 +93,7 @@ def stand_in_values(names: set[str]) -> dict[str, str]:
     """Plausible stand-ins for real secrets (right shape and length, obviously not real)."""
     values = {name: f"test-{name.lower()}" for name in names}
     if "SSO_COOKIE_SECRET" in names:
-        values["SSO_COOKIE_SECRET"] = "test-cookie-secret-" + "c" * 40
+        values["SSO_COOKIE_SECRET"] = "test-cookie-secret-Qm7Zp2Xv9Lk4Rt8Wn3Bj6Hd1Fs5Gc0Ya"  # 32+ bytes
     if "REDIS_PASSWORD" in names:
         values["REDIS_PASSWORD"] = TEST_REDIS_PASSWORD
     if "REDIS_URL" in names:

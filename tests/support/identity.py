@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from sso_proxy.mockidp.provider import render_profile
 from sso_proxy.mockidp.users import MockUser
-from sso_proxy.verify.verifier import AssertionVerifier
+from sso_proxy.verify.verifier import ASSERTION_HEADER, CLAIMS_KEY, AssertionVerifier, aiohttp_middleware
 from support.harness import Stack
 
 NODE_DIR = Path(__file__).resolve().parents[2] / "docs" / "verify-node"
@@ -156,6 +157,29 @@ def session_id(client: aiohttp.ClientSession, stack: Stack) -> str:
 def jws_header(token: str) -> dict[str, Any]:
     segment = token.split(".")[0]
     return dict(json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))))
+
+
+async def verifying_upstream(port_of_proxy: int) -> tuple[web.AppRunner, str]:
+    """An app that refuses (401) every request whose assertion does not verify against the live JWKS."""
+    issuer = f"http://sso.test:{port_of_proxy}"
+    verifier = AssertionVerifier(
+        f"http://127.0.0.1:{port_of_proxy}/.well-known/jwks.json",
+        issuer=issuer,
+        audience=f"{issuer}/routes/app",
+        min_refetch_interval=0.3,  # a real app uses 30 s; the rotation tests' steps are scaled down alike
+    )
+
+    async def handler(request: web.Request) -> web.Response:
+        token = request.headers[ASSERTION_HEADER]
+        claims = request[CLAIMS_KEY]
+        return web.json_response({"kid": jws_header(token)["kid"], "sub": claims["sub"], "token": token})
+
+    app = web.Application(middlewares=[aiohttp_middleware(verifier)])
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 def require_node() -> str:

@@ -322,7 +322,7 @@ class Site:
     def user_field(self, key: str, field: str) -> str:
         users = self.mock.state.users
         for user in users.values() if isinstance(users, dict) else users:
-            if user.key == key:
+            if user.key == key and user.provider is not None:
                 return str(user.provider[field])
         raise KeyError(key)
 

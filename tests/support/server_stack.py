@@ -66,7 +66,7 @@ async def running_proxy(
     port = int(listener.getsockname()[1])
     settings = MockSettings(redirect_uris=[f"http://sso.test:{port}/oauth2/callback"])
     mock = await start_mock_idp(settings)
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"name": "app", "host": "app.test", "upstream": upstream, "public_paths": ["/public/"]},
         {"name": "down", "host": "down.test", "upstream": "http://127.0.0.1:9"},  # discard port: refused
     ]

@@ -9,7 +9,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import yaml
@@ -106,6 +106,11 @@ async def wait_until(condition: Callable[[], bool], what: str, limit: float = WA
         await asyncio.sleep(0.02)
 
 
+def reading(writer: asyncio.StreamWriter) -> asyncio.Transport:
+    """The socket's transport, which reads too (typed as write-only on the writer)."""
+    return cast(asyncio.Transport, writer.transport)
+
+
 async def stalled_request(port: int, raw: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection that sends ``raw`` and then reads nothing (a tiny receive buffer)."""
     sock = socket.socket()
@@ -113,17 +118,20 @@ async def stalled_request(port: int, raw: bytes) -> tuple[asyncio.StreamReader, 
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
     reader, writer = await asyncio.open_connection(sock=sock)
-    writer.transport.pause_reading()  # not one byte of the answer is taken
+    reading(writer).pause_reading()  # not one byte of the answer is taken
     writer.write(raw)
     return reader, writer
 
 
 async def dropped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     """Read everything left; True once the proxy has closed the connection."""
-    writer.transport.resume_reading()
+    reading(writer).resume_reading()
     with contextlib.suppress(ConnectionError):
         while await reader.read(1 << 20):
             pass
+    writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
     return True
 
 

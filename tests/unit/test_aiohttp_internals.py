@@ -142,7 +142,7 @@ async def test_carry_over_moves_the_timer_to_the_deadline() -> None:
     deadline = asyncio.get_running_loop().time() + 0.05
     carry_over(handler, deadline)
     timer = handler._keepalive_handle
-    assert timer is not None and timer.when() == deadline
+    assert isinstance(timer, asyncio.TimerHandle) and timer.when() == deadline
     try:
         async with asyncio.timeout(GUARD):
             await transport.closed
@@ -164,7 +164,7 @@ def fast_connection() -> Iterator[Any]:
             handed_off=0,
             aiohttp_handler=lambda: handler_on(server, 3600.0),
         )
-        return FastPathProtocol(listener)  # type: ignore[arg-type]
+        return FastPathProtocol(listener)
 
     yield make
 

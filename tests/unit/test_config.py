@@ -11,47 +11,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.configs import BASE, problems_of, with_change
 
 from sso_proxy.config.durations import parse_duration
 from sso_proxy.config.schema import Config, load_config, parse_config
 from sso_proxy.config.setting import key_paths
-from sso_proxy.errors import ConfigError
 from sso_proxy.identity.key_files import write_key_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "example.yaml"
 
-BASE = {
-    "listen": "127.0.0.1:4180",
-    "public_url": "https://sso.h.example",
-    "health_id": {"base_url": "https://moph.id.th", "client_id": "hid", "client_secret": "hsecret"},
-    "provider_id": {"base_url": "https://provider.id.th", "client_id": "pid", "secret_key": "psecret"},
-    "session": {"store": "memory", "cookie_secret": "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"},
-    "signing": {"ephemeral": True},
-    "routes": [{"name": "app", "host": "app.h.example", "upstream": "http://127.0.0.1:9000"}],
-}
-
-
-def with_change(path: str, value: object) -> str:
-    """BASE with one key set (dotted path; [n] for list items); value None deletes the key."""
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    node = data
-    parts = path.replace("[", ".[").split(".")
-    for part in parts[:-1]:
-        node = node[int(part[1:-1])] if part.startswith("[") else node[part]
-    last = parts[-1]
-    key: int | str = int(last[1:-1]) if last.startswith("[") else last
-    if value is None:
-        del node[key]
-    else:
-        node[key] = value
-    return yaml.safe_dump(data, allow_unicode=True)
-
-
-def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, environ or {})
-    return info.value.problems
+# PATH, and PYTHONPATH when set (the mutation check points it at its copy of the package)
+INHERITED = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
 
 
 def test_base_is_valid() -> None:
@@ -190,7 +161,7 @@ def test_example_documents_every_key() -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", **(env or {})}
+    environ = {**INHERITED, "LANG": "C.UTF-8", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "sso_proxy", *args],
         capture_output=True,

@@ -41,6 +41,8 @@ SECRET_VARIABLES = {
     "PROVIDER_ID_SECRET_KEY": "provider_id.secret_key",
     "SSO_COOKIE_SECRET": "session.cookie_secret",
 }
+# PATH, and PYTHONPATH when set (the mutation check points it at its copy of the package)
+INHERITED = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
 
 
 def real_values() -> dict[str, str]:
@@ -55,7 +57,7 @@ def real_values() -> dict[str, str]:
 
 
 def run(command: str, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
+    base = {**INHERITED, "LANG": "C.UTF-8"}
     return subprocess.run(
         [str(SSO_PROXY), command, "--config", str(config)],
         env={**base, **env},
@@ -141,7 +143,10 @@ def test_an_inline_secret_in_a_world_readable_file_is_refused_but_not_in_0600(
     done = run("check-config", shared, env)
     assert done.returncode == 1, done.stdout
     for key in SECRET_VARIABLES.values():
-        assert f"  {key}: a secret written in the file, which every local user can read (mode 0644)" in done.stderr
+        assert (
+            f"  {key}: a secret written in the file, which every local user can read (mode 0644)"
+            in done.stderr
+        )
     assert f"chmod 600 {shared}" in done.stderr
     private = inline_config(tmp_path, 0o600)
     done = run("check-config", private, env)

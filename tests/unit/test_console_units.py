@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from sso_proxy.config.read import Problems
 from sso_proxy.identity.profile import Identity, Organization, identity_from_profile
 from sso_proxy.mockidp.users import load_users
+from sso_proxy.observability.reloads import HISTORY, file_sha256, note_reload, note_start
 from sso_proxy.policy.evaluate import RoutePolicy, Rule, compile_rule_list
 from sso_proxy.sessions.model import ClientMeta, SessionInfo
 from sso_proxy.sessions.record import dump_record, encode_record, load_record, pack_record
@@ -203,3 +206,19 @@ def test_rules_profile_holds_no_token() -> None:
     org = Organization(hcode="10999", tokens={"moph_access_token_idp": "eyJsecret"})
     profile = rules_profile(Identity(provider_id="P", organizations=(org,)))
     assert "eyJsecret" not in json.dumps(profile, ensure_ascii=False)
+
+
+def test_config_history_keeps_the_running_hash_and_the_last_reload(tmp_path: Path) -> None:
+    path = tmp_path / "sso-proxy.yaml"
+    path.write_text("listen: one\n")
+    note_start(str(path))
+    running = HISTORY.running
+    assert running is not None and running.sha256 == hashlib.sha256(b"listen: one\n").hexdigest()
+    path.write_text("listen: two\n")
+    note_reload(str(path), False, ["routes[0].allow[0].organization.hcod: unknown key"])
+    assert HISTORY.running is running  # a refused reload keeps the old config running
+    assert HISTORY.last_reload is not None and not HISTORY.last_reload.ok
+    assert HISTORY.last_reload.problems == ("routes[0].allow[0].organization.hcod: unknown key",)
+    note_reload(str(path), True)
+    assert HISTORY.running is HISTORY.last_reload and HISTORY.running.sha256 == file_sha256(str(path))
+    assert file_sha256(str(tmp_path / "missing.yaml")) == ""

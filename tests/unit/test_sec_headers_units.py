@@ -32,8 +32,9 @@ OWN = CookieNames.of_policy(
 KEPT = ("X-Ok", "1")
 
 
-def untrusted(*headers: tuple[str, str], **settings: bool) -> list[tuple[str, str]]:
-    return ClientHeaderFilter(**settings).strip([*headers, KEPT], trusted_peer=False)
+def untrusted(*headers: tuple[str, str], allow_method_override: bool = False) -> list[tuple[str, str]]:
+    header_filter = ClientHeaderFilter(allow_method_override=allow_method_override)
+    return header_filter.strip([*headers, KEPT], trusted_peer=False)
 
 
 # ---- headers.py: the two guards the first mutation run missed ----------------------------------

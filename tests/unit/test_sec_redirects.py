@@ -16,7 +16,7 @@ DOMAINS = (".hospital.example", "intranet.example")
 FALLBACK = "FALLBACK"
 
 
-def check(target: str, *, login: str = LOGIN, allow_http: bool = False) -> str:
+def check(target: str | None, *, login: str = LOGIN, allow_http: bool = False) -> str:
     return safe_redirect(
         target,
         login_origin=login,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from test_config import problems_of, with_change
+from support.configs import problems_of, with_change
 
 from sso_proxy.config.schema import parse_config
 

@@ -16,6 +16,7 @@ error page shown (``bind_request_id``): the happy path of a forward logs nothing
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Collection
 
 from aiohttp import web
@@ -23,14 +24,16 @@ from aiohttp.typedefs import Middleware
 
 from sso_proxy.core.facts import wants_json
 from sso_proxy.errors import SsoProxyError
+from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.observability import recorder
 from sso_proxy.observability.log import get_logger
-from sso_proxy.observability.metrics import ROUTE_NAME, count_request
+from sso_proxy.observability.metrics import IN_FLIGHT, ROUTE_NAME, count_request
 from sso_proxy.upstream.exchange import UpstreamAborted
 from sso_proxy.web.render import Answer, error_answer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("sso_proxy.request_id")
+HANDLED: web.RequestKey[bool] = web.RequestKey("sso_proxy.handled")  # reached the app (access log)
 log = get_logger("sso_proxy.http")
 
 
@@ -48,9 +51,12 @@ def request_middleware(lazy_ids: Collection[Handler] = ()) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        request[HANDLED] = True
         if handler not in lazy:
             bind_request_id(request)
         status = 500
+        IN_FLIGHT.value += 1
         try:
             try:
                 response = await handler(request)
@@ -70,7 +76,8 @@ def request_middleware(lazy_ids: Collection[Handler] = ()) -> Middleware:
             status = exc.status
             raise
         finally:
-            count_request(request.get(ROUTE_NAME, "-"), status)
+            IN_FLIGHT.value -= 1
+            count_request(request.get(ROUTE_NAME, "-"), status, time.perf_counter() - started)
 
     return middleware
 
@@ -115,7 +122,9 @@ def render_error(request: web.Request, exc: SsoProxyError) -> web.Response:
     recorder.failed(exc)
     # /oauth2/auth (and whatever is asked under it) answers nginx, which passes JSON on to API clients.
     as_json = wants_json(request.headers.get("Accept", "")) or request.path.startswith("/oauth2/auth")
-    return respond(error_answer(exc, as_json=as_json, reference=reference))
+    runtime = request.app.get(RUNTIME)
+    home = runtime.config.public_url + "/" if runtime is not None else ""  # "My apps", for a way on
+    return respond(error_answer(exc, as_json=as_json, reference=reference, home=home))
 
 
 def respond(answer: Answer) -> web.Response:

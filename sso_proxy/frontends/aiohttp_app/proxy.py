@@ -14,6 +14,7 @@ from aiohttp import web
 from sso_proxy.core.facts import AuthQuestion, RequestFacts, session_id_of, wants_json
 from sso_proxy.core.snapshot import Snapshot
 from sso_proxy.core.verdict import Forward, Public, Verdict, route_name
+from sso_proxy.frontends.aiohttp_app.accesslogger import JUDGED, UPSTREAM_STATUS
 from sso_proxy.frontends.aiohttp_app.middleware import bind_request_id, respond
 from sso_proxy.frontends.aiohttp_app.requestinfo import believed_client
 from sso_proxy.frontends.appkeys import RUNTIME
@@ -49,6 +50,7 @@ async def judged(rt: Runtime, snapshot: Snapshot, request: web.Request, facts: R
     """The verdict, noted once (``record``) and named on the request for the request counter."""
     verdict = await judge(snapshot, rt.sessions, facts, before_read=lambda: bind_request_id(request))
     request[ROUTE_NAME] = route_name(verdict)
+    request[JUDGED] = (facts, verdict)
     if not isinstance(verdict, (Forward, Public)):
         bind_request_id(request)  # an answer of ours: its log lines and its page share the id
     record(verdict, facts)
@@ -59,7 +61,7 @@ def answer(
     snapshot: Snapshot, request: web.Request, facts: RequestFacts, verdict: Verdict
 ) -> web.StreamResponse:
     reference = bind_request_id(request)
-    return respond(render(verdict, facts, reference=reference, own_cookies=snapshot.own_cookies))
+    return respond(render(verdict, facts, reference=reference, snapshot=snapshot))
 
 
 async def forward(
@@ -68,7 +70,7 @@ async def forward(
     route = verdict.route
     client = request.headers.items()
     added = verdict.headers if isinstance(verdict, Forward) else []
-    return await rt.forwarder.forward(
+    response = await rt.forwarder.forward(
         request,
         upstream=route.upstream,
         path_qs=verdict.path_qs,
@@ -77,3 +79,5 @@ async def forward(
         route=route.name,
         own_cookies=snapshot.own_cookies,
     )
+    request[UPSTREAM_STATUS] = response.status
+    return response

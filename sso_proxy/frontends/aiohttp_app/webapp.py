@@ -22,7 +22,7 @@ from sso_proxy.frontends.aiohttp_app.proxy import proxy_handler
 from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.server.head_deadline import HEAD_LIMITS, HeadLimits
 from sso_proxy.server.runtime import Runtime
-from sso_proxy.web import login, pages
+from sso_proxy.web import login, myapps, pages, signin
 from sso_proxy.web.console import install_console
 
 CLIENT_MAX_SIZE = 1024**2  # form posts to the proxy's own endpoints only; upstream bodies stream
@@ -36,7 +36,7 @@ def create_app(config: Config, *, runtime: Runtime | None = None) -> web.Applica
     # handlers and the fast path both keep; a plain aiohttp site would get it too (handler_args).
     limits = HeadLimits(header_timeout=config.header_timeout)
     app = web.Application(
-        middlewares=[request_middleware(lazy_ids=(proxy_handler,))],
+        middlewares=[request_middleware(lazy_ids=(proxy_handler, myapps.root))],
         client_max_size=CLIENT_MAX_SIZE,
         handler_args=limits.handler_args(),
     )
@@ -62,7 +62,7 @@ def runtime_context(config: Config):  # type: ignore[no-untyped-def]
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/oauth2/start", login.start)
-    router.add_get("/oauth2/sign_in", login.start)  # oauth2-proxy's name for it (contract §5)
+    router.add_get("/oauth2/sign_in", signin.sign_in)  # oauth2-proxy's name for start (contract §5)
     router.add_get("/oauth2/callback", login.callback)
     router.add_get("/oauth2/handoff", login.handoff)
     router.add_get("/oauth2/sign_out", login.sign_out_page)
@@ -74,6 +74,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/.well-known/jwks.json", jwks)
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", readyz)
+    router.add_get("/", myapps.root)  # "My apps" on the login host; the upstream's "/" elsewhere
     router.add_route("*", "/{tail:.*}", proxy_handler)
 
 

@@ -12,14 +12,16 @@ included, with the pages ``middleware.render_error`` gives.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 
 import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
+from sso_proxy.core.applist import serves_launcher
 from sso_proxy.core.cookie_names import CookieNames
-from sso_proxy.core.facts import AuthQuestion, ClientInfo, RequestFacts, info_from, session_id_of, wants_json
+from sso_proxy.core.facts import ClientInfo, RequestFacts, auth_question, info_from, session_id_of, wants_json
 from sso_proxy.core.snapshot import Snapshot
 from sso_proxy.core.verdict import Forward, Public, Verdict, route_name
 from sso_proxy.errors import SsoProxyError, UpstreamError
@@ -28,8 +30,9 @@ from sso_proxy.frontends.fastpath.parse import AUTH_PATH, FastRequest, session_c
 from sso_proxy.frontends.fastpath.transport_writer import TransportWriter
 from sso_proxy.frontends.judge import judge
 from sso_proxy.observability import recorder
+from sso_proxy.observability.accesslog import CLIENT_GONE, note
 from sso_proxy.observability.log import get_logger
-from sso_proxy.observability.metrics import count_request
+from sso_proxy.observability.metrics import IN_FLIGHT, count_request
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.upstream.exchange import RequestPlan, exchange
 from sso_proxy.upstream.limits import RoutePool
@@ -64,7 +67,8 @@ class RequestAnswers:
     _write_paused: bool
     _request_id: str | None
     _info_memo: tuple[object, object, ClientInfo] | None
-    _answered: tuple[str, int] | None  # (route label, status) of the request's answer, once known
+    _judged: tuple[RequestFacts, Verdict] | None  # what the request was found to be
+    _answered: tuple[int, int, int | None] | None  # status, bytes sent, upstream status: once answered
 
     def _write(self, data: bytes) -> None:
         raise NotImplementedError
@@ -76,15 +80,32 @@ class RequestAnswers:
         raise NotImplementedError
 
     async def _answer(self, request: FastRequest) -> None:
+        started = time.perf_counter()
         self._request_id = None
-        self._answered = None
+        self._judged = self._answered = None
+        IN_FLIGHT.value += 1
         try:
             await self._answer_or_decline(request)
         finally:
-            if self._answered is not None:  # the one place the fast path counts a request
-                count_request(*self._answered)
+            IN_FLIGHT.value -= 1
+            if self._judged is not None:  # handed to aiohttp: aiohttp counts and logs it
+                self._noted(request, self._judged, time.perf_counter() - started)
             if self._request_id is not None:
                 structlog.contextvars.clear_contextvars()
+
+    def _noted(self, request: FastRequest, judged: tuple[RequestFacts, Verdict], seconds: float) -> None:
+        """The one place the fast path counts a request and writes its access-log line."""
+        facts, verdict = judged
+        route = route_name(verdict)
+        status, sent, upstream = self._answered or (CLIENT_GONE, 0, None)
+        if self._answered is not None:
+            count_request(route, status, seconds)
+        client = facts.client
+        note(
+            seconds, request_id=self._request_id, client_ip=client.ip, host=client.host_port, method="GET",
+            target=request.target, route=route, status=status, sent=sent, who=verdict, facts=facts,
+            upstream_status=upstream,
+        )  # fmt: skip
 
     async def _answer_or_decline(self, request: FastRequest) -> None:
         rt: Runtime | None = self._app.get(RUNTIME)
@@ -94,12 +115,19 @@ class RequestAnswers:
         snapshot = rt.snapshot  # once: a reload during this request does not change its config
         try:
             facts = self._facts(snapshot, request)
-            verdict = await judge(snapshot, rt.sessions, facts, before_read=self._bind_request_id)
+            # The login host's "My apps" page is aiohttp's (sso_proxy.web.myapps), not a verdict.
+            mine = facts.auth is None and serves_launcher(snapshot, facts.client.host, request.path)
+            verdict = (
+                None if mine else await judge(snapshot, rt.sessions, facts, before_read=self._bind_request_id)
+            )
         except Exception:  # not ours to judge: aiohttp meets it again and answers it
+            verdict = None
+        if verdict is None:
             self._hand_off(request.raw)
             return
         self._server.requests_count += 1
         self._server.fast_answers += 1
+        self._judged = (facts, verdict)
         if isinstance(verdict, (Forward, Public)) and facts.auth is None:
             recorder.record(verdict, facts)
             await self._forward_verdict(rt, snapshot, request, facts, verdict)
@@ -111,8 +139,8 @@ class RequestAnswers:
         forwarded = isinstance(verdict, (Forward, Public))  # for nginx: the 202, which needs no id
         reference = "" if forwarded else self._bind_request_id()
         recorder.record(verdict, facts)
-        answer = render(verdict, facts, reference=reference, own_cookies=snapshot.own_cookies)
-        self._write_answer(answer, route_name(verdict))
+        answer = render(verdict, facts, reference=reference, snapshot=snapshot)
+        self._write_answer(answer)
 
     async def _forward_verdict(
         self,
@@ -136,26 +164,19 @@ class RequestAnswers:
                 head = build_head("GET", path_qs, upstream.host_header, headers, "", lines or "")
             except ValueError as exc:
                 raise UpstreamError(detail=str(exc)) from None
-            await self._forward(pool, head, route.timeout, route.name, snapshot.own_cookies)
+            await self._forward(pool, head, route.timeout, snapshot.own_cookies)
         except ConnectionResetError:
             self._closing = True  # the client went away (or the upstream cut a started response)
         except SsoProxyError as exc:
-            self._write_error(exc, request, route.name)
+            self._write_error(exc, request)
         except Exception:
             self._bind_request_id()
             log.exception("unhandled_error", path=request.path)
-            self._write_error(SsoProxyError(), request, route.name)
+            self._write_error(SsoProxyError(), request)
 
     def _facts(self, snapshot: Snapshot, request: FastRequest) -> RequestFacts:
         """The request's facts, read as ``proxy.request_facts`` reads them from aiohttp's request."""
-        auth = None
-        if request.path == _AUTH_PATH:
-            headers = CIMultiDict(request.headers)
-            auth = AuthQuestion(
-                uris=tuple(headers.getall("X-Original-URI", [])),
-                methods=tuple(headers.getall("X-Original-Method", [])),
-                cookies=tuple(headers.getall("Cookie", [])),
-            )
+        auth = auth_question(CIMultiDict(request.headers)) if request.path == _AUTH_PATH else None
         return RequestFacts(
             client=self._client_info(snapshot, request),
             method="GET",
@@ -184,7 +205,7 @@ class RequestAnswers:
         return self._request_id
 
     async def _forward(
-        self, pool: RoutePool, head: bytes, route_timeout: float, route_name: str, own_cookies: CookieNames
+        self, pool: RoutePool, head: bytes, route_timeout: float, own_cookies: CookieNames
     ) -> None:
         """Send the GET, then the one relay (``upstream.relay``) writes the answer to our transport."""
         conn, response = await exchange(pool, _GET_NO_BODY, head, route_timeout, head_only=False)
@@ -193,18 +214,20 @@ class RequestAnswers:
             await relay(pool, conn, response, writer, read_timeout=route_timeout, own_cookies=own_cookies)
         finally:
             if writer.status is not None:
-                self._answered = (route_name, writer.status)
+                self._answered = (writer.status, writer.sent, writer.upstream_status)
 
-    def _write_error(self, exc: SsoProxyError, request: FastRequest, route_name: str) -> None:
+    def _write_error(self, exc: SsoProxyError, request: FastRequest) -> None:
         """What ``middleware.render_error`` answers, for a request that has already gone upstream."""
         reference = self._bind_request_id()
         recorder.failed(exc)
-        answer = error_answer(exc, as_json=wants_json(request.accept), reference=reference)
-        self._write_answer(answer, route_name)
+        runtime = self._app.get(RUNTIME)
+        home = runtime.config.public_url + "/" if runtime is not None else ""  # as render_error's
+        answer = error_answer(exc, as_json=wants_json(request.accept), reference=reference, home=home)
+        self._write_answer(answer)
 
-    def _write_answer(self, answer: Answer, route_name: str) -> None:
+    def _write_answer(self, answer: Answer) -> None:
         """An answer of ours, as the bytes aiohttp writes for ``middleware.respond(answer)``."""
-        self._answered = (route_name, answer.status)
         data = complete_response(answer.status, "", answer.headers, True, answer.body)
+        self._answered = (answer.status, len(data), None)
         if not (self._lost or self.transport is None or self.transport.is_closing()):
             self.transport.write(data)

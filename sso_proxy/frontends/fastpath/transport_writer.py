@@ -27,9 +27,9 @@ class ClientConnection(Protocol):
 class TransportWriter:
     """``relay.ResponseWriter`` over the fast path's connection. ``status`` is what the request
     counts as once the relay is done: None while nothing was sent, 500 until a streamed answer
-    is complete."""
+    is complete. ``sent``: bytes written (the access log's), ``upstream_status``: the upstream's."""
 
-    __slots__ = ("_chunked", "_conn", "_final", "_left", "status")
+    __slots__ = ("_chunked", "_conn", "_final", "_left", "sent", "status", "upstream_status")
 
     def __init__(self, conn: ClientConnection) -> None:
         self._conn = conn
@@ -37,19 +37,23 @@ class TransportWriter:
         self._left: int | None = None  # body bytes the Content-Length still allows
         self._final = 500
         self.status: int | None = None
+        self.upstream_status: int | None = None
+        self.sent = 0
 
     def whole(self, head: ResponseHead, body: bytes) -> None:
         data = complete_response(head.status, head.reason, head.headers, head.has_content_type, body)
-        self.status = head.status
+        self.status = self.upstream_status = head.status
         self._conn._write(data)
+        self.sent += len(data)
 
     def start(self, head: ResponseHead) -> None:
         self.status = 500
-        self._final = head.status
+        self._final = self.upstream_status = head.status
         data, self._chunked, self._left = stream_head(
             head.status, head.reason, head.headers, head.has_content_type
         )
         self._conn._write(data)
+        self.sent += len(data)
 
     def write(self, chunk: bytes) -> Awaitable[None] | None:
         left = self._left
@@ -58,13 +62,16 @@ class TransportWriter:
             if not chunk:
                 return None
         conn = self._conn
-        conn._write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if self._chunked else chunk)
+        data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if self._chunked else chunk
+        conn._write(data)
+        self.sent += len(data)
         # SECURITY: wait while the client is not taking bytes (the relay drops it when that lasts).
         return conn._drain() if conn._write_paused else None
 
     def finish(self) -> None:
         if self._chunked:
             self._conn._write(b"0\r\n\r\n")
+            self.sent += 5
         self.status = self._final
 
     def cut(self) -> None:

@@ -29,6 +29,7 @@ def admitted(policy: RoutePolicy | None, identity: Identity) -> Decision:
 def action_token(secret: str, session_id: str) -> str:
     """The CSRF token of the console forms for this session."""
     key = hashlib.sha256(b"sso-proxy admin console v1\x00" + secret.encode()).digest()
+    # SECURITY: bound to the session: another person's token (or a token of an ended session) fails.
     return hmac.new(key, b"admin:" + session_id.encode(), hashlib.sha256).hexdigest()[:40]
 
 

@@ -61,10 +61,6 @@ View = Callable[[web.Request, Admin], Awaitable[web.StreamResponse]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class LoginRequired(Exception):
-    """No session: the browser is sent to the login (caught by ``console_view``)."""
-
-
 def admin_policy(config: Config) -> RoutePolicy:
     """The compiled ``admin:`` rules (no block, or ``allow`` omitted or [], admits nobody)."""
     return config.admin.policy
@@ -75,20 +71,24 @@ def console_view(view: View) -> Handler:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         rt = request.app[RUNTIME]
-        try:
-            admin = await admit(request, rt)
-        except LoginRequired:
+        admin = await admit(request, rt)
+        if admin is None:  # a browser without a session: to the login, and back here after it
             get = request.method in ("GET", "HEAD")  # a POST is never replayed after the login
             rd = rt.config.public_url + (request.path_qs if get else CONSOLE + "/")
             return pages.redirect("/oauth2/start?" + urlencode({"rd": rd}), status=302 if get else 303)
         response = await view(request, admin)
         pages.apply_page_headers(response)  # SECURITY: no-store, frame-ancestors 'none', DENY
+        # SECURITY: "same-origin", not the login pages' "no-referrer": under no-referrer a browser
+        # sends "Origin: null" with the console's own forms, and the Origin check needs the real
+        # one. Other sites still get no referrer (no console URL, no ?person= leaves the console).
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     return handler
 
 
-async def admit(request: web.Request, rt: Runtime) -> Admin:
+async def admit(request: web.Request, rt: Runtime) -> Admin | None:
+    """The admitted admin; None for a browser that must sign in first; raises for the rest."""
     info = client_info(request, rt)
     # SECURITY: the console is served on the login host only; other hosts have none.
     if info.host != rt.config.public_host:
@@ -97,7 +97,7 @@ async def admit(request: web.Request, rt: Runtime) -> Admin:
     if session is None:
         if wants_json(request.headers.get("Accept", "")):
             raise Unauthenticated()
-        raise LoginRequired()
+        return None
     decision = admitted(admin_policy(rt.config), session.identity)
     # SECURITY: the admin rules decide, for every console URL and every POST, before any form is read.
     if not decision.allowed:

@@ -87,7 +87,8 @@ def console_page(*, section: str, admin_name: str, admin_id: str, body_html: str
     return page(
         title_th=f"คอนโซลผู้ดูแล: {th}",
         title_en=f"Admin console: {en}",
-        extra_html=f"<style>{STYLE}</style>{who}{nav(section)}{note}{body_html}",
+        extra_html=f"{who}{nav(section)}{note}{body_html}",
+        style=STYLE,
     )
 
 

@@ -64,6 +64,7 @@ Want = Callable[[Event], bool]  # a filter of the events page
 
 def _text(name: str, value: object) -> str:
     text = str(value)[:MAX_TEXT]
+    # SECURITY: whatever slipped into a kept field (a token, a citizen id) is redacted, as in the log.
     return text if name in _UNREDACTED else redact_text(text)[:MAX_TEXT]
 
 
@@ -72,6 +73,7 @@ def event_of(name: str, fields: Mapping[str, Any], subject: object, now: float) 
     kind = KINDS.get(name)
     if kind is None:
         return None
+    # SECURITY: only the listed fields are kept (never ``detail``, IdP messages or a new field).
     kept = {key: _text(key, fields[key]) for key in KEPT if fields.get(key) not in (None, "")}
     profile = rules_profile(subject) if kind == "login" and isinstance(subject, Identity) else None
     return Event(now, kind, kept, profile)
@@ -105,7 +107,7 @@ def encode(event: Event) -> bytes:
         if profile is not None:
             body["p"] = profile
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        if len(data) <= MAX_EVENT_BYTES:
+        if len(data) <= MAX_EVENT_BYTES:  # SECURITY (availability): each event is bounded
             return data
         if profile is not None and profile.get("organization"):
             profile["organization"] = profile["organization"][:-1]

@@ -42,7 +42,7 @@ class RedisEvents:
         self._crypto = SessionCrypto(secret)
 
     async def append(self, data: bytes, at: float) -> None:
-        sealed = self._crypto.seal(data, STREAM)
+        sealed = self._crypto.seal(data, STREAM)  # SECURITY: Redis holds ciphertext only
         oldest = f"{max(0, int((at - self.max_age) * 1000))}-0"
         with unavailable_on_failure("events append"):
             async with self.client.pipeline(transaction=False) as pipe:

@@ -78,4 +78,7 @@ class EventSink:
                 log.warning("console_events_unavailable", detail=exc.detail)
             self._failing = True
             return
+        except Exception:  # a bug here must not end the writer: later events still count
+            log.exception("console_event_not_stored", kind=event.kind)
+            return
         self._failing = False

@@ -1,0 +1,188 @@
+"""The access log's pieces (sso_proxy.observability.accesslog): the line, the redaction of what a
+client sent, health-check sampling, and the bounded buffer that drops (and counts) rather than
+waits. The lines of real requests are checked in tests/e2e/test_access_log.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+
+from sso_proxy.config.schema import parse_config
+from sso_proxy.config.sections import AccessLogConfig
+from sso_proxy.errors import ConfigError
+from sso_proxy.observability import accesslog
+from sso_proxy.observability.accesslog import AccessLog, Record, access_line
+from sso_proxy.observability.log import redact_short, redact_text
+
+JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIwQUJDIn0.c2lnbmF0dXJl"
+CITIZEN_ID = "1234567890121"
+
+
+def record(target: str = "/x", *, host: str = "app.test", method: str = "GET") -> Record:
+    return Record(time.perf_counter(), 0.0042, None, "10.1.2.3", host, method, target, "app", 200, 512,
+                  None, None, 200)  # fmt: skip
+
+
+def test_a_line_carries_the_fields_and_never_the_query() -> None:
+    line = json.loads(access_line(record("/pay/slip?month=5&token=abc"), include_query=False))
+    assert line["event"] == "access" and line["level"] == "info"
+    assert line["path"] == "/pay/slip" and "query" not in line
+    assert (line["status"], line["bytes"], line["route"], line["upstream_status"]) == (200, 512, "app", 200)
+    assert line["duration_ms"] == 4.2 and line["client_ip"] == "10.1.2.3" and line["host"] == "app.test"
+    assert len(line["request_id"]) == 16 and line["timestamp"].endswith("Z")
+    assert "provider_id" not in line and "hcode" not in line
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"t={JWT}",
+        "access_token=opaque1",
+        "session=abc&code=xyz&state=s1",
+        "x=9f8e7d6c5b4a39281706",  # token-shaped, whatever its name
+        f"cid={CITIZEN_ID}",
+        "p=1-2345-67890-12-1",
+        f"{JWT}",
+        "acc%65ss_token=opaque1",
+    ],
+)
+def test_a_token_shaped_query_value_never_appears_even_when_queries_are_logged(query: str) -> None:
+    text = access_line(record(f"/x?lang=th&{query}"), include_query=True)
+    line = json.loads(text)
+    assert line["query"].startswith("lang=th&")
+    for secret in (JWT, "opaque1", "xyz", "9f8e7d6c5b4a39281706", CITIZEN_ID, "1-2345-67890-12-1"):
+        assert secret not in text
+
+
+def test_a_citizen_id_or_a_jwt_in_the_path_is_redacted() -> None:
+    text = access_line(record(f"/patients/{CITIZEN_ID}/files/{JWT}"), include_query=False)
+    assert CITIZEN_ID not in text and JWT not in text
+    assert json.loads(text)["path"] == "/patients/[redacted]/files/[redacted]"
+
+
+def test_any_bytes_a_client_sent_stay_one_valid_json_line() -> None:
+    text = access_line(record('/a"b\\c\n', host="h\udcff\x00st", method="G\tET"), include_query=False)
+    assert "\n" not in text and text.isascii()
+    line = json.loads(text)
+    assert line["path"] == '/a"b\\c\n' and line["host"] == "h\udcff\x00st"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/plain/path",
+        "app.test:4180",
+        f"/x/{CITIZEN_ID}",
+        "/x/1 2345 67890 12 1",
+        f"/x/{JWT}",
+        "/x;sso_proxy=sid",
+        "/cb?code=x",
+        "cookie: a",
+        "Bearer abc",
+        "/Basic%20x",
+        "/x/4180/y",
+        "/x-provider-a\u017f\u017fertion: v",  # long s: an "s" to a case-insensitive regex
+        "/coo\u212aie=1",  # Kelvin sign: a "k"
+        "/x/" + "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669\u0660\u0661\u0662\u0663",
+    ],
+)
+def test_the_quick_test_misses_nothing_redact_text_would_replace(text: str) -> None:
+    assert redact_short(text) == redact_text(text)
+
+
+def test_health_checks_are_sampled_and_failures_always_logged() -> None:
+    log = AccessLog()
+    log.configure(AccessLogConfig(health_sample=3))
+    answered = [log.wanted("/healthz", 200) for _ in range(9)]
+    assert answered.count(True) == 3
+    assert log.wanted("/readyz", 503) and log.wanted("/x", 200)
+    log.configure(AccessLogConfig(health_sample=0))
+    assert not any(log.wanted("/readyz", 200) for _ in range(5))
+    log.configure(AccessLogConfig(enabled=False))
+    assert not log.wanted("/x", 200) and not log.wanted("/readyz", 503)
+
+
+def dropped(reason: str) -> float:
+    return REGISTRY.get_sample_value("sso_proxy_access_log_dropped_total", {"reason": reason}) or 0.0
+
+
+@pytest.fixture
+def small_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[AccessLog]:
+    monkeypatch.setattr(accesslog, "CAPACITY", 5)
+    log = AccessLog(stream=io.StringIO())
+    yield log
+    log.close()
+
+
+def test_a_full_buffer_drops_and_counts_instead_of_waiting(small_log: AccessLog) -> None:
+    with small_log._lock:  # the writer is busy (stdout blocked): nothing leaves the buffer
+        before = dropped("queue_full")
+        started = time.monotonic()
+        for index in range(8):
+            small_log.add(record(f"/n{index}"))
+        assert time.monotonic() - started < 1.0  # no wait for the writer
+        assert dropped("queue_full") == before + 3
+    small_log.flush()
+    assert isinstance(small_log.stream, io.StringIO)
+    paths = [json.loads(line)["path"] for line in small_log.stream.getvalue().splitlines()]
+    assert paths == [f"/n{index}" for index in range(5)]
+
+
+def test_a_failed_write_is_counted(small_log: AccessLog) -> None:
+    small_log.stream = io.StringIO()
+    small_log.stream.close()  # writing raises ValueError
+    before = dropped("write_failed")
+    for index in range(2):
+        small_log.add(record(f"/n{index}"))
+    small_log.flush()
+    assert dropped("write_failed") == before + 2
+
+
+def test_the_writer_thread_writes_without_being_asked() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream=stream)
+    try:
+        log.add(record("/by-the-thread"))
+        deadline = time.monotonic() + 5
+        while "/by-the-thread" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert "/by-the-thread" in stream.getvalue()
+    finally:
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [(None, AccessLogConfig()), ({"health_sample": "off"}, AccessLogConfig(health_sample=0)),
+     ({"health_sample": 10, "include_query": True}, AccessLogConfig(include_query=True, health_sample=10)),
+     ({"enabled": False}, AccessLogConfig(enabled=False))],
+)  # fmt: skip
+def test_the_access_log_settings(given: dict[str, object] | None, read: AccessLogConfig) -> None:
+    data = config_data() if given is None else config_data(access_log=given)
+    assert parse_config(yaml.safe_dump(data), {}).access_log == read
+
+
+@pytest.mark.parametrize(("value", "problem"), [(0, "got 0"), ("often", "got 'often'"), (-2, "got -2")])
+def test_a_health_sample_that_is_no_sample_is_refused(value: object, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(yaml.safe_dump(config_data(access_log={"health_sample": value})), {})
+    assert info.value.problems == [
+        f"access_log.health_sample: must be a whole number >= 1 (1 in N) or off, {problem}"
+    ]
+
+
+def config_data(**overrides: Any) -> dict[str, Any]:
+    from support.harness import stack_config
+
+    from sso_proxy.mockidp import MockSettings
+
+    routes = [{"name": "app", "host": "app.test", "upstream": "http://127.0.0.1:9"}]
+    return stack_config(port=4180, idp_url="http://127.0.0.1:9", settings=MockSettings(), routes=routes,
+                        **overrides)  # fmt: skip
