@@ -86,7 +86,8 @@ _MIGHT_MATCH_DIGITS = re.compile(r"\d[- ]?\d{4}")
 def redact_short(text: str) -> str:
     """``redact_text`` for the access log's short fields: most paths and hosts carry nothing it
     would replace, and a few substring tests tell so (the access log's writer runs per request)."""
-    if not text.isascii():  # case-insensitive matching beyond ASCII ("ſ" is an "s"): no shortcut
+    # SECURITY: case-insensitive matching beyond ASCII ("ſ" is an "s"): no shortcut.
+    if not text.isascii():
         return redact_text(text)
     lowered = text.lower()
     for word in _MIGHT_MATCH_WORDS:
@@ -123,6 +124,7 @@ def redact_query(query: str) -> str:
             parts.append(REDACTED if _TOKEN_SHAPED.fullmatch(name) else name)
             continue
         lowered = unquote(name).lower()
+        # SECURITY: by the parameter's name, and by the value's shape whatever its name.
         if value and (any(word in lowered for word in _QUERY_NAMES) or _TOKEN_SHAPED.fullmatch(value)):
             value = REDACTED
         parts.append(f"{name}={value}")

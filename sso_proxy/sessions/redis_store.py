@@ -21,9 +21,8 @@ A use of the session rewrites only the 24-byte stamp and the TTL (a tiny Lua scr
 per ``Lifetime.touch_interval``), never the sealed record. So a read that finds the sealed record
 unchanged since the caller's ``previous`` copy reuses that copy's parsed identity: most reads of a
 busy session then cost one GET, a hash and a MAC, not a decryption, inflation and parse.
-Multi-key operations are done key by key, so Redis Cluster works too. Keys of the first layout
-(``sso:s:``/``sso:u:``) are never read: an upgrade signs everyone out once, and those keys expire
-by themselves.
+Multi-key operations go key by key (Redis Cluster works too). First-layout keys (``sso:s:``,
+``sso:u:``) are never read: an upgrade signs everyone out once; those keys expire by themselves.
 """
 
 from __future__ import annotations
@@ -249,6 +248,10 @@ class RedisStore:
     async def close(self) -> None:
         try:
             await self._client.aclose()
+            # A Sentinel-managed master: the manager holds its own clients, one per sentinel.
+            manager = getattr(getattr(self._client, "connection_pool", None), "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                await sentinel.aclose()
         except REDIS_FAILURES:
             log.warning("session_store_close_failed")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sso_proxy.errors import SsoProxyError
-from sso_proxy.web.pages import actions, link_button, page
+from sso_proxy.web.pages import actions, esc, link_button, page
 
 PROVIDER_ID_SITE = "https://provider.id.th"
 IT_TH = "หากยังพบปัญหา กรุณาแจ้งงานไอทีของหน่วยงานพร้อมรหัสอ้างอิงด้านล่าง"
@@ -149,6 +149,19 @@ def failure_page(exc: SsoProxyError, *, reference: str, home: str = "") -> str:
         title_en=exc.title_en,
         body_th=f"{said_th} {step.advice_th}".strip(),
         body_en=f"{said_en} {step.advice_en}".strip(),
-        extra_html=actions(button) if button else "",
+        extra_html=who_html(exc) + (actions(button) if button else ""),
         reference=reference,
+    )
+
+
+def who_html(exc: SsoProxyError) -> str:
+    """Who is signed in, on a refusal whose raiser knows who asked: ``exc.signed_in_as`` =
+    (name, provider_id), e.g. the admin console's 403 (the person's own data only)."""
+    who = getattr(exc, "signed_in_as", None)
+    if not isinstance(who, tuple) or len(who) != 2:
+        return ""
+    name, provider_id = (esc(part) for part in who)
+    return (
+        f'<p class="note">ผู้ที่เข้าสู่ระบบอยู่ <span lang="en">/ Signed in as</span>: <strong>{name}</strong> '
+        f"(Provider ID <code>{provider_id}</code>)</p>"
     )

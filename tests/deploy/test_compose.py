@@ -241,24 +241,27 @@ def test_redis_runs_redis_conf_as_compose_starts_it(resolved: dict[str, Any], tm
     password = "0123456789abcdef" * 4
     env = {"PATH": f"{Path(redis_server_binary()).parent}:/usr/bin:/bin", "REDISCLI_AUTH": password}
     release(port)
-    process = subprocess.Popen(
-        ["sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        client = redis.Redis(port=port, password=password, socket_timeout=2)
-        wait_until(lambda: ping(client), 10, process)
-        assert client.config_get("appendonly") == {"appendonly": "yes"}
-        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
-        with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=port, socket_timeout=2).set("x", "1")
-        client.set("session:x", "1")
-        assert (tmp_path / "appendonlydir").is_dir()
-        arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes()
-        assert password.encode() not in arguments  # exec: redis-server is this very process
-        assert shlex.split(script)[0] == "exec" and b"redis-server" in arguments
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with (
+        subprocess.Popen(
+            ["sh", "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as process,
+        redis.Redis(port=port, password=password, socket_timeout=2) as client,
+        redis.Redis(port=port, socket_timeout=2) as anonymous,
+    ):
+        try:
+            wait_until(lambda: ping(client), 10, process)
+            assert client.config_get("appendonly") == {"appendonly": "yes"}
+            assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+            with pytest.raises(redis.AuthenticationError):
+                anonymous.set("x", "1")
+            client.set("session:x", "1")
+            assert (tmp_path / "appendonlydir").is_dir()
+            arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+            assert password.encode() not in arguments  # exec: redis-server is this very process
+            assert shlex.split(script)[0] == "exec" and b"redis-server" in arguments
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def ping(client: redis.Redis) -> bool:

@@ -22,12 +22,12 @@ from support.nginx_server import (
     NginxServer,
     Site,
     echoed,
-    free_port,
     raw_request,
     start_site,
     tls_browser,
     verify_assertion,
 )
+from support.ports import free_port
 from support.redis_server import RedisServer
 
 SITES = ["several-hosts.conf", "api.conf"]

@@ -23,7 +23,16 @@ import pytest
 import yaml
 from aiohttp import web
 from support.harness import follow, stack_config, start_proxy
-from support.nginx_server import TLS_NAMES, NginxServer, echoed, render, start_recording_echo, tls_browser
+from support.nginx_server import (
+    TLS_NAMES,
+    NginxServer,
+    echoed,
+    provider_field,
+    render,
+    start_or_unwind,
+    start_recording_echo,
+    tls_browser,
+)
 from support.ports import START_ATTEMPTS, PortClash, free_port
 
 from sso_proxy.config.schema import parse_config
@@ -68,11 +77,7 @@ class Snippet:
         return self.nginx.url(HOST, path)
 
     def user_field(self, key: str, field: str) -> str:
-        users = self.mock.state.users
-        for user in users.values() if isinstance(users, dict) else users:
-            if user.key == key and user.provider is not None:
-                return str(user.provider[field])
-        raise KeyError(key)
+        return provider_field(self.mock, key, field)
 
     async def close(self) -> None:
         self.nginx.stop()
@@ -127,13 +132,7 @@ async def _start_once(app: web.AppRunner, app_addr: str, seen: list[str], cookie
         await mock.close()
         nginx.stop()
         raise
-    try:
-        nginx.start()
-    except BaseException:
-        nginx.stop()
-        await proxy.cleanup()
-        await mock.close()
-        raise
+    await start_or_unwind(nginx, proxy, mock)
     return Snippet(nginx, mock, proxy, app, seen)
 
 

@@ -135,6 +135,24 @@ async def test_allowed_refused_and_anonymous_requests_each_leave_one_line(
     assert "abc-secret-value" not in text and "month=5" not in text and session not in text
 
 
+async def test_a_websocket_leaves_its_line_when_it_closes(
+    services: Services, tmp_path: Path, started: list[ProxyProcess]
+) -> None:
+    proxy = ProxyProcess(tmp_path, "proxy", config(services)).start()
+    started.append(proxy)
+    async with browser() as client:
+        response, _ = await follow(client, f"http://app.test:{proxy.port}/", user="nurse2org")
+        assert response.status == 200
+        async with client.ws_connect(f"http://app.test:{proxy.port}/ws") as socket:
+            await socket.send_str("hello")
+            assert (await socket.receive_str()) == "hello"
+            await asyncio.sleep(0.3)
+            assert access(proxy, "/ws") == []  # open: no line yet
+    line = await line_for(proxy, "/ws")
+    assert (line["status"], line["upstream_status"], line["route"]) == (101, 101, "app")
+    assert line["provider_id"] and line["duration_ms"] >= 300
+
+
 async def test_the_proxys_own_endpoints_and_what_aiohttp_refuses_are_logged(
     services: Services, tmp_path: Path, started: list[ProxyProcess]
 ) -> None:

@@ -65,6 +65,7 @@ def user_field(stack: Stack, key: str, field: str) -> str:
     users = stack.mock.state.users
     for user in users.values() if isinstance(users, dict) else users:
         if user.key == key:
+            assert user.provider is not None, f"{key} has no Provider ID profile"
             return str(user.provider[field])
     raise KeyError(key)
 

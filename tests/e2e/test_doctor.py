@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from aiohttp import web
-from support.doctor_support import ForwardProxy, LocalCa, make_ca
+from support.forward_proxy import ForwardProxy, Seen, TlsNames, make_tls
 from support.ports import free_port
 from support.redis_server import RedisServer
 
@@ -270,7 +271,16 @@ async def test_missing_signing_key_file_fails_naming_its_path(tmp_path: Path, mo
 # --- TLS and the egress proxy --------------------------------------------------------------------
 
 
-async def start_tls_mock(ca: LocalCa) -> RunningMock:
+TLS_NAMES = ["127.0.0.1", "localhost"]
+
+
+def seen_request(base_url: str, method: str, path: str) -> Seen:
+    """What the proxy records for ``method`` to ``base_url`` + ``path``, sent without proxy credentials."""
+    url = urlsplit(base_url)
+    return Seen(method, url.hostname or "", url.port or 0, path, None)
+
+
+async def start_tls_mock(ca: TlsNames) -> RunningMock:
     app = create_mock_idp_app(MockSettings())
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
@@ -279,8 +289,8 @@ async def start_tls_mock(ca: LocalCa) -> RunningMock:
 
 
 @pytest.fixture
-async def tls_mock(tmp_path: Path) -> AsyncIterator[tuple[RunningMock, LocalCa]]:
-    ca = make_ca(tmp_path, valid_days=90)
+async def tls_mock(tmp_path: Path) -> AsyncIterator[tuple[RunningMock, TlsNames]]:
+    ca = make_tls(tmp_path, TLS_NAMES, valid_days=90)
     running = await start_tls_mock(ca)
     try:
         yield running, ca
@@ -289,7 +299,7 @@ async def tls_mock(tmp_path: Path) -> AsyncIterator[tuple[RunningMock, LocalCa]]
 
 
 async def test_tls_host_reports_the_certificate_expiry(
-    tmp_path: Path, tls_mock: tuple[RunningMock, LocalCa]
+    tmp_path: Path, tls_mock: tuple[RunningMock, TlsNames]
 ) -> None:
     running, ca = tls_mock
     report = await doctor(
@@ -301,7 +311,7 @@ async def test_tls_host_reports_the_certificate_expiry(
     assert report.status("health_id key") == "PASS"
 
 
-async def test_untrusted_certificate_fails(tmp_path: Path, tls_mock: tuple[RunningMock, LocalCa]) -> None:
+async def test_untrusted_certificate_fails(tmp_path: Path, tls_mock: tuple[RunningMock, TlsNames]) -> None:
     running, _ = tls_mock
     report = await doctor(write_config(tmp_path, running.base_url, running.settings))
     assert report.code == 1
@@ -310,7 +320,7 @@ async def test_untrusted_certificate_fails(tmp_path: Path, tls_mock: tuple[Runni
 
 
 async def test_certificate_expiring_soon_warns(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path, valid_days=5)
+    ca = make_tls(tmp_path, TLS_NAMES, valid_days=5)
     running = await start_tls_mock(ca)
     try:
         config = write_config(tmp_path, running.base_url, running.settings)
@@ -323,7 +333,7 @@ async def test_certificate_expiring_soon_warns(tmp_path: Path) -> None:
 
 
 async def test_https_proxy_carries_the_checks_through_a_connect_tunnel(
-    tmp_path: Path, tls_mock: tuple[RunningMock, LocalCa]
+    tmp_path: Path, tls_mock: tuple[RunningMock, TlsNames]
 ) -> None:
     running, ca = tls_mock
     proxy = await ForwardProxy().start()
@@ -336,8 +346,8 @@ async def test_https_proxy_carries_the_checks_through_a_connect_tunnel(
     assert f"via {proxy.url} (HTTPS_PROXY)" in report.lines["egress proxy"]
     assert f"via proxy {proxy.url}" in report.lines["health_id host"]
     assert "certificate valid" in report.lines["health_id host"]
-    target = running.base_url.removeprefix("https://")
-    assert proxy.seen.count(f"CONNECT {target} HTTP/1.1") >= 6  # 2 hosts x (probe, key, clock)
+    tunnel = seen_request(running.base_url, "CONNECT", "")
+    assert proxy.seen.count(tunnel) >= 6  # 2 hosts x (probe, key, clock)
 
 
 async def test_http_proxy_carries_the_plain_calls_in_absolute_form(tmp_path: Path, mock: RunningMock) -> None:
@@ -347,8 +357,8 @@ async def test_http_proxy_carries_the_plain_calls_in_absolute_form(tmp_path: Pat
     finally:
         await proxy.close()
     assert report.code == 0, report.out
-    assert f"GET {mock.base_url}/api/v1/oauth/public-key HTTP/1.1" in proxy.seen
-    assert f"POST {mock.base_url}/api/v1/services/public-key HTTP/1.1" in proxy.seen
+    assert seen_request(mock.base_url, "GET", "/api/v1/oauth/public-key") in proxy.seen
+    assert seen_request(mock.base_url, "POST", "/api/v1/services/public-key") in proxy.seen
 
 
 async def test_dead_proxy_fails_and_no_proxy_goes_direct(tmp_path: Path, mock: RunningMock) -> None:
@@ -395,4 +405,4 @@ async def test_the_egress_proxy_setting_wins_over_the_environment(tmp_path: Path
         await proxy.close()
     assert report.code == 0, report.out
     assert f"health_id via {proxy.url} (egress_proxy)" in report.lines["egress proxy"]
-    assert f"GET {mock.base_url}/api/v1/oauth/public-key HTTP/1.1" in proxy.seen
+    assert seen_request(mock.base_url, "GET", "/api/v1/oauth/public-key") in proxy.seen

@@ -222,6 +222,7 @@ async def exchange(port: int, raw: bytes) -> bytes:
     assert length, head
     body = await asyncio.wait_for(reader.readexactly(int(length.group(1))), 10)
     writer.close()
+    await writer.wait_closed()
     answer = re.sub(rb"Date: [^\r]*\r\n", b"", head + body)
     return re.sub(rb"[0-9a-f]{16}", b"<id>", answer)
 

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import httptools
 import pytest
@@ -156,6 +156,9 @@ async def started_pair(trusted: list[str], redis_url: str | None = None) -> Asyn
     try:
         yield Pair(fast_port, plain_port, f"{runtime.cookies.session_name}={cookie}", server, runtime, heads)
     finally:
+        for conn in Conn.opened:
+            conn.writer.close()  # the test's own raw connections, whatever state a test left them in
+        Conn.opened.clear()
         for runner in runners:
             await runner.cleanup()
         await runtime.close()
@@ -203,6 +206,8 @@ class Message:
 class Conn:
     """One raw client connection: send bytes, read whole responses."""
 
+    opened: ClassVar[list[Conn]] = []  # every one is closed when its pair stops
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.messages: list[Message] = []
@@ -211,7 +216,9 @@ class Conn:
 
     @classmethod
     async def open(cls, port: int) -> Conn:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+        conn = cls(*await asyncio.open_connection("127.0.0.1", port))
+        cls.opened.append(conn)
+        return conn
 
     # httptools callbacks: one Message per response
     def on_message_begin(self) -> None:

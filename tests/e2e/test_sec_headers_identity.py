@@ -23,7 +23,7 @@ from sso_proxy.core.headers import identity_headers
 from sso_proxy.identity.key_files import ephemeral_keys
 from sso_proxy.identity.profile import Identity, Organization, as_text, identity_from_profile, normalise_text
 from sso_proxy.identity.signing import Signer
-from sso_proxy.mockidp.users import load_users
+from sso_proxy.mockidp.users import MockUser, load_users
 from sso_proxy.policy.evaluate import RoutePolicy, compile_rule_list, evaluate
 
 EMAIL = "sathit.r@example.test"
@@ -91,12 +91,15 @@ def test_headers_assertion_and_rules_agree() -> None:
 # ---- end to end: a mock IdP user whose email carries a zero-width space ---------------------
 
 
+def with_hidden_space(user: MockUser) -> MockUser:
+    """``user`` whose Provider ID email ends in a zero-width space."""
+    assert user.provider is not None
+    return dataclasses.replace(user, provider={**user.provider, "email": f"{EMAIL}\u200b"})
+
+
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
-    users = [
-        dataclasses.replace(u, provider={**(u.provider or {}), "email": f"{EMAIL}\u200b"}) if u.key == "doctor" else u
-        for u in load_users()
-    ]
+    users = [with_hidden_space(u) if u.key == "doctor" else u for u in load_users()]
     mail_route = {"name": "mail", "host": "mail.test", "allow": [{"email": EMAIL}]}
     async with start_pair(users=users, more_routes=[mail_route]) as started:
         yield started

@@ -37,6 +37,7 @@ class Upstream:
     def __init__(self) -> None:
         self.started = 0
         self.ended = 0
+        self.completed = 0  # big answers the proxy took whole (it must not, for a stalled client)
 
     async def huge(self, request: web.Request) -> web.StreamResponse:
         self.started += 1
@@ -46,6 +47,7 @@ class Upstream:
             for _ in range(16384):  # 1 GiB: never all taken by a client that stopped reading
                 await response.write(CHUNK)
             await response.write_eof()
+            self.completed += 1
         except ConnectionError:
             pass  # the proxy hung up: the connection is free
         finally:
@@ -139,6 +141,8 @@ async def test_a_client_that_stops_reading_is_dropped_and_frees_the_upstream(pip
         reader, writer = await stalled_request(proxy.ports[pipeline], raw_get("/huge", "files.test", nurse))
         await wait_until(lambda: upstream.started == 1, "the download started")
         await wait_until(lambda: upstream.ended == 1, "the upstream connection closed", limit=20)
+        # SECURITY: back-pressure: the proxy never buffers an answer the client does not take.
+        assert upstream.completed == 0, "the whole answer was taken for a client that stopped reading"
         assert await asyncio.wait_for(dropped(reader, writer), 20)
         free_again = await status_of(proxy.url(pipeline, "files.test", "/page"), nurse)
         assert free_again == 200  # the route's only slot

@@ -21,7 +21,8 @@ import pytest
 import redis
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
-from support.redis_server import RedisServer, free_port
+from support.ports import free_port
+from support.redis_server import RedisServer
 from support.sessions import (
     ACCESS_TOKEN,
     CENTER_TOKEN,

@@ -1,14 +1,15 @@
-"""A real forward proxy for the egress tests, and a throw-away CA so the mock IdP can speak TLS.
+"""A real forward proxy for the egress and doctor tests, and a throw-away CA so the mock IdP can speak TLS.
 
 ``ForwardProxy`` behaves as a hospital's egress proxy does: it takes ``CONNECT host:port`` (a raw
 tunnel, for https URLs) and absolute-form requests (``GET http://host:port/path``, for http URLs),
-resolves the host name ITSELF (``hosts``: e.g. ``moph.test`` -> ``127.0.0.1``; anything else is
-refused with 502, so nothing leaves the machine), and records every request in ``seen``. One
-absolute-form request per connection (answered with ``Connection: close``), so every request
-the client makes passes through the head parser and is recorded.
+resolves the host name ITSELF (``hosts``: e.g. ``moph.test`` -> ``127.0.0.1``; IP literals go as
+they are; any other name is refused with 502, so nothing leaves the machine), and records every
+request in ``seen``. One absolute-form request per connection (answered with ``Connection:
+close``), so every request the client makes passes through the head parser and is recorded.
 
-``TlsNames`` makes a CA and a certificate for some host names; a ``sso-proxy serve`` child trusts
-it through ``SSL_CERT_FILE`` (OpenSSL's standard override), so no system trust store is touched.
+``make_tls`` makes a CA and a certificate for some host names or IP addresses, valid for a chosen
+number of days (the doctor reports them); a ``sso-proxy serve`` or ``doctor`` child trusts it
+through ``SSL_CERT_FILE`` (OpenSSL's standard override), so no system trust store is touched.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Seen:
 class ForwardProxy:
     """A forward proxy on a loopback port (``url``); ``seen`` holds every request it was sent."""
 
-    hosts: Mapping[str, str]
+    hosts: Mapping[str, str] = field(default_factory=dict)
     refuse: set[str] = field(default_factory=set)  # host names answered 403 (a proxy's deny list)
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
@@ -169,18 +170,29 @@ def _name(text: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
 
-def make_tls(directory: Path, names: list[str]) -> TlsNames:
-    """A CA and one certificate valid today for every name in ``names``."""
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def make_tls(directory: Path, names: list[str], *, valid_days: int = 30) -> TlsNames:
+    """A CA and one certificate for every name (DNS name or IP) in ``names``.
+
+    The certificate expires in ``valid_days`` days and 12 hours, so a check that counts whole
+    days left reads exactly ``valid_days``.
+    """
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()
-        .subject_name(_name("egress test CA"))
-        .issuer_name(_name("egress test CA"))
+        .subject_name(_name("throw-away test CA"))
+        .issuer_name(_name("throw-away test CA"))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=max(valid_days, 30) + 1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
@@ -192,8 +204,8 @@ def make_tls(directory: Path, names: list[str]) -> TlsNames:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .not_valid_after(now + datetime.timedelta(days=valid_days, hours=12))
+        .add_extension(x509.SubjectAlternativeName([_alt_name(n) for n in names]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     out = TlsNames(

@@ -295,6 +295,26 @@ async def start_recording_echo() -> tuple[web.AppRunner, str, list[str]]:
     return runner, f"127.0.0.1:{runner.addresses[0][1]}", seen
 
 
+def provider_field(mock: RunningMock, key: str, field: str) -> str:
+    """A field of the Provider ID profile the mock IdP gives user ``key`` (what a header must carry)."""
+    users = mock.state.users
+    for user in users.values() if isinstance(users, dict) else users:
+        if user.key == key and user.provider is not None:
+            return str(user.provider[field])
+    raise KeyError(key)
+
+
+async def start_or_unwind(nginx: NginxServer, proxy: web.AppRunner, mock: RunningMock) -> None:
+    """Start nginx in front of a started sso-proxy and mock IdP; if it fails, stop all three."""
+    try:
+        nginx.start()
+    except BaseException:
+        nginx.stop()
+        await proxy.cleanup()
+        await mock.close()
+        raise
+
+
 @dataclass
 class Site:
     nginx: NginxServer
@@ -320,11 +340,7 @@ class Site:
         return list(self.apps[app][2])
 
     def user_field(self, key: str, field: str) -> str:
-        users = self.mock.state.users
-        for user in users.values() if isinstance(users, dict) else users:
-            if user.key == key and user.provider is not None:
-                return str(user.provider[field])
-        raise KeyError(key)
+        return provider_field(self.mock, key, field)
 
     def cookie_header(self, client: aiohttp.ClientSession, host: str) -> str:
         """The session cookie the browser holds for ``host``, as a Cookie header value."""
@@ -424,13 +440,7 @@ async def start_site_once(
         await mock.close()
         nginx.stop()
         raise
-    try:
-        nginx.start()
-    except BaseException:
-        nginx.stop()
-        await runner.cleanup()
-        await mock.close()
-        raise
+    await start_or_unwind(nginx, runner, mock)
     return Site(nginx=nginx, config=config, mock=mock, runner=runner, app=app, apps=started)
 
 

@@ -18,7 +18,8 @@ from sso_proxy.config.schema import parse_config
 from sso_proxy.config.sections import AccessLogConfig
 from sso_proxy.errors import ConfigError
 from sso_proxy.observability import accesslog
-from sso_proxy.observability.accesslog import AccessLog, Record, access_line
+from sso_proxy.observability.accessline import LINE_MAX, Record, access_line
+from sso_proxy.observability.accesslog import AccessLog
 from sso_proxy.observability.log import redact_short, redact_text
 
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIwQUJDIn0.c2lnbmF0dXJl"
@@ -186,3 +187,32 @@ def config_data(**overrides: Any) -> dict[str, Any]:
     routes = [{"name": "app", "host": "app.test", "upstream": "http://127.0.0.1:9"}]
     return stack_config(port=4180, idp_url="http://127.0.0.1:9", settings=MockSettings(), routes=routes,
                         **overrides)  # fmt: skip
+
+
+def test_a_huge_line_is_cut_to_one_atomic_write_and_redacted_first() -> None:
+    path = "/" + "ก" * 900 + f"/{JWT}"  # Thai text: six bytes each once escaped
+    text = access_line(record(path, host="h" * 3000), include_query=False)
+    assert len(text) + 1 <= LINE_MAX and JWT[:20] not in text
+    line = json.loads(text)
+    assert line["truncated"] is True and line["path"].startswith("/ก") and len(line["path"]) <= 128
+
+
+class Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, text: str) -> int:
+        self.sizes.append(len(text.encode()))
+        return super().write(text)
+
+
+def test_lines_are_written_whole_in_writes_a_pipe_never_splits() -> None:
+    stream = Writes()
+    log = AccessLog(stream=stream)
+    for index in range(300):
+        log._pending.append(record(f"/many/{index}"))
+    log.flush()
+    assert len(stream.sizes) > 1 and max(stream.sizes) <= LINE_MAX
+    paths = [json.loads(line)["path"] for line in stream.getvalue().splitlines()]
+    assert paths == [f"/many/{index}" for index in range(300)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.configs import problems_of, with_change
 
 from sso_proxy.config.durations import parse_duration
 from sso_proxy.config.schema import load_config, parse_config
@@ -20,22 +21,6 @@ from sso_proxy.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 SSO_PROXY = Path(sys.executable).parent / "sso-proxy"
-
-BASE = {
-    "listen": "127.0.0.1:4180",
-    "public_url": "https://sso.h.example",
-    "health_id": {"base_url": "https://moph.id.th", "client_id": "hid", "client_secret": "hsecret"},
-    "provider_id": {"base_url": "https://provider.id.th", "client_id": "pid", "secret_key": "psecret"},
-    "session": {"store": "memory", "cookie_secret": "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"},
-    "signing": {"ephemeral": True},
-    "routes": [{"name": "app", "host": "app.h.example", "upstream": "http://127.0.0.1:9000"}],
-}
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, {})
-    return info.value.problems
 
 
 def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
@@ -66,9 +51,7 @@ def check_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_bare_number_is_no_duration(section: str, key: str, value: object, shown: str) -> None:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    data[section][key] = value
-    problems = problems_of(yaml.safe_dump(data))
+    problems = problems_of(with_change(f"{section}.{key}", value))
     expected = f'{section}.{key}: {shown} has no unit: write "{shown}s" for seconds'
     assert any(p.startswith(expected) for p in problems), problems
 
@@ -80,18 +63,15 @@ def test_parse_duration_refuses_a_bare_number_with_an_example(value: str) -> Non
 
 
 def test_check_config_names_the_route_timeout_without_unit(tmp_path: Path) -> None:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    data["routes"][0]["timeout"] = 30
-    done = check_config(tmp_path, yaml.safe_dump(data))
+    done = check_config(tmp_path, with_change("routes[0].timeout", 30))
     assert done.returncode == 1, done.stdout
     assert 'routes[0].timeout: 30 has no unit: write "30s" for seconds' in done.stderr
 
 
 @pytest.mark.parametrize("value", ["30s", "500ms", "1h30m"])
 def test_durations_with_a_unit_still_load(value: str) -> None:
-    data = yaml.safe_load(yaml.safe_dump(BASE))
-    data["routes"][0]["timeout"] = value
-    assert parse_config(yaml.safe_dump(data), {}).routes[0].timeout == parse_duration(value)
+    config = parse_config(with_change("routes[0].timeout", value), {})
+    assert config.routes[0].timeout == parse_duration(value)
 
 
 SHIPPED = [

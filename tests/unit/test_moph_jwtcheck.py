@@ -24,6 +24,7 @@ import pytest
 from aioresponses import aioresponses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.warnings import InsecureKeyLengthWarning
 from structlog.testing import capture_logs
 
 from sso_proxy.config.schema import HealthIdConfig, ProviderIdConfig
@@ -63,7 +64,8 @@ def claims(**changes: Any) -> dict[str, Any]:
 
 def sign(key: Any, algorithm: str = "RS256", headers: dict[str, Any] | None = None, **changes: Any) -> str:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyJWT warns when WE sign with a short key on purpose
+        # PyJWT warns when WE sign with a short key on purpose (the verifier must refuse it)
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
         return jwt.encode(claims(**changes), key, algorithm=algorithm, headers=headers)
 
 

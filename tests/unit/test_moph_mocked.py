@@ -257,11 +257,7 @@ async def test_documented_answers(
 
 
 def _weak_key() -> str:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pem(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())
+    return pem(rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key())
 
 
 @pytest.mark.parametrize(

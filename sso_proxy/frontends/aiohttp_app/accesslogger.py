@@ -51,6 +51,8 @@ def handler_args() -> dict[str, Any]:
 
 
 def note_answer(request: web.BaseRequest, response: web.StreamResponse, seconds: float) -> None:
+    if not ACCESS.settings.enabled:
+        return
     sent = response.body_length
     if not request.get(HANDLED):  # aiohttp's 400 to a head it could not read: nothing else is known
         peer = request.transport.get_extra_info("peername") if request.transport else None

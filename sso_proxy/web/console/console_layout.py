@@ -34,7 +34,7 @@ td form{display:inline-block;margin:.1rem 0}
 button.small{padding:.3rem .7rem;font-size:.85rem}
 button.danger{background:#a4262c}
 .ok{color:#0b6e4f;font-weight:bold} .no{color:#a4262c;font-weight:bold}
-.muted{color:#7a8a88;font-size:.85rem}
+.muted{color:#5b6b69;font-size:.85rem}
 input[type=text],input[type=search],select,textarea{font:inherit;padding:.4rem;max-width:100%;box-sizing:border-box}
 textarea{width:100%;min-height:8rem}
 form.inline{display:flex;flex-wrap:wrap;gap:.4rem;align-items:center;margin:.6rem 0}
