@@ -22,6 +22,18 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, so freezing, killing or restarting it disturbs no other test."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        if server.paused:
+            server.resume()
+        server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The shared server's URL, emptied for this test (and brought back if a test froze it)."""
     if redis_server.paused:

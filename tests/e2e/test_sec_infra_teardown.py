@@ -13,7 +13,7 @@ import asyncio
 import gc
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -67,18 +67,6 @@ def run_in_fresh_loop(scenario: Callable[[], Coroutine[Any, Any, None]], *, left
         raise errors[0]
 
 
-@pytest.fixture
-def frozen_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so freezing it disturbs no other test."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        if server.paused:
-            server.resume()
-        server.stop()
-
-
 async def open_and_freeze(server: RedisServer) -> Runtime:
     """A runtime whose heartbeat succeeded and whose listener subscribed; then SIGSTOP."""
     runtime = await Runtime.open(config("redis", server.url))
@@ -94,9 +82,9 @@ async def open_and_freeze(server: RedisServer) -> Runtime:
     return runtime
 
 
-def test_close_returns_and_the_loop_ends_while_redis_is_frozen(frozen_redis: RedisServer) -> None:
+def test_close_returns_and_the_loop_ends_while_redis_is_frozen(own_server: RedisServer) -> None:
     async def scenario() -> None:
-        runtime = await open_and_freeze(frozen_redis)
+        runtime = await open_and_freeze(own_server)
         await runtime.close()
         assert runtime._listener is not None and runtime._listener.done()
         assert runtime._heartbeat is not None and runtime._heartbeat.done()
@@ -104,11 +92,11 @@ def test_close_returns_and_the_loop_ends_while_redis_is_frozen(frozen_redis: Red
     run_in_fresh_loop(scenario)
 
 
-def test_the_loop_ends_when_a_runtime_is_left_open_on_a_frozen_redis(frozen_redis: RedisServer) -> None:
+def test_the_loop_ends_when_a_runtime_is_left_open_on_a_frozen_redis(own_server: RedisServer) -> None:
     """As when a proxy failed to bind after its runtime opened: only the loop's teardown is left."""
 
     async def scenario() -> None:
-        await open_and_freeze(frozen_redis)
+        await open_and_freeze(own_server)
 
     run_in_fresh_loop(scenario, left_open=True)
 

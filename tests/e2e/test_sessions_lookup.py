@@ -100,18 +100,6 @@ async def pair(redis_url: str) -> AsyncIterator[tuple[Replica, Replica]]:
 
 
 @pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so freezing or killing it disturbs no other test."""
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        if server.paused:
-            server.resume()
-        server.stop()
-
-
-@pytest.fixture
 def raw(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client

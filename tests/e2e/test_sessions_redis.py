@@ -69,13 +69,6 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def aof_server() -> Iterator[RedisServer]:
     server = RedisServer(extra_args=["--appendonly", "yes", "--appendfsync", "always"]).start()
     yield server
