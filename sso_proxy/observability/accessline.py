@@ -1,7 +1,7 @@
 """One access-log line: the fields a front end noted (``Record``), written as JSON (``access_line``).
 
 The ONE formatter of the access log (``observability.accesslog`` queues the records and runs it in
-its writer thread); docs/access-log.md explains each field to operators.
+batches on the event loop); docs/access-log.md explains each field to operators.
 
 SECURITY: never a cookie, header value, token, secret or citizen id. Only these fields are
 written; path, host and original path pass ``redact_short`` (a citizen id or a JWT in a URL), the
@@ -29,11 +29,11 @@ LINE_MAX = select.PIPE_BUF  # bytes: one write of at most this many is never spl
 
 
 class Record(NamedTuple):
-    """What a front end knows of one answered request; formatted later, by the writer thread."""
+    """What a front end knows of one answered request; formatted later, in a batch."""
 
     ended: float  # time.perf_counter() when noted
     seconds: float  # how long it took
-    request_id: str | None  # None: the request logged nothing else, the writer makes one
+    request_id: str | None  # None: the request logged nothing else, the formatter makes one
     client_ip: str
     host: str
     method: str
@@ -49,8 +49,8 @@ class Record(NamedTuple):
 def access_line(record: Record, include_query: bool, clock: float | None = None) -> str:
     """The JSON line of ``record``: the only place the access log's fields are written.
 
-    Written by hand, not with ``json.dumps``: the writer thread shares the interpreter with the
-    event loop, and this is several times cheaper. Every text goes through ``encode_basestring_ascii``
+    Written by hand, not with ``json.dumps``: it runs on the event loop for every request, and
+    this is several times cheaper. Every text goes through ``encode_basestring_ascii``
     (quotes, escapes, non-ASCII as ``\\u``), so any byte a client sent stays one valid JSON string.
     ``clock``: ``time.time() - time.perf_counter()``, once per batch. A line is shorter than
     LINE_MAX, so that one ``write`` carries it whole even when several workers share a pipe."""
@@ -64,31 +64,29 @@ def access_line(record: Record, include_query: bool, clock: float | None = None)
 
 def _line(record: Record, include_query: bool, clock: float, limit: int) -> str:
     path, _, query = record.target.partition("?")
-    # SECURITY: a citizen id or a JWT in a URL never reaches the log (redacted whole, then cut).
-    path = redact_short(path)[:limit]
     arrived = clock + record.ended - record.seconds
-    parts = [
+    line = (
         f'{{"event":"access","level":"info","timestamp":"{_timestamp(arrived)}",'
         f'"request_id":{_text(record.request_id or _new_id())},{_where(record, limit)}'
-        f'"path":{_text(path)},"status":{record.status},"bytes":{record.sent},'
+        f'"path":{_path(path, limit)},"status":{record.status},"bytes":{record.sent},'
         f'"duration_ms":{round(record.seconds * 1000, 2)}'
-    ]
+    )
     # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
     if include_query and query:
-        parts.append(f',"query":{_text(redact_query(query)[:limit])}')
-    provider_id, hcode = who_of(record.who)
-    if provider_id:
-        parts.append(f',"provider_id":{_text(provider_id)}')
-    if hcode:
-        parts.append(f',"hcode":{_text(hcode)}')
+        line += f',"query":{_text(redact_query(query)[:limit])}'
+    who = record.who
+    if who is not None:
+        provider_id, hcode = who_of(who)
+        if provider_id:
+            line += f',"provider_id":{_text(provider_id)}'
+        if hcode:
+            line += f',"hcode":{_text(hcode)}'
     if record.upstream_status is not None:
-        parts.append(f',"upstream_status":{record.upstream_status}')
+        line += f',"upstream_status":{record.upstream_status}'
     facts = record.facts
     if facts is not None and facts.auth is not None and facts.auth.uris:
-        original = redact_short(facts.auth.uris[0].partition("?")[0])[:limit]
-        parts.append(f',"original_path":{_text(original)}')
-    parts.append("}")
-    return "".join(parts)
+        line += f',"original_path":{_path(facts.auth.uris[0].partition("?")[0], limit)}'
+    return line + "}"
 
 
 _text = encode_basestring_ascii
@@ -97,6 +95,9 @@ _millisecond: tuple[int, str] = (-1, "")
 # Who and where, as written: the same few clients, hosts and routes come back on every line.
 _WHERE: dict[tuple[str, str, str, str], str] = {}
 _WHERE_MAX = 4096
+# Paths as written: most requests ask for the same few pages (short ones only are kept).
+_PATHS: dict[str, str] = {}
+_PATH_CACHED = 256
 
 
 def _where(record: Record, limit: int) -> str:
@@ -111,6 +112,20 @@ def _where(record: Record, limit: int) -> str:
         )
         if limit == MAX_TEXT:
             _WHERE[key] = found
+    return found
+
+
+def _path(path: str, limit: int) -> str:
+    """A path as written. SECURITY: a citizen id or a JWT in a URL never reaches the log
+    (redacted whole, then cut)."""
+    cached = limit == MAX_TEXT and len(path) <= _PATH_CACHED
+    found = _PATHS.get(path) if cached else None
+    if found is None:
+        found = _text(redact_short(path)[:limit])
+        if cached:
+            if len(_PATHS) >= _WHERE_MAX:
+                _PATHS.clear()
+            _PATHS[path] = found
     return found
 
 

@@ -1,4 +1,4 @@
-"""The access log: one JSON line per request, from both front ends, written off the event loop.
+"""The access log: one JSON line per request, from both front ends, never stalling the event loop.
 
 Why: a hospital must be able to say who opened which app and when (PDPA audits, incident
 review), as nginx and oauth2-proxy log every request. Contract §5: every request (allowed,
@@ -12,19 +12,22 @@ A request whose client left during the answer keeps its line, with the status th
 sending (``bytes`` tells how much got out); 499 (nginx's "client closed request") when not even
 that is known. Details for operators: docs/access-log.md.
 
-Off the event loop: ``note`` only appends a tuple to a bounded buffer; a writer thread formats the
-lines (``observability.accessline``, the ONE formatter, which also says what a line never holds)
-and writes them in batches to stdout (the other logs go to stderr). When the buffer is full
-(stdout blocked), lines are dropped and counted (``sso_proxy_access_log_dropped_total``), never
-waited for.
+Never stalling the event loop: ``note`` appends a tuple to a bounded buffer; every FLUSH_EVERY
+seconds (sooner when BATCH lines wait) the event loop formats the waiting lines
+(``observability.accessline``, the ONE formatter, which also says what a line never holds) and
+writes them to stdout (the other logs go to stderr) through an ``Outlet``, whose writes never
+block: when stdout has no room (nobody reads the pipe), the rest waits until it has, and lines
+that do not fit in the buffer meanwhile are dropped and counted
+(``sso_proxy_access_log_dropped_total``), never waited for. No thread: a second thread taking
+the interpreter lock 20 times a second cost more than the formatting itself (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import sys
-import threading
 import time
 from collections import deque
 from typing import IO
@@ -33,26 +36,30 @@ from sso_proxy.config.sections import AccessLogConfig
 from sso_proxy.core.facts import RequestFacts
 from sso_proxy.observability.accessline import LINE_MAX, Record, access_line
 from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
+from sso_proxy.observability.outlet import Outlet, TextOutlet, has_room
 
-CAPACITY = 20_000  # lines waiting for the writer; more are dropped (and counted)
-FLUSH_EVERY = 0.05  # seconds between the writer's batches
+CAPACITY = 20_000  # lines waiting to be written; more are dropped (and counted)
+FLUSH_EVERY = 0.05  # seconds a line waits, at most, before the event loop writes it
+BATCH = 256  # lines that are written at once, without waiting for FLUSH_EVERY
 CLOSE_WAIT = 2.0  # seconds the shutdown waits for a blocked stdout
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 CLIENT_GONE = 499  # nginx's status for a client that closed the connection before the answer
 
 
 class AccessLog:
-    """The process's access log: settings, the bounded buffer and its writer thread."""
+    """The process's access log: settings, the bounded buffer, and what is on its way to stdout."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, fd: int | None = None) -> None:
         self.settings = AccessLogConfig()
         self.stream = stream  # None: sys.stdout as it is when a batch is written
+        self.fd = fd  # None: stdout's
         self._pending: deque[Record] = deque()
         self._health_seen = 0
-        self._lock = threading.Lock()  # one batch written at a time, in order
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._chunks: deque[tuple[bytes, int]] = deque()  # formatted, not yet written: (bytes, lines)
+        self._timer: asyncio.TimerHandle | None = None
+        self._outlet: Outlet | None = None  # stdout, opened by this process (workers: each its own)
+        self._waiting: tuple[asyncio.AbstractEventLoop, int] | None = None  # for room on stdout
+        self._at_exit = False
 
     def configure(self, settings: AccessLogConfig) -> None:
         """The config's ``access_log`` (at start and on every reload)."""
@@ -70,37 +77,42 @@ class AccessLog:
         return every > 0 and self._health_seen % every == 0
 
     def add(self, record: Record) -> None:
-        """Queue one line (event loop thread). SECURITY (availability): never waits; drops when full."""
+        """Queue one line (event loop). SECURITY (availability): never waits; drops when full."""
         pending = self._pending
         if len(pending) >= CAPACITY:  # SECURITY (availability): a blocked stdout costs lines, not memory
             ACCESS_LOG_DROPPED.inc(("queue_full",))
             return
         pending.append(record)
-        if self._thread is None:
-            self._start()
+        if len(pending) >= BATCH and self._waiting is None:
+            self.flush()
+        elif self._timer is None:
+            self._schedule()
 
-    def _start(self) -> None:
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
+    def _schedule(self) -> None:
+        if not self._at_exit:
+            self._at_exit = True
+            atexit.register(self.close)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (a command, a test): written now
+            self.flush()
+            return
+        self._timer = loop.call_later(FLUSH_EVERY, self._due)
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.wait(FLUSH_EVERY)
-            self._wake.clear()
+    def _due(self) -> None:
+        self._timer = None
+        if self._waiting is None:  # else: written when stdout has room again
             self.flush()
 
     def flush(self) -> None:
-        """Write every queued line now (the writer thread does this every FLUSH_EVERY seconds)."""
-        with self._lock:
-            self._write_pending()
+        """Format every waiting line and write what stdout takes now (the rest when it has room)."""
+        self._format_pending()
+        self._drain()
 
-    def _write_pending(self) -> None:
-        """Each write at most PIPE_BUF bytes of whole lines: one the kernel never splits, so the
-        lines of several workers sharing one pipe or socket never interleave. Each write lets go
-        of the interpreter: the event loop never waits for more than a few lines' formatting."""
-        pending = self._pending
+    def _format_pending(self) -> None:
+        """Whole lines, at most PIPE_BUF bytes a write: one the kernel never splits, so the lines
+        of several workers sharing one pipe or socket never interleave."""
+        pending, chunks = self._pending, self._chunks
         include_query = self.settings.include_query
         clock = time.time() - time.perf_counter()
         chunk: list[str] = []
@@ -108,53 +120,102 @@ class AccessLog:
         while pending:
             line = access_line(pending.popleft(), include_query, clock) + "\n"
             if size + len(line) > LINE_MAX and chunk:
-                self._write("".join(chunk), len(chunk))
+                chunks.append(("".join(chunk).encode(), len(chunk)))
                 chunk, size = [], 0
             chunk.append(line)
             size += len(line)
         if chunk:
-            self._write("".join(chunk), len(chunk))
+            chunks.append(("".join(chunk).encode(), len(chunk)))
 
-    def _write(self, text: str, count: int) -> None:
+    def _drain(self) -> None:
+        """Write the formatted chunks while stdout takes them; then wait for room, on the loop."""
+        chunks = self._chunks
         try:
-            out = sys.stdout
-            if self.stream is None and out is sys.__stdout__ and out is not None:
-                _write_all(out.fileno(), text.encode())
-            else:
-                stream = self.stream or sys.stdout
-                stream.write(text)
-                stream.flush()
+            outlet = self._opened()
+            while chunks:
+                data, count = chunks[0]
+                written = outlet.write(data)
+                if written < len(data):  # a socket or terminal took part: the rest stays first
+                    chunks[0] = (data[written:], count)
+                else:
+                    chunks.popleft()
+        except BlockingIOError:
+            self._wait_for_room()
+            return
         except (OSError, ValueError, AttributeError):  # closed or no stdout: lost, and counted
-            ACCESS_LOG_DROPPED.inc(("write_failed",), count)
+            ACCESS_LOG_DROPPED.inc(("write_failed",), sum(count for _, count in chunks))
+            chunks.clear()
+        self._stop_waiting()
 
-    def close(self) -> None:
-        """Stop the writer after a last batch (``serve`` at its end; atexit otherwise). A stdout
-        nobody reads cannot hold the shutdown: after CLOSE_WAIT seconds what the writer has not
-        written is lost (and counted)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stopping = True
-            self._wake.set()
-            thread.join(timeout=CLOSE_WAIT)
-        if not self._lock.acquire(timeout=CLOSE_WAIT):  # the writer is blocked on stdout
-            ACCESS_LOG_DROPPED.inc(("write_failed",), len(self._pending))
-            self._pending.clear()
+    def _wait_for_room(self) -> None:
+        if self._waiting is not None:
             return
         try:
-            self._write_pending()
-        finally:
-            self._lock.release()
+            loop = asyncio.get_running_loop()
+            fd = self._opened().fileno()
+            loop.add_writer(fd, self._room)
+        except (RuntimeError, OSError, ValueError):  # no loop: the next flush (or close) tries again
+            return
+        self._waiting = (loop, fd)
 
+    def _room(self) -> None:
+        self._stop_waiting()
+        self.flush()
 
-def _write_all(fd: int, data: bytes) -> None:
-    """To the file descriptor itself, not through ``sys.stdout``'s buffer, whose lock a writer
-    blocked on a full pipe would hold while the interpreter shuts down."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    def _stop_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            loop, fd = waiting
+            if not loop.is_closed():
+                loop.remove_writer(fd)
+
+    def _opened(self) -> Outlet | TextOutlet:
+        if self.fd is not None:
+            self._outlet = self._outlet or Outlet(self.fd)
+            return self._outlet
+        out = sys.stdout
+        if self.stream is not None or out is not sys.__stdout__ or out is None:
+            return TextOutlet(self.stream or out)
+        if self._outlet is None:
+            out.flush()
+            self._outlet = Outlet(out.fileno())
+        return self._outlet
+
+    def after_fork(self) -> None:
+        """A new worker: its own stdout handle and timer; the parent's lines are the parent's."""
+        self._pending.clear()
+        self._chunks.clear()
+        self._timer = self._waiting = self._outlet = None
+
+    def close(self) -> None:
+        """Write what is left (``serve`` at its end; atexit otherwise). A stdout nobody reads
+        cannot hold the shutdown: after CLOSE_WAIT seconds what is not written is lost (and
+        counted)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_waiting()
+        deadline = time.monotonic() + CLOSE_WAIT
+        self._format_pending()
+        while True:
+            self._drain()
+            self._stop_waiting()
+            left = deadline - time.monotonic()
+            if not self._chunks or left <= 0 or not self._room_within(left):
+                break
+        if self._chunks:
+            ACCESS_LOG_DROPPED.inc(("write_failed",), sum(count for _, count in self._chunks))
+            self._chunks.clear()
+
+    def _room_within(self, seconds: float) -> bool:
+        try:
+            return has_room(self._opened().fileno(), seconds)
+        except (OSError, ValueError):
+            return False
 
 
 ACCESS = AccessLog()
+os.register_at_fork(after_in_child=ACCESS.after_fork)
 
 
 def note(

@@ -72,7 +72,7 @@ def access(proxy: ProxyProcess, path: str) -> list[dict[str, Any]]:
 
 
 async def line_for(proxy: ProxyProcess, path: str) -> dict[str, Any]:
-    """The one access line for ``path`` (the writer thread writes within a fraction of a second)."""
+    """The one access line for ``path`` (written within a fraction of a second)."""
     deadline = time.monotonic() + 5
     while not (found := access(proxy, path)) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
@@ -245,7 +245,7 @@ def wait_for(condition: Any, process: subprocess.Popen[bytes], timeout: float = 
 def test_a_stdout_nobody_reads_stalls_neither_requests_nor_the_shutdown(
     services: Services, tmp_path: Path
 ) -> None:
-    """The pipe fills after a few hundred lines; the writer thread then waits, the requests do not."""
+    """The pipe fills after a few hundred lines; the lines then wait, the requests do not."""
     data = config(services)
     path = tmp_path / "proxy.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")

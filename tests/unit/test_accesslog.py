@@ -4,8 +4,10 @@ waits. The lines of real requests are checked in tests/e2e/test_access_log.py.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import REGISTRY
+from support.blocked_out import full_pipe, read_until
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.config.sections import AccessLogConfig
@@ -122,18 +125,23 @@ def small_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[AccessLog]:
     log.close()
 
 
-def test_a_full_buffer_drops_and_counts_instead_of_waiting(small_log: AccessLog) -> None:
-    with small_log._lock:  # the writer is busy (stdout blocked): nothing leaves the buffer
+async def test_a_full_buffer_drops_and_counts_instead_of_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "CAPACITY", 5)
+    with full_pipe() as (read_end, write_end):
+        log = AccessLog(fd=write_end)
+        log.add(record("/n0"))
+        log.flush()  # stdout has no room: the line waits, and so do the next ones
         before = dropped("queue_full")
         started = time.monotonic()
-        for index in range(8):
-            small_log.add(record(f"/n{index}"))
-        assert time.monotonic() - started < 1.0  # no wait for the writer
+        for index in range(1, 9):
+            log.add(record(f"/n{index}"))
+        assert time.monotonic() - started < 1.0  # no wait for stdout
         assert dropped("queue_full") == before + 3
-    small_log.flush()
-    assert isinstance(small_log.stream, io.StringIO)
-    paths = [json.loads(line)["path"] for line in small_log.stream.getvalue().splitlines()]
-    assert paths == [f"/n{index}" for index in range(5)]
+        assert os.get_blocking(write_end)  # the shared descriptor is left as it was
+        text = await read_until(read_end, b'"/n5"')  # a reader makes room: the rest follows
+        log.close()
+    paths = [json.loads(line)["path"] for line in text.splitlines() if line.startswith("{")]
+    assert paths == [f"/n{index}" for index in range(6)]
 
 
 def test_a_failed_write_is_counted(small_log: AccessLog) -> None:
@@ -146,17 +154,17 @@ def test_a_failed_write_is_counted(small_log: AccessLog) -> None:
     assert dropped("write_failed") == before + 2
 
 
-def test_the_writer_thread_writes_without_being_asked() -> None:
+async def test_the_event_loop_writes_without_being_asked() -> None:
     stream = io.StringIO()
     log = AccessLog(stream=stream)
-    try:
-        log.add(record("/by-the-thread"))
-        deadline = time.monotonic() + 5
-        while "/by-the-thread" not in stream.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert "/by-the-thread" in stream.getvalue()
-    finally:
-        log.close()
+    log.add(record("/by-the-loop"))
+    assert stream.getvalue() == ""  # not at once: in the next batch
+    await asyncio.sleep(accesslog.FLUSH_EVERY * 4)
+    assert "/by-the-loop" in stream.getvalue()
+    for index in range(accesslog.BATCH):  # a full batch does not wait for the timer
+        log.add(record(f"/batch/{index}"))
+    assert f"/batch/{accesslog.BATCH - 1}" in stream.getvalue()
+    log.close()
 
 
 @pytest.mark.parametrize(

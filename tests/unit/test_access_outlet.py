@@ -1,0 +1,85 @@
+"""How access-log lines reach stdout without ever blocking the event loop
+(sso_proxy.observability.outlet): a full pipe or socket makes lines wait, not requests; nothing is
+lost or reordered once a reader makes room; stdout's shared descriptor keeps its blocking mode
+(stderr and the other workers write through it too); a regular file is written straight."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+from support.blocked_out import full_pipe, full_socket, read_until
+
+from sso_proxy.observability import accesslog
+from sso_proxy.observability.accessline import Record
+from sso_proxy.observability.accesslog import AccessLog
+from sso_proxy.observability.outlet import Outlet
+
+Full = Callable[[], AbstractContextManager[tuple[int, int]]]
+
+
+def record(target: str) -> Record:
+    return Record(time.perf_counter(), 0.001, None, "10.1.2.3", "app.test", "GET", target, "app", 200, 10,
+                  None, None, 200)  # fmt: skip
+
+
+@pytest.fixture(params=["per-write non-blocking", "poll, then write"])
+def nowait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """Both ways an outlet avoids blocking: RWF_NOWAIT, and the fallback where a kernel lacks it."""
+    on = request.param == "per-write non-blocking"
+    if not on:
+        original = Outlet.__init__
+
+        def without(self: Outlet, fd: int) -> None:
+            original(self, fd)
+            self.nowait = False
+
+        monkeypatch.setattr(Outlet, "__init__", without)
+    yield on
+
+
+@pytest.mark.timeout(15)  # a write that blocks would hang here: fail instead
+@pytest.mark.parametrize("full", [full_pipe, full_socket], ids=["pipe", "socket"])
+async def test_a_full_stdout_holds_lines_not_requests_and_loses_none(full: Full, nowait: bool) -> None:
+    count = 3 * accesslog.BATCH + 10
+    with full() as (read_end, write_end):
+        log = AccessLog(fd=write_end)
+        started = time.monotonic()
+        for index in range(count):
+            log.add(record(f"/held/{index}"))
+        assert time.monotonic() - started < 1.0  # the requests' side never waited for stdout
+        assert log._waiting is not None and log._outlet is not None and log._outlet.nowait is nowait
+        assert os.get_blocking(write_end)  # stdout's descriptor, shared with stderr, is untouched
+        text = await read_until(read_end, f'"/held/{count - 1}"'.encode())
+        log.close()
+    paths = [json.loads(line)["path"] for line in text.splitlines() if line]
+    assert paths == [f"/held/{index}" for index in range(count)]
+
+
+async def test_a_regular_file_is_written_straight(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        log = AccessLog(fd=fd)
+        for index in range(accesslog.BATCH):
+            log.add(record(f"/file/{index}"))
+        assert log._waiting is None and path.read_text().count("\n") == accesslog.BATCH
+        log.close()
+    finally:
+        os.close(fd)
+
+
+def test_the_shutdown_gives_up_on_a_stdout_nobody_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(accesslog, "CLOSE_WAIT", 0.2)
+    with full_pipe() as (_read_end, write_end):
+        log = AccessLog(fd=write_end)
+        for index in range(5):
+            log.add(record(f"/lost/{index}"))  # no event loop: written at once, or held
+        started = time.monotonic()
+        log.close()
+        assert time.monotonic() - started < 2.0 and not log._chunks
