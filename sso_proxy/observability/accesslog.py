@@ -36,7 +36,7 @@ from sso_proxy.config.sections import AccessLogConfig
 from sso_proxy.core.facts import RequestFacts
 from sso_proxy.observability.accessline import LINE_MAX, Record, access_line
 from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
-from sso_proxy.observability.outlet import Outlet, TextOutlet, has_room
+from sso_proxy.observability.outlet import AnyOutlet, FileOutlet, Outlet, TextOutlet, open_outlet
 
 CAPACITY = 20_000  # lines waiting to be written; more are dropped (and counted)
 FLUSH_EVERY = 0.05  # seconds a line waits, at most, before the event loop writes it
@@ -57,8 +57,10 @@ class AccessLog:
         self._health_seen = 0
         self._chunks: deque[tuple[bytes, int]] = deque()  # formatted, not yet written: (bytes, lines)
         self._timer: asyncio.TimerHandle | None = None
-        self._outlet: Outlet | None = None  # stdout, opened by this process (workers: each its own)
-        self._waiting: tuple[asyncio.AbstractEventLoop, int] | None = None  # for room on stdout
+        self._outlet: Outlet | FileOutlet | None = (
+            None  # stdout, opened by this process (workers: each its own)
+        )
+        self._waiting: tuple[asyncio.AbstractEventLoop, AnyOutlet] | None = None  # for room on stdout
         self._at_exit = False
 
     def configure(self, settings: AccessLogConfig) -> None:
@@ -132,6 +134,10 @@ class AccessLog:
         chunks = self._chunks
         try:
             outlet = self._opened()
+            if outlet.batch_whole and len(chunks) > 1:  # a file: one write for the whole batch
+                whole = (b"".join(data for data, _ in chunks), sum(count for _, count in chunks))
+                chunks.clear()
+                chunks.append(whole)
             while chunks:
                 data, count = chunks[0]
                 written = outlet.write(data)
@@ -152,11 +158,11 @@ class AccessLog:
             return
         try:
             loop = asyncio.get_running_loop()
-            fd = self._opened().fileno()
-            loop.add_writer(fd, self._room)
+            outlet = self._opened()
+            outlet.wait_for_room(loop, self._room)
         except (RuntimeError, OSError, ValueError):  # no loop: the next flush (or close) tries again
             return
-        self._waiting = (loop, fd)
+        self._waiting = (loop, outlet)
 
     def _room(self) -> None:
         self._stop_waiting()
@@ -165,20 +171,20 @@ class AccessLog:
     def _stop_waiting(self) -> None:
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
-            loop, fd = waiting
+            loop, outlet = waiting
             if not loop.is_closed():
-                loop.remove_writer(fd)
+                outlet.stop_waiting(loop)
 
-    def _opened(self) -> Outlet | TextOutlet:
+    def _opened(self) -> AnyOutlet:
         if self.fd is not None:
-            self._outlet = self._outlet or Outlet(self.fd)
+            self._outlet = self._outlet or open_outlet(self.fd)
             return self._outlet
         out = sys.stdout
         if self.stream is not None or out is not sys.__stdout__ or out is None:
             return TextOutlet(self.stream or out)
         if self._outlet is None:
             out.flush()
-            self._outlet = Outlet(out.fileno())
+            self._outlet = open_outlet(out.fileno())
         return self._outlet
 
     def after_fork(self) -> None:
@@ -200,8 +206,9 @@ class AccessLog:
         while True:
             self._drain()
             self._stop_waiting()
-            left = deadline - time.monotonic()
-            if not self._chunks or left <= 0 or not self._room_within(left):
+            left = max(0.0, deadline - time.monotonic())
+            room = self._room_within(left)  # a file: also the batch its helper thread still writes
+            if not self._chunks or left <= 0 or not room:
                 break
         if self._chunks:
             ACCESS_LOG_DROPPED.inc(("write_failed",), sum(count for _, count in self._chunks))
@@ -209,7 +216,7 @@ class AccessLog:
 
     def _room_within(self, seconds: float) -> bool:
         try:
-            return has_room(self._opened().fileno(), seconds)
+            return self._opened().room_within(seconds)
         except (OSError, ValueError):
             return False
 

@@ -125,6 +125,7 @@ def small_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[AccessLog]:
     log.close()
 
 
+@pytest.mark.timeout(15)
 async def test_a_full_buffer_drops_and_counts_instead_of_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(accesslog, "CAPACITY", 5)
     with full_pipe() as (read_end, write_end):
@@ -132,10 +133,8 @@ async def test_a_full_buffer_drops_and_counts_instead_of_waiting(monkeypatch: py
         log.add(record("/n0"))
         log.flush()  # stdout has no room: the line waits, and so do the next ones
         before = dropped("queue_full")
-        started = time.monotonic()
-        for index in range(1, 9):
+        for index in range(1, 9):  # never waits for stdout (a write that blocked: the timeout fails it)
             log.add(record(f"/n{index}"))
-        assert time.monotonic() - started < 1.0  # no wait for stdout
         assert dropped("queue_full") == before + 3
         assert os.get_blocking(write_end)  # the shared descriptor is left as it was
         text = await read_until(read_end, b'"/n5"')  # a reader makes room: the rest follows
