@@ -131,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if config.workers > 1:
             return run_workers(config, args.config)
-        run_loop(serve(config, args.config))
+        run_loop(serve(config, args.config, own_process=True))
     except ConfigError as exc:
         print(f"{args.config}: refusing to start: {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:

@@ -1,7 +1,7 @@
 """One access-log line: the fields a front end noted (``Record``), written as JSON (``access_line``).
 
-The ONE formatter of the access log (``observability.accesslog`` queues the records and runs it in
-batches on the event loop); docs/access-log.md explains each field to operators.
+The ONE formatter of the access log (``observability.accesslog`` runs it when a request is noted
+and queues the line); docs/access-log.md explains each field to operators.
 
 SECURITY: never a cookie, header value, token, secret or citizen id. Only these fields are
 written; path, host and original path pass ``redact_short`` (a citizen id or a JWT in a URL), the
@@ -29,9 +29,9 @@ LINE_MAX = select.PIPE_BUF  # bytes: one write of at most this many is never spl
 
 
 class Record(NamedTuple):
-    """What a front end knows of one answered request; formatted later, in a batch."""
+    """What a front end knows of one answered request (formatted at once: only the line waits)."""
 
-    ended: float  # time.perf_counter() when noted
+    ended: float  # time.time() when noted
     seconds: float  # how long it took
     request_id: str | None  # None: the request logged nothing else, the formatter makes one
     client_ip: str
@@ -46,86 +46,89 @@ class Record(NamedTuple):
     upstream_status: int | None
 
 
-def access_line(record: Record, include_query: bool, clock: float | None = None) -> str:
+def access_line(record: Record, include_query: bool) -> str:
     """The JSON line of ``record``: the only place the access log's fields are written.
 
     Written by hand, not with ``json.dumps``: it runs on the event loop for every request, and
     this is several times cheaper. Every text goes through ``encode_basestring_ascii``
     (quotes, escapes, non-ASCII as ``\\u``), so any byte a client sent stays one valid JSON string.
-    ``clock``: ``time.time() - time.perf_counter()``, once per batch. A line is shorter than
-    LINE_MAX, so that one ``write`` carries it whole even when several workers share a pipe."""
-    if clock is None:
-        clock = time.time() - time.perf_counter()
-    line = _line(record, include_query, clock, MAX_TEXT)
+    A line is shorter than LINE_MAX, so that one ``write`` carries it whole even when several
+    workers share a pipe."""
+    line = _line(record, include_query, MAX_TEXT)
     if len(line) >= LINE_MAX:  # long texts (non-ASCII ones grow six times as \\u escapes): cut
-        line = _line(record, include_query, clock, SHORT_TEXT)[:-1] + ',"truncated":true}'
+        line = _line(record, include_query, SHORT_TEXT)[:-1] + ',"truncated":true}'
     return line
 
 
-def _line(record: Record, include_query: bool, clock: float, limit: int) -> str:
+def _line(record: Record, include_query: bool, limit: int) -> str:
     path, _, query = record.target.partition("?")
-    arrived = clock + record.ended - record.seconds
-    line = (
-        f'{{"event":"access","level":"info","timestamp":"{_timestamp(arrived)}",'
-        f'"request_id":{_text(record.request_id or _new_id())},{_where(record, limit)}'
-        f'"path":{_path(path, limit)},"status":{record.status},"bytes":{record.sent},'
-        f'"duration_ms":{round(record.seconds * 1000, 2)}'
+    return (
+        f'{{"event":"access","level":"info","timestamp":"{_timestamp(record.ended - record.seconds)}",'
+        f'"request_id":{_text(record.request_id or _new_id())},{_what(record, path, limit)}'
+        f'"bytes":{record.sent},"duration_ms":{round(record.seconds * 1000, 2)}'
+        f"{_who(record, query if include_query else '', limit)}"
     )
-    # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
-    if include_query and query:
-        line += f',"query":{_text(redact_query(query)[:limit])}'
-    who = record.who
-    if who is not None:
-        provider_id, hcode = who_of(who)
-        if provider_id:
-            line += f',"provider_id":{_text(provider_id)}'
-        if hcode:
-            line += f',"hcode":{_text(hcode)}'
-    if record.upstream_status is not None:
-        line += f',"upstream_status":{record.upstream_status}'
-    facts = record.facts
-    if facts is not None and facts.auth is not None and facts.auth.uris:
-        line += f',"original_path":{_path(facts.auth.uris[0].partition("?")[0], limit)}'
-    return line + "}"
 
 
 _text = encode_basestring_ascii
 _ids = random.Random(secrets.randbits(64))  # noqa: S311 - request ids are names, not secrets
 _millisecond: tuple[int, str] = (-1, "")
-# Who and where, as written: the same few clients, hosts and routes come back on every line.
-_WHERE: dict[tuple[str, str, str, str], str] = {}
-_WHERE_MAX = 4096
-# Paths as written: most requests ask for the same few pages (short ones only are kept).
-_PATHS: dict[str, str] = {}
-_PATH_CACHED = 256
+_second: tuple[int, str] = (-1, "")
+# The parts of a line that repeat, as written: the same few clients, hosts, routes, pages and
+# people come back on every line (only lines of usual length are kept; each dict is bounded).
+_CACHE_MAX = 4096
+_CACHED_PATH = 256
+_WHAT: dict[tuple[str, str, str, str, str, int], str] = {}
+_WHO: dict[tuple[str | None, str | None, int | None], str] = {}
 
 
-def _where(record: Record, limit: int) -> str:
-    key = (record.client_ip, record.host, record.method, record.route)
-    found = _WHERE.get(key) if limit == MAX_TEXT else None
+def _what(record: Record, path: str, limit: int) -> str:
+    """Where from, to what, and how it ended: client_ip, host, method, route, path, status."""
+    cached = limit == MAX_TEXT and len(path) <= _CACHED_PATH
+    key = (record.client_ip, record.host, record.method, record.route, path, record.status)
+    found = _WHAT.get(key) if cached else None
     if found is None:
-        if len(_WHERE) >= _WHERE_MAX:
-            _WHERE.clear()
+        # SECURITY: a citizen id or a JWT in a URL never reaches the log (redacted whole, then cut).
         found = (
             f'"client_ip":{_text(record.client_ip[:64])},"host":{_text(redact_short(record.host)[:limit])},'
             f'"method":{_text(record.method[:32])},"route":{_text(record.route)},'
+            f'"path":{_text(redact_short(path)[:limit])},"status":{record.status},'
         )
-        if limit == MAX_TEXT:
-            _WHERE[key] = found
+        if cached:
+            if len(_WHAT) >= _CACHE_MAX:
+                _WHAT.clear()
+            _WHAT[key] = found
     return found
 
 
-def _path(path: str, limit: int) -> str:
-    """A path as written. SECURITY: a citizen id or a JWT in a URL never reaches the log
-    (redacted whole, then cut)."""
-    cached = limit == MAX_TEXT and len(path) <= _PATH_CACHED
-    found = _PATHS.get(path) if cached else None
+def _who(record: Record, query: str, limit: int) -> str:
+    """The line's end: the query (when asked for), who, the upstream's status, nginx's original path."""
+    provider_id, hcode = who_of(record.who)
+    facts = record.facts
+    asked = facts.auth.uris[0] if facts is not None and facts.auth is not None and facts.auth.uris else None
+    key = (provider_id, hcode, record.upstream_status)
+    cached = not query and asked is None and limit == MAX_TEXT
+    found = _WHO.get(key) if cached else None
     if found is None:
-        found = _text(redact_short(path)[:limit])
+        parts = []
+        # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
+        if query:
+            parts.append(f',"query":{_text(redact_query(query)[:limit])}')
+        if provider_id:
+            parts.append(f',"provider_id":{_text(provider_id)}')
+        if hcode:
+            parts.append(f',"hcode":{_text(hcode)}')
+        if record.upstream_status is not None:
+            parts.append(f',"upstream_status":{record.upstream_status}')
+        if asked is not None:
+            original = redact_short(asked.partition("?")[0])[:limit]  # SECURITY: as the path
+            parts.append(f',"original_path":{_text(original)}')
+        parts.append("}")
+        found = "".join(parts)
         if cached:
-            if len(_PATHS) >= _WHERE_MAX:
-                _PATHS.clear()
-            _PATHS[path] = found
+            if len(_WHO) >= _CACHE_MAX:
+                _WHO.clear()
+            _WHO[key] = found
     return found
 
 
@@ -134,13 +137,15 @@ def _new_id() -> str:
 
 
 def _timestamp(when: float) -> str:
-    """ISO 8601 UTC with milliseconds, as the other log lines write theirs (made once per ms)."""
-    global _millisecond
+    """ISO 8601 UTC with milliseconds, as the other log lines write theirs (the date and time
+    made once per second, the text once per millisecond)."""
+    global _millisecond, _second
     ms = int(when * 1000)
     if _millisecond[0] != ms:
         second = ms // 1000
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _millisecond = (ms, f"{stamp}.{ms - second * 1000:03d}Z")
+        if _second[0] != second:
+            _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        _millisecond = (ms, f"{_second[1]}.{ms - second * 1000:03d}Z")
     return _millisecond[1]
 
 

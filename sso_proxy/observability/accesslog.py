@@ -12,14 +12,18 @@ A request whose client left during the answer keeps its line, with the status th
 sending (``bytes`` tells how much got out); 499 (nginx's "client closed request") when not even
 that is known. Details for operators: docs/access-log.md.
 
-Never stalling the event loop: ``note`` appends a tuple to a bounded buffer; every FLUSH_EVERY
-seconds (sooner when BATCH lines wait) the event loop formats the waiting lines
-(``observability.accessline``, the ONE formatter, which also says what a line never holds) and
-writes them to stdout (the other logs go to stderr) through an ``Outlet``, whose writes never
-block: when stdout has no room (nobody reads the pipe), the rest waits until it has, and lines
-that do not fit in the buffer meanwhile are dropped and counted
-(``sso_proxy_access_log_dropped_total``), never waited for. No thread: a second thread taking
-the interpreter lock 20 times a second cost more than the formatting itself (BENCHMARKS.md).
+Never stalling the event loop: ``note`` formats the line (``observability.accessline``, the ONE
+formatter, which also says what a line never holds) and appends it to a bounded buffer: a string,
+which holds no reference to the request and which the garbage collector never scans (queued
+records kept each request's objects alive into the older generations, and full collections
+paused the proxy for 20-40 ms). Every FLUSH_EVERY seconds (sooner when BATCH lines wait) the
+event loop writes the waiting lines to stdout (the other logs go to stderr) through an outlet
+(``observability.outlet``) whose writes never block: when stdout has no room (nobody reads the
+pipe), the lines wait until it has, and lines that do not fit in the buffer meanwhile are
+dropped and counted (``sso_proxy_access_log_dropped_total``), never waited for. No writer
+thread for pipes and sockets: one that took the interpreter lock for every 4 KB it wrote cost
+the proxy more than the formatting itself (BENCHMARKS.md); a regular file gets one helper
+thread that writes each batch at once.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class AccessLog:
         self.settings = AccessLogConfig()
         self.stream = stream  # None: sys.stdout as it is when a batch is written
         self.fd = fd  # None: stdout's
-        self._pending: deque[Record] = deque()
+        self._pending: deque[str] = deque()  # lines, formatted, without their newline
         self._health_seen = 0
         self._chunks: deque[tuple[bytes, int]] = deque()  # formatted, not yet written: (bytes, lines)
         self._timer: asyncio.TimerHandle | None = None
@@ -84,7 +88,7 @@ class AccessLog:
         if len(pending) >= CAPACITY:  # SECURITY (availability): a blocked stdout costs lines, not memory
             ACCESS_LOG_DROPPED.inc(("queue_full",))
             return
-        pending.append(record)
+        pending.append(access_line(record, self.settings.include_query))
         if len(pending) >= BATCH and self._waiting is None:
             self.flush()
         elif self._timer is None:
@@ -108,19 +112,17 @@ class AccessLog:
 
     def flush(self) -> None:
         """Format every waiting line and write what stdout takes now (the rest when it has room)."""
-        self._format_pending()
+        self._chunk_pending()
         self._drain()
 
-    def _format_pending(self) -> None:
+    def _chunk_pending(self) -> None:
         """Whole lines, at most PIPE_BUF bytes a write: one the kernel never splits, so the lines
         of several workers sharing one pipe or socket never interleave."""
         pending, chunks = self._pending, self._chunks
-        include_query = self.settings.include_query
-        clock = time.time() - time.perf_counter()
         chunk: list[str] = []
         size = 0
         while pending:
-            line = access_line(pending.popleft(), include_query, clock) + "\n"
+            line = pending.popleft() + "\n"
             if size + len(line) > LINE_MAX and chunk:
                 chunks.append(("".join(chunk).encode(), len(chunk)))
                 chunk, size = [], 0
@@ -202,7 +204,7 @@ class AccessLog:
             self._timer = None
         self._stop_waiting()
         deadline = time.monotonic() + CLOSE_WAIT
-        self._format_pending()
+        self._chunk_pending()
         while True:
             self._drain()
             self._stop_waiting()
@@ -244,7 +246,7 @@ def note(
     if ACCESS.wanted(target.partition("?")[0], status):
         ACCESS.add(
             Record(
-                time.perf_counter(), seconds, request_id, client_ip, host, method, target, route,
+                time.time(), seconds, request_id, client_ip, host, method, target, route,
                 status, sent, who, facts, upstream_status,
             )
         )  # fmt: skip

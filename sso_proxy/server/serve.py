@@ -17,6 +17,7 @@ from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.observability import reloads
 from sso_proxy.observability.accesslog import ACCESS
 from sso_proxy.observability.log import get_logger
+from sso_proxy.server.eventloop import settle_heap
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
 
@@ -54,9 +55,11 @@ async def serve(
     *,
     ready: asyncio.Event | None = None,
     metrics_socket: str | None = None,
+    own_process: bool = False,
 ) -> None:
     """``metrics_socket``: a worker of ``workers: N`` serves its metrics there, for the parent to
-    gather (``observability.gather``), instead of on ``metrics_listen``."""
+    gather (``observability.gather``), instead of on ``metrics_listen``. ``own_process``: this
+    process does nothing but serve (``sso-proxy serve``, a worker): start-up's heap is settled."""
     runtime = await Runtime.open(config)
     app = create_app(config, runtime=runtime)
     # Signal handlers first: once the port answers, SIGTERM drains and SIGHUP reloads.
@@ -76,6 +79,8 @@ async def serve(
         site = ProxySite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
         await site.start()
         metrics_runner = await start_metrics(config, app, metrics_socket)
+        if own_process:
+            settle_heap()
         log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
         if ready is not None:
             ready.set()

@@ -38,7 +38,7 @@ def _child(config: Config, config_path: str, metrics_socket: str | None) -> None
     from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
 
-    run_loop(serve(config, config_path, metrics_socket=metrics_socket))
+    run_loop(serve(config, config_path, metrics_socket=metrics_socket, own_process=True))
 
 
 def _stop_while_starting(signum: int, _frame: FrameType | None) -> None:

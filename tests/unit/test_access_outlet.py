@@ -27,7 +27,7 @@ Full = Callable[[], AbstractContextManager[tuple[int, int]]]
 
 
 def record(target: str) -> Record:
-    return Record(time.perf_counter(), 0.001, None, "10.1.2.3", "app.test", "GET", target, "app", 200, 10,
+    return Record(time.time(), 0.001, None, "10.1.2.3", "app.test", "GET", target, "app", 200, 10,
                   None, None, 200)  # fmt: skip
 
 

@@ -5,6 +5,7 @@ waits. The lines of real requests are checked in tests/e2e/test_access_log.py.""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 import os
@@ -30,7 +31,7 @@ CITIZEN_ID = "1234567890121"
 
 
 def record(target: str = "/x", *, host: str = "app.test", method: str = "GET") -> Record:
-    return Record(time.perf_counter(), 0.0042, None, "10.1.2.3", host, method, target, "app", 200, 512,
+    return Record(time.time(), 0.0042, None, "10.1.2.3", host, method, target, "app", 200, 512,
                   None, None, 200)  # fmt: skip
 
 
@@ -218,8 +219,15 @@ def test_lines_are_written_whole_in_writes_a_pipe_never_splits() -> None:
     stream = Writes()
     log = AccessLog(stream=stream)
     for index in range(300):
-        log._pending.append(record(f"/many/{index}"))
+        log._pending.append(access_line(record(f"/many/{index}"), include_query=False))
     log.flush()
     assert len(stream.sizes) > 1 and max(stream.sizes) <= LINE_MAX
     paths = [json.loads(line)["path"] for line in stream.getvalue().splitlines()]
     assert paths == [f"/many/{index}" for index in range(300)]
+
+
+@pytest.mark.parametrize("when", [0.0, 1.9999, 1733450000.123, 1733450000.9995, 1733450001.0005])
+def test_the_timestamp_is_the_arrival_in_utc_to_the_millisecond(when: float) -> None:
+    line = json.loads(access_line(record("/t")._replace(ended=when + 0.0042), include_query=False))
+    arrived = datetime.datetime.fromtimestamp(when, datetime.UTC)
+    assert line["timestamp"] == arrived.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(when * 1000) % 1000:03d}Z"
