@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bench.changes import CHANGES
 from bench.machine import Machine
 from bench.profile import headline
 from bench.profile import render as render_profile
@@ -209,7 +210,7 @@ def markdown(results: Results, settings: Settings, machine: Machine) -> str:
         "",
         *table_lines(results),
         "",
-        "## Targets (issue 7), ratios from this same run",
+        "## Targets (issues 7, 11, 12), ratios from this same run",
         "",
         *target_lines(found, results),
         "",
@@ -222,6 +223,7 @@ def markdown(results: Results, settings: Settings, machine: Machine) -> str:
         for profile in results.profiles:
             lines.append(f"- Profile {profile.label}: {headline(profile)}.")
         lines += ["", "The profiles below have the detail.", ""]
+    lines += ["## What changed", "", *CHANGES, ""]
     if results.profiles:
         lines += ["## Profiles (py-spy, sso-proxy process under load)", "", *READING, ""]
         for profile in results.profiles:

@@ -37,6 +37,7 @@ class IdentityEntry:
     headers: Headers  # exactly what is added upstream, after the client's cleaned headers
     lines: str | None = None  # ``headers`` as request-head lines (``header_lines``), made on first use
     auth: Headers | None = None  # the X-Auth-Request-* answer to nginx, made on first use
+    who: tuple[str, str | None] | None = None  # provider_id and matched hcode (the access log's)
 
     def head_lines(self) -> str | None:
         """The headers as checked head lines; None if they cannot be (``build_head`` then refuses)."""
@@ -46,6 +47,11 @@ class IdentityEntry:
             except ValueError:
                 return None
         return self.lines
+
+    def who_is(self) -> tuple[str, str | None]:
+        if self.who is None:
+            self.who = (self.identity.provider_id, matched_hcode(self.decision, self.identity))
+        return self.who
 
     def auth_answer(self) -> Headers:
         if self.auth is None:

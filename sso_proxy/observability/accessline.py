@@ -19,7 +19,6 @@ from typing import NamedTuple
 
 from sso_proxy.core import verdict as v
 from sso_proxy.core.facts import RequestFacts
-from sso_proxy.core.identities import matched_hcode
 from sso_proxy.observability.log import redact_query, redact_short
 from sso_proxy.sessions.model import Session
 
@@ -62,8 +61,10 @@ def access_line(record: Record, include_query: bool) -> str:
 
 def _line(record: Record, include_query: bool, limit: int) -> str:
     path, _, query = record.target.partition("?")
+    ms = int((record.ended - record.seconds) * 1000)
+    stamp = _millisecond[1] if _millisecond[0] == ms else _timestamp_of(ms)
     return (
-        f'{{"event":"access","level":"info","timestamp":"{_timestamp(record.ended - record.seconds)}",'
+        f'{{"event":"access","level":"info","timestamp":"{stamp}",'
         f'"request_id":{_text(record.request_id or _new_id())},{_what(record, path, limit)}'
         f'"bytes":{record.sent},"duration_ms":{round(record.seconds * 1000, 2)}'
         f"{_who(record, query if include_query else '', limit)}"
@@ -136,24 +137,21 @@ def _new_id() -> str:
     return f"{_ids.getrandbits(64):016x}"
 
 
-def _timestamp(when: float) -> str:
+def _timestamp_of(ms: int) -> str:
     """ISO 8601 UTC with milliseconds, as the other log lines write theirs (the date and time
-    made once per second, the text once per millisecond)."""
+    made once per second, the text once per millisecond: ``_line`` reuses it within one)."""
     global _millisecond, _second
-    ms = int(when * 1000)
-    if _millisecond[0] != ms:
-        second = ms // 1000
-        if _second[0] != second:
-            _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-        _millisecond = (ms, f"{_second[1]}.{ms - second * 1000:03d}Z")
+    second = ms // 1000
+    if _second[0] != second:
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    _millisecond = (ms, f"{_second[1]}.{ms - second * 1000:03d}Z")
     return _millisecond[1]
 
 
 def who_of(who: object) -> tuple[str | None, str | None]:
     """provider_id and hcode, from what the request was judged (or found) to be."""
     if isinstance(who, v.Forward):
-        identity = who.identity.identity
-        return identity.provider_id, matched_hcode(who.decision, identity)
+        return who.identity.who_is()
     if isinstance(who, v.Refuse):
         return who.provider_id, who.hcode
     if isinstance(who, Session):

@@ -1,0 +1,34 @@
+"""What changed since earlier rounds, for BENCHMARKS.md (the figures themselves come from the run).
+
+Kept by hand: one entry per round that changed what the rows measure or how fast sso-proxy is.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+_TEXT = """
+Round 1 (issue 7): C/B 1.75, E/F 1.25, rotating 1,000 sessions 0.46 of C. No access log.
+
+Round 2, first pass (issues 11, 12): one request core (one decision, one renderer, one relay)
+and a cheap cache-miss path (one MGET per event-loop turn for all misses, a record decrypted and
+parsed again only when it changed, touches at most once per `touch_interval`): rotating 1,000
+sessions rose to 0.97 of C. uvloop became a default dependency on Linux, so the figures hold for
+`pip install sso-proxy` and the Docker image. The access log arrived, on by default: C/B fell to
+1.20 with it on (1.61 off). Its writer thread took the interpreter lock for every 4 KB it wrote;
+each hand-off stalled the event loop until that thread was scheduled, which cost about 19 us of
+CPU per request on this 2-core machine, far more than the 2.7 us of formatting.
+
+Round 2, second pass (the access log's cost): no writer thread for pipes and sockets. The event
+loop formats each line when its request ends: a string, which holds no reference to the request,
+so requests no longer survive into the older GC generations. It writes the lines in batches
+(every 50 ms or 256 lines) with writes that never block (`RWF_NOWAIT`, `MSG_DONTWAIT`, or a poll
+before each write) and waits for room when stdout is full. A regular file gets one helper thread
+and one write per batch: a disk under writeback had held the event loop for up to 30 ms, row C's
+p99. The formatter caches the repeated parts of a line and makes the date once a second. Serving
+processes `gc.freeze()` start-up's heap. Row C's p99 came back to C-nolog's.
+"""
+
+CHANGES = [
+    textwrap.fill(paragraph, width=10_000, initial_indent="- ") for paragraph in _TEXT.strip().split("\n\n")
+]
