@@ -153,8 +153,9 @@ class Config:
     warnings: tuple[str, ...] = setting(default=(), kind="internal", doc="check-config warnings (lint)")
     source: str = setting(default="", kind="internal", doc="the file this was read from")
 
-    @property
+    @functools.cached_property
     def public_host(self) -> str:
+        """The login host (asked on every request: parsed once)."""
         return (urlsplit(self.public_url).hostname or "").lower()
 
     @property
