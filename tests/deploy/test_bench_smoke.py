@@ -56,3 +56,19 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     assert "| C | sso-proxy, authenticated GET |" in report
     assert "`BENCH_SCENARIOS` | `A,C,C-nolog`" in report
     assert "| C access log on / off (its cost) |" in report
+
+
+@pytest.mark.redis
+def test_instruction_counts_run_end_to_end() -> None:
+    """``make bench-instructions``: sso-proxy under callgrind (Debian valgrind), log on and off."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--requests", "20", "--warmup", "5"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, f"bench.instructions failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    counts = {
+        label.strip(): float(value.replace(",", "").rstrip("%"))
+        for label, _, value in (line.rpartition(":") for line in done.stdout.splitlines()[1:])
+    }
+    assert counts["access log on (as shipped)"] > 0 and counts["access log off"] > 0, done.stdout
+    assert "the log's share" in counts
