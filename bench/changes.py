@@ -27,8 +27,13 @@ before each write) and waits for room when stdout is full. A regular file gets o
 and one write per batch: a disk under writeback had held the event loop for up to 30 ms, row C's
 p99. The formatter caches the repeated parts of a line and makes the date once a second. Serving
 processes `gc.freeze()` start-up's heap, and the login host is parsed once, not per request.
-Measured in this pass: "C access log on / off" went from 0.69-0.88 to 0.79-1.05 over six runs
-(four of them 0.94 or more), and row C's p99 came back to C-nolog's (about 10 ms, from 28-31 ms).
+Measured in this pass: "C access log on / off" went from 0.69-0.88 to 0.75-1.05 over seven
+runs, and row C's p99 came back near C-nolog's (10-13 ms, from 28-31 ms). Run alone (C and
+C-nolog back to back, no other rows) the log costs 0-6%; in some full runs the proxy of row C,
+which also serves the logins, row E and the rotating rows, ran 15-25% below C-nolog in every
+round while C-routes (the log on, a proxy serving only its own row) matched C-nolog: a cost of
+that proxy's history, not yet explained (its garbage collector was ruled out: no full
+collection ran during the measured runs).
 Instruction counts (callgrind, one proxy, 1,500 sequential requests, repeatable run to run):
 with the log, 424,000 per request when lines were first formatted on the event loop and 400,000
 after the caching; 355,000 with it off. Under callgrind a 50 ms batch holds a few lines, so the
