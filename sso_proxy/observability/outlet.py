@@ -4,10 +4,12 @@ Why not simply ``O_NONBLOCK``: stdout's file description is shared with the proc
 ``2>&1`` or journald give it), with the other workers and with whoever started the process;
 setting the flag there would make their blocking writes fail. So, by what stdout is:
 
-* a pipe, socket, terminal or ``/dev/null`` (``Outlet``): each write is non-blocking on its own:
+* a pipe, socket or ``/dev/null`` (``Outlet``): each write is non-blocking on its own:
   ``pwritev2(RWF_NOWAIT)`` (Linux 6.x for pipes); where the kernel does not offer that, a socket
-  is sent to with ``MSG_DONTWAIT``, and a pipe or terminal is written only when ``poll`` says it
-  has room (each write is at most ``PIPE_BUF`` bytes, which a pipe with room takes whole);
+  is sent to with ``MSG_DONTWAIT``, and a pipe is written only when ``poll`` says it has room
+  (each write is at most ``PIPE_BUF`` bytes, which a pipe with room takes whole);
+* a terminal (``Outlet`` too): the terminal opened again by its name, non-blocking, a file
+  description of this process's own;
 * a regular file (``FileOutlet``): ``O_NONBLOCK`` means nothing to a file, and a disk under
   writeback can hold a write for tens of milliseconds; one helper thread makes the writes, one
   per batch (a thread that takes the interpreter lock a few times per batch, not per line);
@@ -47,6 +49,15 @@ class Outlet:
         self.nowait = hasattr(os, "RWF_NOWAIT")
         sock = stat.S_ISSOCK(os.fstat(fd).st_mode)
         self.socket = socket.socket(fileno=os.dup(fd)) if sock else None
+        self.own: int | None = None
+        if os.isatty(fd):
+            # A terminal takes no per-write flag, and a blocking write to it waits until all of
+            # it is written (a paused console): a description of our own, non-blocking, instead.
+            # SECURITY (availability): a paused console never blocks the event loop. Where the
+            # terminal has no name to open it by: poll, then write (that may still stall).
+            with contextlib.suppress(OSError):
+                self.own = self.fd = os.open(os.ttyname(fd), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+            self.nowait = False
 
     def write(self, data: bytes) -> int:
         if self.nowait:
@@ -75,6 +86,9 @@ class Outlet:
     def close(self) -> None:
         if self.socket is not None:
             self.socket.close()
+        if self.own is not None:
+            os.close(self.own)
+            self.own = None
 
 
 class FileOutlet:

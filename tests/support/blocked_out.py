@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,18 @@ def full_socket() -> Iterator[tuple[int, int]]:
         writer.close()
 
 
+@contextmanager
+def full_terminal() -> Iterator[tuple[int, int]]:
+    """A pseudo-terminal: ``(master, slave)``; stdout as a console or ``docker run -t`` gives it."""
+    master, slave = pty.openpty()
+    try:
+        fill(slave)
+        yield master, slave
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 async def read_until(fd: int, marker: bytes, timeout: float = 10.0) -> str:
     """Everything read from ``fd`` until ``marker`` arrived, without the junk that filled it."""
     loop = asyncio.get_running_loop()
@@ -52,4 +65,4 @@ async def read_until(fd: int, marker: bytes, timeout: float = 10.0) -> str:
     async with asyncio.timeout(timeout):
         while marker not in data:
             data += await loop.run_in_executor(None, os.read, fd, 1 << 16)
-    return data.replace(b"\0", b"").decode()
+    return data.replace(b"\0", b"").replace(b"\r\n", b"\n").decode()  # a terminal writes \r\n

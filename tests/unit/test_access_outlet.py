@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from support.blocked_out import full_pipe, full_socket, read_until
+from support.blocked_out import full_pipe, full_socket, full_terminal, read_until
 
 from sso_proxy.observability import accesslog, outlet
 from sso_proxy.observability.accessline import Record
@@ -47,14 +47,19 @@ def nowait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 @pytest.mark.timeout(15)  # a write that blocks would hang here: fail instead
-@pytest.mark.parametrize("full", [full_pipe, full_socket], ids=["pipe", "socket"])
+@pytest.mark.parametrize("full", [full_pipe, full_socket, full_terminal], ids=["pipe", "socket", "terminal"])
 async def test_a_full_stdout_holds_lines_not_requests_and_loses_none(full: Full, nowait: bool) -> None:
     count = 3 * accesslog.BATCH + 10
     with full() as (read_end, write_end):
         log = AccessLog(fd=write_end)
         for index in range(count):  # a write that blocked would hang here (the timeout fails it)
             log.add(record(f"/held/{index}"))
-        assert log._waiting is not None and isinstance(log._outlet, Outlet) and log._outlet.nowait is nowait
+        outlet_ = log._outlet
+        assert log._waiting is not None and isinstance(outlet_, Outlet)
+        if full is full_terminal:  # no per-write flag: a description of its own, non-blocking
+            assert not outlet_.nowait and outlet_.own is not None and outlet_.fd != write_end
+        else:
+            assert outlet_.nowait is nowait
         assert os.get_blocking(write_end)  # stdout's descriptor, shared with stderr, is untouched
         text = await read_until(read_end, f'"/held/{count - 1}"'.encode())
         log.close()
