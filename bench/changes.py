@@ -44,8 +44,8 @@ with the log, 424,000 per request when lines were first formatted on the event l
 after the caching; 355,000 with it off. Under callgrind a 50 ms batch holds a few lines, so the
 batch's fixed cost weighs far more there than under load. Round 1's proxy (commit 685d65f), counted
 the same way in the same session: 404,500 per request, against 354,600 now, both with the log
-off. So the core does less work per request than when C/B was 1.75 (callgrind counts user-space
-instructions only; the system calls per request are the same four). This machine's
+off. So the core runs fewer instructions per request than when C/B was 1.75 (callgrind counts
+user-space instructions only, not the kernel's work inside system calls). This machine's
 speed drifts by up to 40% within minutes (C-nolog alone: 8,581-11,896 req/s in one run), so one
 run's ratios move by that much too: C/B with the log on came out 1.15-1.62 across this pass.
 """
