@@ -38,7 +38,7 @@ from typing import IO
 
 from sso_proxy.config.sections import AccessLogConfig
 from sso_proxy.core.facts import RequestFacts
-from sso_proxy.observability.accessline import LINE_MAX, Record, access_line
+from sso_proxy.observability.accessline import Record, access_line
 from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
 from sso_proxy.observability.outlet import AnyOutlet, FileOutlet, Outlet, TextOutlet, open_outlet
 
@@ -111,35 +111,39 @@ class AccessLog:
             self.flush()
 
     def flush(self) -> None:
-        """Format every waiting line and write what stdout takes now (the rest when it has room)."""
-        self._chunk_pending()
+        """Write every waiting line that stdout takes now (the rest when it has room)."""
         self._drain()
 
-    def _chunk_pending(self) -> None:
-        """Whole lines, at most PIPE_BUF bytes a write: one the kernel never splits, so the lines
-        of several workers sharing one pipe or socket never interleave."""
-        pending, chunks = self._pending, self._chunks
+    def _chunk_pending(self, limit: int) -> None:
+        """The waiting lines as writes of whole lines, at most ``limit`` bytes each (the outlet's:
+        PIPE_BUF for a pipe or socket, whose kernel never splits such a write, so the lines of
+        several workers never interleave; a whole batch for a file). The first joins the last write
+        still waiting when both fit in one."""
+        pending = self._pending
+        made: list[tuple[bytes, int]] = []
         chunk: list[str] = []
         size = 0
         while pending:
             line = pending.popleft() + "\n"
-            if size + len(line) > LINE_MAX and chunk:
-                chunks.append(("".join(chunk).encode(), len(chunk)))
+            if size + len(line) > limit and chunk:
+                made.append(("".join(chunk).encode(), len(chunk)))
                 chunk, size = [], 0
             chunk.append(line)
             size += len(line)
         if chunk:
-            chunks.append(("".join(chunk).encode(), len(chunk)))
+            made.append(("".join(chunk).encode(), len(chunk)))
+        chunks = self._chunks
+        if made and chunks and len(chunks[-1][0]) + len(made[0][0]) <= limit:
+            data, count = chunks.pop()
+            made[0] = (data + made[0][0], count + made[0][1])
+        chunks.extend(made)
 
     def _drain(self) -> None:
         """Write the formatted chunks while stdout takes them; then wait for room, on the loop."""
         chunks = self._chunks
         try:
             outlet = self._opened()
-            if outlet.batch_whole and len(chunks) > 1:  # a file: one write for the whole batch
-                whole = (b"".join(data for data, _ in chunks), sum(count for _, count in chunks))
-                chunks.clear()
-                chunks.append(whole)
+            self._chunk_pending(outlet.write_limit)
             while chunks:
                 data, count = chunks[0]
                 written = outlet.write(data)
@@ -151,8 +155,7 @@ class AccessLog:
             self._wait_for_room()
             return
         except (OSError, ValueError, AttributeError):  # closed or no stdout: lost, and counted
-            ACCESS_LOG_DROPPED.inc(("write_failed",), sum(count for _, count in chunks))
-            chunks.clear()
+            self._lose()
         self._stop_waiting()
 
     def _wait_for_room(self) -> None:
@@ -204,7 +207,6 @@ class AccessLog:
             self._timer = None
         self._stop_waiting()
         deadline = time.monotonic() + CLOSE_WAIT
-        self._chunk_pending()
         while True:
             self._drain()
             self._stop_waiting()
@@ -212,9 +214,15 @@ class AccessLog:
             room = self._room_within(left)  # a file: also the batch its helper thread still writes
             if not self._chunks or left <= 0 or not room:
                 break
-        if self._chunks:
-            ACCESS_LOG_DROPPED.inc(("write_failed",), sum(count for _, count in self._chunks))
-            self._chunks.clear()
+        self._lose()
+
+    def _lose(self) -> None:
+        """What is still to write will not be: counted as lost."""
+        lost = len(self._pending) + sum(count for _, count in self._chunks)
+        if lost:
+            ACCESS_LOG_DROPPED.inc(("write_failed",), lost)
+        self._pending.clear()
+        self._chunks.clear()
 
     def _room_within(self, seconds: float) -> bool:
         try:

@@ -30,19 +30,21 @@ import os
 import select
 import socket
 import stat
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
 
+PIPE_BUF = select.PIPE_BUF
 _NO_NOWAIT = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ESPIPE})
 
 
 class Outlet:
     """A pipe, socket or terminal this process does not own, written without ever blocking."""
 
-    batch_whole = False  # each write at most PIPE_BUF bytes: several workers' lines never interleave
+    write_limit = PIPE_BUF  # bytes a write: one the kernel never splits, so workers' lines never interleave
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -94,7 +96,7 @@ class Outlet:
 class FileOutlet:
     """A regular file, written by one helper thread: the event loop never waits for the disk."""
 
-    batch_whole = True  # one write of whole lines: the kernel appends it whole (one inode lock)
+    write_limit = sys.maxsize  # one write per batch: the kernel appends it whole (one inode lock)
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -113,15 +115,14 @@ class FileOutlet:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="access-log")
         busy = self._busy = self._executor.submit(write_all, self.fd, data)
-        lines = data.count(b"\n")  # one per line: JSON escapes any newline inside one
-        busy.add_done_callback(lambda done: _back_on(loop, self._written, done, lines))
+        busy.add_done_callback(lambda done: _back_on(loop, self._written, done, data))
         return len(data)
 
-    def _written(self, done: Future[None], lines: int) -> None:
+    def _written(self, done: Future[None], data: bytes) -> None:
         if self._busy is done:
             self._busy = None
         if done.exception() is not None:  # closed, disk full: lost, and counted
-            ACCESS_LOG_DROPPED.inc(("write_failed",), lines)
+            ACCESS_LOG_DROPPED.inc(("write_failed",), data.count(b"\n"))  # JSON escapes any other
         room, self._room = self._room, None
         if room is not None:
             room()
@@ -151,7 +152,7 @@ class FileOutlet:
 class TextOutlet:
     """A text stream the caller chose (tests, a captured ``sys.stdout``): written whole, at once."""
 
-    batch_whole = False
+    write_limit = PIPE_BUF  # as stdout's own writes would be
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
