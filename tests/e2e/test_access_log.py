@@ -206,16 +206,27 @@ async def test_queries_when_asked_for_are_redacted_and_health_checks_sampled(
     assert len(access(proxy, "/healthz")) == before + 3
 
 
-def test_serve_writes_access_lines_to_stdout_and_a_reload_can_turn_them_off(
-    services: Services, tmp_path: Path
-) -> None:
+def serve(
+    services: Services, tmp_path: Path, stdout: Any
+) -> tuple[subprocess.Popen[bytes], dict[str, Any], Path, int]:
+    """``sso-proxy serve`` as its own process, stdout to ``stdout``, stderr to ``tmp_path/err``:
+    the process, its config, the config's path and its port."""
     data = config(services)
     path = tmp_path / "proxy.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     path.chmod(0o600)
-    port = int(data["listen"].rpartition(":")[2])
-    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
-        process = subprocess.Popen([str(SSO_PROXY), "serve", "--config", str(path)], stdout=out, stderr=err)
+    with (tmp_path / "err").open("wb") as err:
+        process = subprocess.Popen(
+            [str(SSO_PROXY), "serve", "--config", str(path)], stdout=stdout, stderr=err
+        )
+    return process, data, path, int(data["listen"].rpartition(":")[2])
+
+
+def test_serve_writes_access_lines_to_stdout_and_a_reload_can_turn_them_off(
+    services: Services, tmp_path: Path
+) -> None:
+    with (tmp_path / "out").open("wb") as out:
+        process, data, path, port = serve(services, tmp_path, out)
     try:
         wait_for(lambda: b'"serving"' in (tmp_path / "err").read_bytes(), process)
         assert raw_get(port, "/on") == 302
@@ -246,15 +257,7 @@ def test_a_stdout_nobody_reads_stalls_neither_requests_nor_the_shutdown(
     services: Services, tmp_path: Path
 ) -> None:
     """The pipe fills after a few hundred lines; the lines then wait, the requests do not."""
-    data = config(services)
-    path = tmp_path / "proxy.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    path.chmod(0o600)
-    port = int(data["listen"].rpartition(":")[2])
-    with (tmp_path / "err").open("wb") as err:
-        process = subprocess.Popen(
-            [str(SSO_PROXY), "serve", "--config", str(path)], stdout=subprocess.PIPE, stderr=err
-        )
+    process, _, _, port = serve(services, tmp_path, subprocess.PIPE)
     try:
         wait_for(lambda: b'"serving"' in (tmp_path / "err").read_bytes(), process)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

@@ -7,7 +7,7 @@ import os
 import pty
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 JUNK = b"\0" * 4096  # never in a line: JSON escapes it
 
@@ -25,37 +25,28 @@ def fill(fd: int) -> None:
 
 
 @contextmanager
-def full_pipe() -> Iterator[tuple[int, int]]:
-    read_end, write_end = os.pipe()
+def _filled(ends: tuple[int, int]) -> Iterator[tuple[int, int]]:
+    """``(reader, writer)``, the writer's side full; both closed afterwards."""
     try:
-        fill(write_end)
-        yield read_end, write_end
+        fill(ends[1])
+        yield ends
     finally:
-        os.close(read_end)
-        os.close(write_end)
+        for fd in ends:
+            os.close(fd)
 
 
-@contextmanager
-def full_socket() -> Iterator[tuple[int, int]]:
+def full_pipe() -> AbstractContextManager[tuple[int, int]]:
+    return _filled(os.pipe())
+
+
+def full_socket() -> AbstractContextManager[tuple[int, int]]:
     reader, writer = socket.socketpair()
-    try:
-        fill(writer.fileno())
-        yield reader.fileno(), writer.fileno()
-    finally:
-        reader.close()
-        writer.close()
+    return _filled((reader.detach(), writer.detach()))
 
 
-@contextmanager
-def full_terminal() -> Iterator[tuple[int, int]]:
+def full_terminal() -> AbstractContextManager[tuple[int, int]]:
     """A pseudo-terminal: ``(master, slave)``; stdout as a console or ``docker run -t`` gives it."""
-    master, slave = pty.openpty()
-    try:
-        fill(slave)
-        yield master, slave
-    finally:
-        os.close(master)
-        os.close(slave)
+    return _filled(pty.openpty())
 
 
 async def read_until(fd: int, marker: bytes, timeout: float = 10.0) -> str:
