@@ -1,7 +1,7 @@
 """One access-log line: the fields a front end noted (``Record``), written as JSON (``access_line``).
 
-The ONE formatter of the access log (``observability.accesslog`` runs it when a request is noted
-and queues the line); docs/access-log.md explains each field to operators.
+The ONE formatter of the access log (``observability.accesslog`` runs it over each batch of noted
+records before writing them); docs/access-log.md explains each field to operators.
 
 SECURITY: never a cookie, header value, token, secret or citizen id. Only these fields are
 written; path, host and original path pass ``redact_short`` (a citizen id or a JWT in a URL), the
@@ -28,7 +28,9 @@ LINE_MAX = select.PIPE_BUF  # bytes: one write of at most this many is never spl
 
 
 class Record(NamedTuple):
-    """What a front end knows of one answered request (formatted at once: only the line waits)."""
+    """What a front end knows of one answered request: plain values only (texts, numbers), so a
+    record that waits for its batch keeps nothing of the request alive and the garbage collector
+    has nothing in it to follow."""
 
     ended: float  # time.time() when noted
     seconds: float  # how long it took
@@ -40,16 +42,18 @@ class Record(NamedTuple):
     route: str
     status: int
     sent: int  # bytes written to the client
-    who: object  # a Verdict, a Session or None: provider_id and hcode come from it
-    facts: RequestFacts | None  # for ``/oauth2/auth``: the question's original path
+    provider_id: str | None  # who, when known
+    hcode: str | None
     upstream_status: int | None
+    asked: str | None = None  # for ``/oauth2/auth``: the original URI nginx asked about
 
 
 def access_line(record: Record, include_query: bool) -> str:
     """The JSON line of ``record``: the only place the access log's fields are written.
 
     Written by hand, not with ``json.dumps``: it runs on the event loop for every request, and
-    this is several times cheaper. Every text goes through ``encode_basestring_ascii``
+    this is several times cheaper (the parts that repeat are cached; the duration is written with
+    two decimals). Every text goes through ``encode_basestring_ascii``
     (quotes, escapes, non-ASCII as ``\\u``), so any byte a client sent stays one valid JSON string.
     A line is shorter than LINE_MAX, so that one ``write`` carries it whole even when several
     workers share a pipe."""
@@ -63,10 +67,11 @@ def _line(record: Record, include_query: bool, limit: int) -> str:
     path, _, query = record.target.partition("?")
     ms = int((record.ended - record.seconds) * 1000)
     stamp = _millisecond[1] if _millisecond[0] == ms else _timestamp_of(ms)
+    given = record.request_id
     return (
-        f'{{"event":"access","level":"info","timestamp":"{stamp}",'
-        f'"request_id":{_text(record.request_id or _new_id())},{_what(record, path, limit)}'
-        f'"bytes":{record.sent},"duration_ms":{round(record.seconds * 1000, 2)}'
+        f'{{"event":"access","level":"info","timestamp":"{stamp}","request_id":'
+        f"{_text(given) if given else _new_id()},{_what(record, path, limit)}"
+        f'"bytes":{record.sent},"duration_ms":{record.seconds * 1000:.2f}'
         f"{_who(record, query if include_query else '', limit)}"
     )
 
@@ -104,13 +109,12 @@ def _what(record: Record, path: str, limit: int) -> str:
 
 def _who(record: Record, query: str, limit: int) -> str:
     """The line's end: the query (when asked for), who, the upstream's status, nginx's original path."""
-    provider_id, hcode = who_of(record.who)
-    facts = record.facts
-    asked = facts.auth.uris[0] if facts is not None and facts.auth is not None and facts.auth.uris else None
-    key = (provider_id, hcode, record.upstream_status)
+    asked = record.asked
+    key = (record.provider_id, record.hcode, record.upstream_status)
     cached = not query and asked is None and limit == MAX_TEXT
     found = _WHO.get(key) if cached else None
     if found is None:
+        provider_id, hcode, upstream_status = key
         parts = []
         # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
         if query:
@@ -119,8 +123,8 @@ def _who(record: Record, query: str, limit: int) -> str:
             parts.append(f',"provider_id":{_text(provider_id)}')
         if hcode:
             parts.append(f',"hcode":{_text(hcode)}')
-        if record.upstream_status is not None:
-            parts.append(f',"upstream_status":{record.upstream_status}')
+        if upstream_status is not None:
+            parts.append(f',"upstream_status":{upstream_status}')
         if asked is not None:
             original = redact_short(asked.partition("?")[0])[:limit]  # SECURITY: as the path
             parts.append(f',"original_path":{_text(original)}')
@@ -134,7 +138,8 @@ def _who(record: Record, query: str, limit: int) -> str:
 
 
 def _new_id() -> str:
-    return f"{_ids.getrandbits(64):016x}"
+    """A request id for a line that has none, as a JSON string (hex: nothing to escape)."""
+    return f'"{_ids.getrandbits(64):016x}"'
 
 
 def _timestamp_of(ms: int) -> str:
@@ -150,10 +155,20 @@ def _timestamp_of(ms: int) -> str:
 
 def who_of(who: object) -> tuple[str | None, str | None]:
     """provider_id and hcode, from what the request was judged (or found) to be."""
-    if isinstance(who, v.Forward):
-        return who.identity.who_is()
+    if type(who) is v.Forward:  # the usual request: cached on the identity entry
+        return who.identity.who or who.identity.who_is()
     if isinstance(who, v.Refuse):
         return who.provider_id, who.hcode
     if isinstance(who, Session):
         return who.provider_id, who.identity.first_hcode()
-    return None, None
+    return _NOBODY
+
+
+def asked_of(facts: RequestFacts | None) -> str | None:
+    """For nginx's ``/oauth2/auth``: the original URI it asked about (the line's original_path)."""
+    if facts is None or facts.auth is None or not facts.auth.uris:
+        return None
+    return facts.auth.uris[0]
+
+
+_NOBODY: tuple[None, None] = (None, None)

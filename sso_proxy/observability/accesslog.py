@@ -12,14 +12,17 @@ A request whose client left during the answer keeps its line, with the status th
 sending (``bytes`` tells how much got out); 499 (nginx's "client closed request") when not even
 that is known. Details for operators: docs/access-log.md.
 
-Never stalling the event loop: ``note`` formats the line (``observability.accessline``, the ONE
-formatter, which also says what a line never holds) and appends it to a bounded buffer: a string,
-which holds no reference to the request and which the garbage collector never scans (queued
-records kept each request's objects alive into the older generations, and full collections
-paused the proxy for 20-40 ms). Every FLUSH_EVERY seconds (sooner when BATCH lines wait) the
-event loop writes the waiting lines to stdout (the other logs go to stderr) through an outlet
+Never stalling the event loop: ``note`` keeps the request's fields as plain values (a ``Record``
+of texts and numbers: who the request was for is read off its verdict at once) in a bounded
+buffer. Such a record holds no reference to the request, and the garbage collector stops
+following it at its first collection (queued verdicts and facts kept each request's objects
+alive into the older generations, and full collections paused the proxy for 20-40 ms). Every
+FLUSH_EVERY seconds (sooner when BATCH lines wait) the event loop formats the waiting records in
+one pass (``observability.accessline``, the ONE formatter, which also says what a line never
+holds: formatting a batch at once costs the request path less than a line at a time) and
+writes them to stdout (the other logs go to stderr) through an outlet
 (``observability.outlet``) whose writes never block: when stdout has no room (nobody reads the
-pipe), the lines wait until it has, and lines that do not fit in the buffer meanwhile are
+pipe), the lines wait until it has, and records that do not fit in the buffer meanwhile are
 dropped and counted (``sso_proxy_access_log_dropped_total``), never waited for. No writer
 thread for pipes and sockets: one that took the interpreter lock for every 4 KB it wrote cost
 the proxy more than the formatting itself (BENCHMARKS.md); a regular file gets one helper
@@ -38,7 +41,7 @@ from typing import IO
 
 from sso_proxy.config.sections import AccessLogConfig
 from sso_proxy.core.facts import RequestFacts
-from sso_proxy.observability.accessline import Record, access_line
+from sso_proxy.observability.accessline import Record, access_line, asked_of, who_of
 from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
 from sso_proxy.observability.outlet import AnyOutlet, FileOutlet, Outlet, TextOutlet, open_outlet
 
@@ -57,7 +60,7 @@ class AccessLog:
         self.settings = AccessLogConfig()
         self.stream = stream  # None: sys.stdout as it is when a batch is written
         self.fd = fd  # None: stdout's
-        self._pending: deque[str] = deque()  # lines, formatted, without their newline
+        self._pending: deque[Record] = deque()  # noted, not yet formatted (plain values only)
         self._health_seen = 0
         self._chunks: deque[tuple[bytes, int]] = deque()  # formatted, not yet written: (bytes, lines)
         self._timer: asyncio.TimerHandle | None = None
@@ -88,7 +91,7 @@ class AccessLog:
         if len(pending) >= CAPACITY:  # SECURITY (availability): a blocked stdout costs lines, not memory
             ACCESS_LOG_DROPPED.inc(("queue_full",))
             return
-        pending.append(access_line(record, self.settings.include_query))
+        pending.append(record)
         if len(pending) >= BATCH and self._waiting is None:
             self.flush()
         elif self._timer is None:
@@ -120,11 +123,12 @@ class AccessLog:
         several workers never interleave; a whole batch for a file). The first joins the last write
         still waiting when both fit in one."""
         pending = self._pending
+        include_query = self.settings.include_query
         made: list[tuple[bytes, int]] = []
         chunk: list[str] = []
         size = 0
         while pending:
-            line = pending.popleft() + "\n"
+            line = access_line(pending.popleft(), include_query) + "\n"
             if size + len(line) > limit and chunk:
                 made.append(("".join(chunk).encode(), len(chunk)))
                 chunk, size = [], 0
@@ -252,9 +256,10 @@ def note(
 ) -> None:
     """One answered request's line (both front ends call this, once per request)."""
     if ACCESS.wanted(target.partition("?")[0], status):
+        provider_id, hcode = who_of(who)
         ACCESS.add(
             Record(
                 time.time(), seconds, request_id, client_ip, host, method, target, route,
-                status, sent, who, facts, upstream_status,
+                status, sent, provider_id, hcode, upstream_status, asked_of(facts),
             )
         )  # fmt: skip

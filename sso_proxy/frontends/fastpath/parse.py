@@ -58,6 +58,23 @@ KNOWN_NAMES = {
 _PLAIN_COOKIES = re.compile(r"[A-Za-z0-9_.\-]+=[A-Za-z0-9_.=\-]*(?:; [A-Za-z0-9_.\-]+=[A-Za-z0-9_.=\-]*)*")
 
 
+def head_end(buffer: bytes) -> int:
+    """Where the request head at the start of ``buffer`` ends, its blank line included: > 0 when
+    its first blank line is CRLF CRLF, 0 when there is none yet in the first MAX_HEAD + 4 bytes,
+    -1 when the first one has a bare LF (aiohttp's to judge). What searching for
+    ``\r?\n\r?\n`` gives, found with two plain searches (this runs for every request)."""
+    limit = MAX_HEAD + 4
+    crlf = buffer.find(b"\n\r\n", 0, limit)
+    bare = buffer.find(b"\n\n", 0, limit)
+    if bare != -1 and (crlf == -1 or bare < crlf):
+        return -1
+    if crlf == -1:
+        return 0
+    if crlf == 0 or buffer[crlf - 1] != 0x0D:  # "\n\r\n" after a bare LF
+        return -1
+    return crlf + 3
+
+
 @dataclass(slots=True)
 class FastRequest:
     raw: bytes  # the head as received: handed to aiohttp if the fast path declines after all

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import re
 import socket
 from contextlib import suppress
 from typing import Protocol, cast
@@ -35,13 +34,12 @@ from aiohttp import web
 
 from sso_proxy.core.facts import ClientInfo
 from sso_proxy.frontends.fastpath.answer import RequestAnswers
-from sso_proxy.frontends.fastpath.parse import MAX_HEAD, FastRequest, HeadReader
+from sso_proxy.frontends.fastpath.parse import MAX_HEAD, FastRequest, HeadReader, head_end
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.head_deadline import carry_over
 
 log = get_logger("sso_proxy.http")
 MAX_BUFFERED = 256 * 1024  # unanswered bytes before reading pauses
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
 class Listener(Protocol):
@@ -195,12 +193,12 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         """The next request head the fast path takes; None when the connection is done with it."""
         while not (self._lost or self._closing or self._handed_off):
             if self._buffer:
-                found = _BLANK_LINE.search(self._buffer, 0, MAX_HEAD + 4)
-                if found is not None or len(self._buffer) > MAX_HEAD:
-                    if found is None or found.group() != b"\r\n\r\n":
+                end = head_end(self._buffer)
+                if end != 0 or len(self._buffer) > MAX_HEAD:
+                    if end <= 0:
                         self._hand_off(b"")
                         return None
-                    head, self._buffer = self._buffer[: found.end()], self._buffer[found.end() :]
+                    head, self._buffer = self._buffer[:end], self._buffer[end:]
                     self._resume_reading()
                     request = self._reader.read(head)
                     if request is None:
