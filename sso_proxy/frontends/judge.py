@@ -38,20 +38,15 @@ async def judge(
         return target
     session: Session | None = None
     hint = ""
-    if not target.public and facts.session_id is not None:
-        try:
-            session, hint = await session_of(sessions, facts.session_id, before_read)
-        except StoreUnavailable as exc:
-            return v.Unavailable(target.route, exc.detail or exc.message)
+    session_id = facts.session_id
+    if not target.public and session_id is not None:
+        # The session named by the cookie: the in-process cache first (no await: most requests),
+        # then the store. None: unknown or ended.
+        session, hint = sessions.cached(session_id)
+        if session is None:
+            before_read()
+            try:
+                session = await sessions.fetch(session_id, hint)
+            except StoreUnavailable as exc:
+                return v.Unavailable(target.route, exc.detail or exc.message)
     return decide(snapshot, facts, target, session, now=time.time(), hint=hint)
-
-
-async def session_of(
-    sessions: Sessions, session_id: str, before_read: Callable[[], object]
-) -> tuple[Session | None, str]:
-    """The session named by the cookie (None: unknown or ended) and its storage hint."""
-    session, hint = sessions.cached(session_id)
-    if session is None:
-        before_read()
-        session = await sessions.fetch(session_id, hint)
-    return session, hint

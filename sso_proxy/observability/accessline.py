@@ -10,7 +10,8 @@ query ``redact_query`` (credential-named and token-shaped values too).
 
 from __future__ import annotations
 
-import random
+import itertools
+import os
 import secrets
 import select
 import time
@@ -52,94 +53,96 @@ def access_line(record: Record, include_query: bool) -> str:
     """The JSON line of ``record``: the only place the access log's fields are written.
 
     Written by hand, not with ``json.dumps``: it runs on the event loop for every request, and
-    this is several times cheaper (the parts that repeat are cached; the duration is written with
-    two decimals). Every text goes through ``encode_basestring_ascii``
+    this is several times cheaper (what repeats from line to line is cached, see ``_parts``; the
+    duration is written with two decimals). Every text goes through ``encode_basestring_ascii``
     (quotes, escapes, non-ASCII as ``\\u``), so any byte a client sent stays one valid JSON string.
     A line is shorter than LINE_MAX, so that one ``write`` carries it whole even when several
     workers share a pipe."""
-    line = _line(record, include_query, MAX_TEXT)
+    (ended, seconds, given, client_ip, host, method, target, route, status, sent,
+     provider_id, hcode, upstream_status, asked) = record  # fmt: skip
+    path, _, query = target.partition("?")
+    if not include_query:
+        query = ""
+    key = (client_ip, host, method, route, path, status, provider_id, hcode, upstream_status)
+    cached = not query and asked is None and len(path) <= _CACHED_PATH
+    parts = _PARTS.get(key) if cached else None
+    if parts is None:
+        parts = _parts(record, path, query, MAX_TEXT)
+        if cached:
+            if len(_PARTS) >= _CACHE_MAX:
+                _PARTS.clear()
+            _PARTS[key] = parts
+    ms = int((ended - seconds) * 1000)
+    stamp = _millisecond[1] if _millisecond[0] == ms else _timestamp_of(ms)
+    request_id = _text(given) if given else _new_id()
+    what, who = parts
+    line = (
+        f'{{"event":"access","level":"info","timestamp":"{stamp}","request_id":{request_id},'
+        f'{what}"bytes":{sent},"duration_ms":{seconds * 1000:.2f}{who}'
+    )
     if len(line) >= LINE_MAX:  # long texts (non-ASCII ones grow six times as \\u escapes): cut
-        line = _line(record, include_query, SHORT_TEXT)[:-1] + ',"truncated":true}'
+        what, who = _parts(record, path, query, SHORT_TEXT)
+        line = (
+            f'{{"event":"access","level":"info","timestamp":"{stamp}","request_id":{request_id},'
+            f'{what}"bytes":{sent},"duration_ms":{seconds * 1000:.2f}{who[:-1]},"truncated":true}}'
+        )
     return line
 
 
-def _line(record: Record, include_query: bool, limit: int) -> str:
-    path, _, query = record.target.partition("?")
-    ms = int((record.ended - record.seconds) * 1000)
-    stamp = _millisecond[1] if _millisecond[0] == ms else _timestamp_of(ms)
-    given = record.request_id
-    return (
-        f'{{"event":"access","level":"info","timestamp":"{stamp}","request_id":'
-        f"{_text(given) if given else _new_id()},{_what(record, path, limit)}"
-        f'"bytes":{record.sent},"duration_ms":{record.seconds * 1000:.2f}'
-        f"{_who(record, query if include_query else '', limit)}"
-    )
-
-
 _text = encode_basestring_ascii
-_ids = random.Random(secrets.randbits(64))  # noqa: S311 - request ids are names, not secrets
-_millisecond: tuple[int, str] = (-1, "")
-_second: tuple[int, str] = (-1, "")
 # The parts of a line that repeat, as written: the same few clients, hosts, routes, pages and
-# people come back on every line (only lines of usual length are kept; each dict is bounded).
+# people come back on every line (only lines of usual length are kept; the dict is bounded).
 _CACHE_MAX = 4096
 _CACHED_PATH = 256
-_WHAT: dict[tuple[str, str, str, str, str, int], str] = {}
-_WHO: dict[tuple[str | None, str | None, int | None], str] = {}
+_PARTS: dict[tuple[str | int | None, ...], tuple[str, str]] = {}
+_millisecond: tuple[int, str] = (-1, "")
+_second: tuple[int, str] = (-1, "")
 
 
-def _what(record: Record, path: str, limit: int) -> str:
-    """Where from, to what, and how it ended: client_ip, host, method, route, path, status."""
-    cached = limit == MAX_TEXT and len(path) <= _CACHED_PATH
-    key = (record.client_ip, record.host, record.method, record.route, path, record.status)
-    found = _WHAT.get(key) if cached else None
-    if found is None:
-        # SECURITY: a citizen id or a JWT in a URL never reaches the log (redacted whole, then cut).
-        found = (
-            f'"client_ip":{_text(record.client_ip[:64])},"host":{_text(redact_short(record.host)[:limit])},'
-            f'"method":{_text(record.method[:32])},"route":{_text(record.route)},'
-            f'"path":{_text(redact_short(path)[:limit])},"status":{record.status},'
-        )
-        if cached:
-            if len(_WHAT) >= _CACHE_MAX:
-                _WHAT.clear()
-            _WHAT[key] = found
-    return found
-
-
-def _who(record: Record, query: str, limit: int) -> str:
-    """The line's end: the query (when asked for), who, the upstream's status, nginx's original path."""
-    asked = record.asked
-    key = (record.provider_id, record.hcode, record.upstream_status)
-    cached = not query and asked is None and limit == MAX_TEXT
-    found = _WHO.get(key) if cached else None
-    if found is None:
-        provider_id, hcode, upstream_status = key
-        parts = []
-        # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
-        if query:
-            parts.append(f',"query":{_text(redact_query(query)[:limit])}')
-        if provider_id:
-            parts.append(f',"provider_id":{_text(provider_id)}')
-        if hcode:
-            parts.append(f',"hcode":{_text(hcode)}')
-        if upstream_status is not None:
-            parts.append(f',"upstream_status":{upstream_status}')
-        if asked is not None:
-            original = redact_short(asked.partition("?")[0])[:limit]  # SECURITY: as the path
-            parts.append(f',"original_path":{_text(original)}')
-        parts.append("}")
-        found = "".join(parts)
-        if cached:
-            if len(_WHO) >= _CACHE_MAX:
-                _WHO.clear()
-            _WHO[key] = found
-    return found
+def _parts(record: Record, path: str, query: str, limit: int) -> tuple[str, str]:
+    """The fields between the request id and the bytes (client_ip, host, method, route, path,
+    status), and those after the duration (query when asked for, who, the upstream's status,
+    nginx's original path), texts cut at ``limit``."""
+    # SECURITY: a citizen id or a JWT in a URL never reaches the log (redacted whole, then cut).
+    what = (
+        f'"client_ip":{_text(record.client_ip[:64])},"host":{_text(redact_short(record.host)[:limit])},'
+        f'"method":{_text(record.method[:32])},"route":{_text(record.route)},'
+        f'"path":{_text(redact_short(path)[:limit])},"status":{record.status},'
+    )
+    who = []
+    # SECURITY: queries carry tokens: only when the config asks for them, and then redacted.
+    if query:
+        who.append(f',"query":{_text(redact_query(query)[:limit])}')
+    if record.provider_id:
+        who.append(f',"provider_id":{_text(record.provider_id)}')
+    if record.hcode:
+        who.append(f',"hcode":{_text(record.hcode)}')
+    if record.upstream_status is not None:
+        who.append(f',"upstream_status":{record.upstream_status}')
+    if record.asked is not None:
+        original = redact_short(record.asked.partition("?")[0])[:limit]  # SECURITY: as the path
+        who.append(f',"original_path":{_text(original)}')
+    who.append("}")
+    return what, "".join(who)
 
 
 def _new_id() -> str:
-    """A request id for a line that has none, as a JSON string (hex: nothing to escape)."""
-    return f'"{_ids.getrandbits(64):016x}"'
+    """A request id for a line that has none, as a JSON string: this process's random prefix and
+    a counter (unique, and hex: nothing to escape)."""
+    return f'"{_id_prefix}{next(_id_counter) & 0xFFFFFFFF:08x}"'
+
+
+def _new_id_source() -> None:
+    """A new prefix and counter: at import, and in a forked child (else it repeats the parent's)."""
+    global _id_prefix, _id_counter
+    _id_prefix = f"{secrets.randbits(32):08x}"
+    _id_counter = itertools.count(secrets.randbits(32))
+
+
+_id_prefix = ""
+_id_counter = itertools.count()
+_new_id_source()
+os.register_at_fork(after_in_child=_new_id_source)
 
 
 def _timestamp_of(ms: int) -> str:

@@ -50,6 +50,7 @@ FLUSH_EVERY = 0.05  # seconds a line waits, at most, before the event loop write
 BATCH = 256  # lines that are written at once, without waiting for FLUSH_EVERY
 CLOSE_WAIT = 2.0  # seconds the shutdown waits for a blocked stdout
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+_HEALTH_PREFIXES = tuple(HEALTH_PATHS)
 CLIENT_GONE = 499  # nginx's status for a client that closed the connection before the answer
 
 
@@ -255,11 +256,19 @@ def note(
     upstream_status: int | None = None,
 ) -> None:
     """One answered request's line (both front ends call this, once per request)."""
-    if ACCESS.wanted(target.partition("?")[0], status):
-        provider_id, hcode = who_of(who)
-        ACCESS.add(
-            Record(
-                time.time(), seconds, request_id, client_ip, host, method, target, route,
-                status, sent, provider_id, hcode, upstream_status, asked_of(facts),
-            )
-        )  # fmt: skip
+    log = ACCESS
+    if not log.settings.enabled:
+        return
+    if (
+        status == 200
+        and target.startswith(_HEALTH_PREFIXES)
+        and not log.wanted(target.partition("?")[0], status)
+    ):
+        return  # a sampled health check
+    provider_id, hcode = who_of(who)
+    log.add(
+        Record(
+            time.time(), seconds, request_id, client_ip, host, method, target, route,
+            status, sent, provider_id, hcode, upstream_status, None if facts is None else asked_of(facts),
+        )
+    )  # fmt: skip

@@ -10,7 +10,6 @@ sent them. The aiohttp pipeline builds its response objects from the result
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -103,8 +102,10 @@ def passed_headers(headers: list[tuple[str, str]], own_cookies: CookieNames) -> 
 
 EMPTY_BODY_STATUSES = frozenset((204, 304, *range(100, 200)))
 REASONS = {status.value: status.phrase for status in HTTPStatus}
-# What aiohttp's header writer refuses (CR and LF are counted separately).
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Every byte but the control characters a head may not carry in a name or value (all but tab):
+# deleting these from a head leaves its control characters, which must be its lines' CRLFs.
+_NOT_CONTROL = bytes(sorted(set(range(256)) - {*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F}))
+_CRLF = b"\r\n"
 # With all of these (and a type, and a status that has a body) aiohttp's header preparation is a no-op.
 _NOTHING_TO_ADD = frozenset({"content-length", "content-type", "date", "server"})
 _date_second = -1
@@ -188,12 +189,13 @@ def _serialize(status: int, reason: str, items: list[tuple[str, str]]) -> bytes:
     parts = [f"HTTP/1.1 {status} {phrase}\r\n"]
     parts += [f"{name}: {value}\r\n" for name, value in items]
     parts.append("\r\n")
-    text = "".join(parts)
-    lines = len(items) + 2
-    # SECURITY: a control character in a name or value would split or corrupt the response head.
-    if text.count("\r") != lines or text.count("\n") != lines or _FORBIDDEN.search(text):
+    data = "".join(parts).encode("utf-8", "ignore")  # lone surrogates dropped, as aiohttp's writer does
+    # SECURITY: a control character in a name or value would split or corrupt the response head:
+    # the only ones allowed are the CRLF that end each line (and tabs). UTF-8 never puts a byte
+    # below 0x80 inside a longer character, so the bytes show every control character as it was.
+    if data.translate(None, _NOT_CONTROL) != _CRLF * (len(items) + 2):
         raise ValueError("Forbidden control character detected in headers")
-    return text.encode("utf-8", "ignore")  # lone surrogates dropped, as aiohttp's writer does
+    return data
 
 
 def complete_response(

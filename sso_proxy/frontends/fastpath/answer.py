@@ -67,6 +67,7 @@ class RequestAnswers:
     _write_paused: bool
     _request_id: str | None
     _info_memo: tuple[object, object, ClientInfo] | None
+    _cookie_memo: tuple[str, str, str | None] | None
     _judged: tuple[RequestFacts, Verdict] | None  # what the request was found to be
     _answered: tuple[int, int, int | None] | None  # status, bytes sent, upstream status: once answered
 
@@ -181,10 +182,20 @@ class RequestAnswers:
             client=self._client_info(snapshot, request),
             method="GET",
             target="" if auth is not None else request.target,
-            session_id=session_id_of(session_cookie(request.cookie, snapshot.cookies.session_name)),
+            session_id=self._session_id(request.cookie, snapshot.cookies.session_name),
             wants_json=wants_json(request.accept),
             auth=auth,
         )
+
+    def _session_id(self, cookie: str, name: str) -> str | None:
+        """``session_id_of(session_cookie(...))``, remembered for the connection's last Cookie
+        header: a browser sends the same one with each request (a pure function of both texts)."""
+        memo = self._cookie_memo
+        if memo is not None and memo[0] == cookie and memo[1] == name:
+            return memo[2]
+        session_id = session_id_of(session_cookie(cookie, name))
+        self._cookie_memo = (cookie, name, session_id)
+        return session_id
 
     def _client_info(self, snapshot: Snapshot, request: FastRequest) -> ClientInfo:
         """``facts.info_from``, remembered for the connection: peer and scheme are the

@@ -70,6 +70,8 @@ def head_end(buffer: bytes) -> int:
         return -1
     if crlf == -1:
         return 0
+    # SECURITY: a head with a bare LF is aiohttp's to read (or refuse), never split here by
+    # other rules than its parser's (request smuggling lives in such differences).
     if crlf == 0 or buffer[crlf - 1] != 0x0D:  # "\n\r\n" after a bare LF
         return -1
     return crlf + 3

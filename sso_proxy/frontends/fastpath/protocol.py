@@ -97,6 +97,7 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
         self._scheme = "http"
         self._request_id: str | None = None
         self._info_memo: tuple[object, object, ClientInfo] | None = None
+        self._cookie_memo: tuple[str, str, str | None] | None = None
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
 
