@@ -20,20 +20,22 @@ from bench.scenario import Scenario, measure, probe
 from bench.settings import Settings
 from bench.wrk import WrkResult
 
-# Rows whose ratio is a target run next to each other, so load from elsewhere hits both alike.
+# Rows whose ratio is a target run next to each other, so load from elsewhere hits both alike:
+# C after B (C/B), C-spread after C (C-spread/C), C-spread-sessions after C-spread, E after F;
+# C-nolog two before C (the access log's cost), C-sessions and C-routes close after.
 RUN_ORDER = (
     "A",
+    "C-nolog",
     "B",
     "C",
-    "C-nolog",
-    "C-routes",
+    "C-spread",
+    "C-spread-sessions",
     "C-sessions",
+    "C-routes",
     "C-workers2",
     "D",
     "F",
     "E",
-    "C-spread",
-    "C-spread-sessions",
 )
 QUIET_WAIT = 1.0  # seconds to wait, at most, for quiet before one run (not counted in the budget)
 QUIET_STEP = 0.5
