@@ -159,7 +159,7 @@ def _timestamp_of(ms: int) -> str:
 def who_of(who: object) -> tuple[str | None, str | None]:
     """provider_id and hcode, from what the request was judged (or found) to be."""
     if type(who) is v.Forward:  # the usual request: cached on the identity entry
-        return who.identity.who or who.identity.who_is()
+        return who.identity.who_is()
     if isinstance(who, v.Refuse):
         return who.provider_id, who.hcode
     if isinstance(who, Session):

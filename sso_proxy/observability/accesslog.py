@@ -75,12 +75,16 @@ class AccessLog:
         """The config's ``access_log`` (at start and on every reload)."""
         self.settings = settings
 
-    def wanted(self, path: str, status: int) -> bool:
-        """Whether a request to ``path`` answered ``status`` gets a line (health checks sampled)."""
+    def wanted(self, target: str, status: int) -> bool:
+        """Whether a request for ``target`` (path and query) answered ``status`` gets a line
+        (health checks sampled). Runs for every request: the usual one is answered at the first
+        prefix test."""
         settings = self.settings
         if not settings.enabled:
             return False
-        if status != 200 or path not in HEALTH_PATHS:
+        if status != 200 or not target.startswith(_HEALTH_PREFIXES):
+            return True
+        if target.partition("?")[0] not in HEALTH_PATHS:
             return True
         self._health_seen += 1
         every = settings.health_sample
@@ -256,19 +260,11 @@ def note(
     upstream_status: int | None = None,
 ) -> None:
     """One answered request's line (both front ends call this, once per request)."""
-    log = ACCESS
-    if not log.settings.enabled:
-        return
-    if (
-        status == 200
-        and target.startswith(_HEALTH_PREFIXES)
-        and not log.wanted(target.partition("?")[0], status)
-    ):
-        return  # a sampled health check
-    provider_id, hcode = who_of(who)
-    log.add(
-        Record(
-            time.time(), seconds, request_id, client_ip, host, method, target, route,
-            status, sent, provider_id, hcode, upstream_status, None if facts is None else asked_of(facts),
-        )
-    )  # fmt: skip
+    if ACCESS.wanted(target, status):
+        provider_id, hcode = who_of(who)
+        ACCESS.add(
+            Record(
+                time.time(), seconds, request_id, client_ip, host, method, target, route,
+                status, sent, provider_id, hcode, upstream_status, asked_of(facts),
+            )
+        )  # fmt: skip

@@ -114,6 +114,13 @@ def test_health_checks_are_sampled_and_failures_always_logged() -> None:
     assert not log.wanted("/x", 200) and not log.wanted("/readyz", 503)
 
 
+def test_a_health_check_is_known_by_its_path_whatever_its_query() -> None:
+    log = AccessLog()
+    log.configure(AccessLogConfig(health_sample=0))
+    assert not log.wanted("/healthz?probe=lb", 200) and not log.wanted("/readyz?", 200)
+    assert log.wanted("/healthzz", 200) and log.wanted("/readyz/more", 200) and log.wanted("/healthz", 500)
+
+
 def dropped(reason: str) -> float:
     return REGISTRY.get_sample_value("sso_proxy_access_log_dropped_total", {"reason": reason}) or 0.0
 
