@@ -141,7 +141,7 @@ def decide(
         return login(snapshot, facts, target)
     kept = snapshot.identities.get(hint, route, session, now)
     if kept is not None:
-        return v.Forward(route, target.path_qs, kept)
+        return v.forward(route, target.path_qs, kept)
     decision = evaluate(route.policy, session.identity)  # SECURITY: deny wins; allow [] is nobody
     if not decision.allowed:
         who = session.identity

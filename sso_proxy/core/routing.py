@@ -19,7 +19,9 @@
   ``strip_path_parameters``: the parameters are cut from every segment, the route is chosen from
   that path, and only if that route opted in is the cut path checked and forwarded (``locate``).
 
-Lookup is a dict hit on the host, then a scan of that host's few routes, longest first.
+Lookup is a dict hit on the host, then a scan of that host's few routes, longest first. A table
+remembers what it answered for the last few thousand (host, target, method) it was asked about: the
+answer is a pure function of those texts and of the table, which a reload replaces whole.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ def normalise_host(host: str) -> str:
     return name.rstrip(".")
 
 
+_REMEMBERED = 4096  # (host, target, method) answers a table keeps
+_REMEMBERED_TARGET = 512  # characters of a target worth keeping
+
+
 class RouteTable:
     """Routes indexed by host, each host's routes sorted longest prefix first."""
 
@@ -96,6 +102,7 @@ class RouteTable:
             for host, entries in grouped.items()
         }
         self._has_wildcards = any(host.startswith("*.") for host in self._by_host)
+        self._located: dict[tuple[str, str, str], tuple[RouteConfig | None, str, str]] = {}
 
     def match(self, host: str, path: str, method: str) -> RouteConfig | None:
         """The route for a request's canonical ``path``, or None (the proxy answers 404)."""
@@ -112,7 +119,22 @@ class RouteTable:
 
     def locate(self, host: str, target: str, method: str) -> tuple[RouteConfig | None, str, str]:
         """(route or None, canonical path, query) for a raw request target: the one decision the
-        fast path, the aiohttp path and ``/oauth2/auth`` all use. Raises ``BadRequest``."""
+        fast path, the aiohttp path and ``/oauth2/auth`` all use. Raises ``BadRequest``.
+
+        Remembered (a target that is refused is not): the same page asked for again, by anyone,
+        costs one dict lookup. SECURITY (availability): bounded, short targets only, emptied when
+        full, so targets an anonymous client makes up cost it the lookup, never memory."""
+        key = (host, target, method)
+        located = self._located.get(key)
+        if located is None:
+            located = self._locate(host, target, method)
+            if len(target) <= _REMEMBERED_TARGET:
+                if len(self._located) >= _REMEMBERED:
+                    self._located.clear()
+                self._located[key] = located
+        return located
+
+    def _locate(self, host: str, target: str, method: str) -> tuple[RouteConfig | None, str, str]:
         try:
             path, query = split_target(target)
         except PathParameters:

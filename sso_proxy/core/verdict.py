@@ -36,6 +36,12 @@ class Forward(NamedTuple):
         return self.identity.decision
 
 
+def forward(route: RouteConfig, path_qs: str, identity: IdentityEntry) -> Forward:
+    """``Forward(route, path_qs, identity)`` without the NamedTuple's ``__new__``, a Python
+    function (a fifth of a microsecond, once per forwarded request)."""
+    return tuple.__new__(Forward, (route, path_qs, identity))
+
+
 @dataclass(frozen=True, slots=True)
 class Public:
     """A public path: forwarded without login and without identity (the client's still stripped)."""

@@ -262,9 +262,10 @@ def note(
     """One answered request's line (both front ends call this, once per request)."""
     if ACCESS.wanted(target, status):
         provider_id, hcode = who_of(who)
+        # Record(...) without the NamedTuple's __new__, a Python function: once per request.
         ACCESS.add(
-            Record(
+            tuple.__new__(Record, (
                 time.time(), seconds, request_id, client_ip, host, method, target, route,
                 status, sent, provider_id, hcode, upstream_status, asked_of(facts),
-            )
+            ))
         )  # fmt: skip

@@ -46,6 +46,9 @@ class ResponseHead:
     headers: list[tuple[str, str]]  # end-to-end headers only (see upstream.response.digest_headers)
     has_body: bool  # False for HEAD requests, 204 and 304
     has_content_type: bool
+    # SECURITY: True unless the parser saw no Set-Cookie: the relay filters the headers then.
+    set_cookie: bool = True
+    settled: bool = False  # Content-Length, Content-Type, Date and Server all passed on
 
 
 class ResponseSink(Protocol):
@@ -140,7 +143,9 @@ class ResponseParser:
         digest = digest_headers(self._raw)
         has_body = not (self._head_only or status == 204 or status == 304)
         reason = self._reason.decode("utf-8", "surrogateescape")
-        head = ResponseHead(status, reason, digest.headers, has_body, digest.has_type)
+        head = ResponseHead(
+            status, reason, digest.headers, has_body, digest.has_type, digest.set_cookie, digest.settled
+        )
         self.head = head
         self._framed = digest.framed
         if not has_body:

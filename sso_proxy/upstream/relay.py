@@ -78,7 +78,8 @@ async def relay(
     released or discarded on every way out. ``read_timeout``: seconds the upstream may take for each
     body chunk; ``pool.client_timeout``: seconds the client may hold up each write."""
     # SECURITY: the proxy's cookies are the proxy's: no upstream may set, swap or clear them.
-    head.headers = passed_headers(head.headers, own_cookies)
+    if head.set_cookie:
+        head.headers = passed_headers(head.headers, own_cookies)
     if conn.complete:
         body = conn.take()  # the whole answer is here already: one response, one write
         pool.release(conn)

@@ -32,7 +32,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 _HOP_BY_HOP_B = frozenset(name.encode() for name in HOP_BY_HOP)
-_NOTED = frozenset({b"connection", b"transfer-encoding", b"content-length", b"content-type"})
+# What digest_headers looks for: framing, and whether aiohttp would add anything to the head.
+_SETTLED_B = frozenset({b"content-length", b"content-type", b"date", b"server"})
+_NOTED = _SETTLED_B | {b"connection", b"transfer-encoding", b"set-cookie"}
 
 
 @dataclass(slots=True)
@@ -41,6 +43,8 @@ class HeaderDigest:
     has_type: bool  # a Content-Type is among them
     framed: bool  # Content-Length or Transfer-Encoding: the body does not run to EOF
     connection: frozenset[bytes]  # lower-case tokens of the Connection header
+    set_cookie: bool = False  # a Set-Cookie is among them (``passed_headers`` has work to do)
+    settled: bool = False  # Content-Length, Content-Type, Date and Server all among them
 
     def keep_alive(self, http_version: str) -> bool:
         if http_version == "1.1":
@@ -56,16 +60,15 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
     """
     entries = [(name.lower(), name, value) for name, value in raw]
     connection: frozenset[bytes] = frozenset()
-    chunked = framed = has_type = False
+    chunked = False
+    seen: set[bytes] = set()
     for lname, _, value in entries:
         if lname in _NOTED:
+            seen.add(lname)
             if lname == b"connection":
                 connection = connection | {t.strip().lower() for t in value.split(b",")}
-            elif lname == b"content-type":
-                has_type = True
-            else:
-                framed = True
-                chunked = chunked or lname == b"transfer-encoding"
+            elif lname == b"transfer-encoding":
+                chunked = True
     drop = _HOP_BY_HOP_B | connection if connection else _HOP_BY_HOP_B
     if chunked:
         # A Content-Length next to Transfer-Encoding is meaningless (RFC 9112 §6.3); we re-frame.
@@ -75,7 +78,11 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
         for lname, name, value in entries
         if lname not in drop
     ]
-    return HeaderDigest(headers, has_type and b"content-type" not in drop, framed, connection)
+    framed = b"content-length" in seen or chunked
+    passed = seen - drop
+    return HeaderDigest(
+        headers, b"content-type" in passed, framed, connection, b"set-cookie" in passed, passed >= _SETTLED_B
+    )
 
 
 def passed_headers(headers: list[tuple[str, str]], own_cookies: CookieNames) -> list[tuple[str, str]]:
@@ -199,10 +206,22 @@ def _serialize(status: int, reason: str, items: list[tuple[str, str]]) -> bytes:
 
 
 def complete_response(
-    status: int, reason: str, headers: list[tuple[str, str]], has_type: bool, body: bytes
+    status: int,
+    reason: str,
+    headers: list[tuple[str, str]],
+    has_type: bool,
+    body: bytes,
+    *,
+    settled: bool = False,
 ) -> bytes:
-    """Head and body in one buffer: what aiohttp writes for ``make_response(..., body=body)``."""
-    if has_type and status not in EMPTY_BODY_STATUSES and {n.lower() for n, _ in headers} >= _NOTHING_TO_ADD:
+    """Head and body in one buffer: what aiohttp writes for ``make_response(..., body=body)``.
+    ``settled``: the caller knows Content-Length, Content-Type, Date and Server are all among
+    ``headers`` (``ResponseHead.settled``), else they are looked for."""
+    if (
+        has_type
+        and status not in EMPTY_BODY_STATUSES
+        and (settled or {n.lower() for n, _ in headers} >= _NOTHING_TO_ADD)
+    ):
         return _serialize(status, reason, headers) + body  # aiohttp would add or change nothing
     head = _HeaderList(list(headers))
     has_type = has_type or not body  # make_response: untyped only for a non-empty body

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sso_proxy.config.schema import RouteConfig
+from sso_proxy.core.routing import _REMEMBERED as REMEMBERED
 from sso_proxy.core.routing import RouteTable, match_route, normalise_host, prefix_matches
+from sso_proxy.errors import BadRequest
 
 
 def r(
@@ -169,3 +171,46 @@ def test_table_agrees_with_brute_force(prefix_parts: list[str], path_parts: list
     candidates = [x for x in routes if x.host == "app.example" and prefix_matches(x.path_prefix, path)]
     best = max(candidates, key=lambda x: len(x.path_prefix))
     assert found is best
+
+
+# ---- what a table remembers of the targets it located ----------------------------------------
+
+targets = st.lists(
+    st.sampled_from(["", "app", "App", "api", "x", "w", "pay", "%41", ";p", "..", "?q=1"]), max_size=4
+)
+hosts = st.sampled_from(
+    ["app.example", "APP.example:8080", "a.hospital.example", "x.ward.hospital.example", "nope"]
+)
+
+
+@given(host=hosts, parts=targets, method=st.sampled_from(["GET", "POST", "get"]))
+def test_a_remembered_answer_is_the_answer(host: str, parts: list[str], method: str) -> None:
+    """Asked again (by anyone), a table answers what a table that never saw the target answers."""
+    target = "/" + "/".join(parts)
+    try:
+        fresh = RouteTable(ROUTES).locate(host, target, method)
+    except BadRequest:
+        with pytest.raises(BadRequest):
+            TABLE.locate(host, target, method)
+        return
+    assert TABLE.locate(host, target, method) == fresh
+    assert TABLE.locate(host, target, method) == fresh
+
+
+def test_a_refused_target_is_not_remembered_and_is_refused_again() -> None:
+    table = RouteTable(ROUTES)
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            table.locate("app.example", "/a%00b", "GET")
+    assert ("app.example", "/a%00b", "GET") not in table._located
+
+
+def test_what_a_table_remembers_is_bounded() -> None:
+    """SECURITY (availability): targets an anonymous client makes up cost it the lookup, never memory."""
+    table = RouteTable(ROUTES)
+    for n in range(REMEMBERED + 50):
+        assert table.locate("app.example", f"/app/{n}", "GET")[0] is not None
+    assert 0 < len(table._located) <= REMEMBERED
+    long = "/app/" + "x" * 600
+    assert table.locate("app.example", long, "GET")[1] == long
+    assert ("app.example", long, "GET") not in table._located

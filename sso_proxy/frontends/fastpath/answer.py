@@ -20,7 +20,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from sso_proxy.core.applist import serves_launcher
-from sso_proxy.core.cookie_names import CookieNames
 from sso_proxy.core.facts import ClientInfo, RequestFacts, auth_question, info_from, session_id_of, wants_json
 from sso_proxy.core.snapshot import Snapshot
 from sso_proxy.core.verdict import Forward, Public, Verdict, route_name
@@ -35,7 +34,6 @@ from sso_proxy.observability.log import get_logger
 from sso_proxy.observability.metrics import IN_FLIGHT, count_request
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.upstream.exchange import RequestPlan, exchange
-from sso_proxy.upstream.limits import RoutePool
 from sso_proxy.upstream.relay import relay
 from sso_proxy.upstream.request import build_head
 from sso_proxy.upstream.response import complete_response
@@ -165,7 +163,16 @@ class RequestAnswers:
                 head = build_head("GET", path_qs, upstream.host_header, headers, "", lines or "")
             except ValueError as exc:
                 raise UpstreamError(detail=str(exc)) from None
-            await self._forward(pool, head, route.timeout, snapshot.own_cookies)
+            # Sent; then the one relay (``upstream.relay``) writes the answer to our transport.
+            conn, response = await exchange(pool, _GET_NO_BODY, head, route.timeout, head_only=False)
+            writer = TransportWriter(self)
+            try:
+                await relay(
+                    pool, conn, response, writer, read_timeout=route.timeout, own_cookies=snapshot.own_cookies
+                )
+            finally:
+                if writer.status is not None:
+                    self._answered = (writer.status, writer.sent, writer.upstream_status)
         except ConnectionResetError:
             self._closing = True  # the client went away (or the upstream cut a started response)
         except SsoProxyError as exc:
@@ -178,13 +185,16 @@ class RequestAnswers:
     def _facts(self, snapshot: Snapshot, request: FastRequest) -> RequestFacts:
         """The request's facts, read as ``proxy.request_facts`` reads them from aiohttp's request."""
         auth = auth_question(CIMultiDict(request.headers)) if request.path == _AUTH_PATH else None
-        return RequestFacts(
-            client=self._client_info(snapshot, request),
-            method="GET",
-            target="" if auth is not None else request.target,
-            session_id=self._session_id(request.cookie, snapshot.cookies.session_name),
-            wants_json=wants_json(request.accept),
-            auth=auth,
+        return tuple.__new__(  # RequestFacts(client, method, target, session_id, wants_json, auth),
+            RequestFacts,  # without the NamedTuple's __new__, a Python function: once per request
+            (
+                self._client_info(snapshot, request),
+                "GET",
+                "" if auth is not None else request.target,
+                self._session_id(request.cookie, snapshot.cookies.session_name),
+                wants_json(request.accept),
+                auth,
+            ),
         )
 
     def _session_id(self, cookie: str, name: str) -> str | None:
@@ -214,18 +224,6 @@ class RequestAnswers:
         if self._request_id is None:
             self._request_id = recorder.bind_request_id()
         return self._request_id
-
-    async def _forward(
-        self, pool: RoutePool, head: bytes, route_timeout: float, own_cookies: CookieNames
-    ) -> None:
-        """Send the GET, then the one relay (``upstream.relay``) writes the answer to our transport."""
-        conn, response = await exchange(pool, _GET_NO_BODY, head, route_timeout, head_only=False)
-        writer = TransportWriter(self)
-        try:
-            await relay(pool, conn, response, writer, read_timeout=route_timeout, own_cookies=own_cookies)
-        finally:
-            if writer.status is not None:
-                self._answered = (writer.status, writer.sent, writer.upstream_status)
 
     def _write_error(self, exc: SsoProxyError, request: FastRequest) -> None:
         """What ``middleware.render_error`` answers, for a request that has already gone upstream."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import httptools
 from aiohttp import hdrs
@@ -77,8 +77,9 @@ def head_end(buffer: bytes) -> int:
     return crlf + 3
 
 
-@dataclass(slots=True)
-class FastRequest:
+class FastRequest(NamedTuple):
+    """One request head the fast path takes (a NamedTuple: one is made for every request)."""
+
     raw: bytes  # the head as received: handed to aiohttp if the fast path declines after all
     target: str
     path: str  # the target without its query (for logs)
@@ -122,7 +123,10 @@ class HeadReader:
         if not self._complete:
             self._parser = httptools.HttpRequestParser(self)  # it expects a body
             return None
-        if parser.get_method() != b"GET" or parser.get_http_version() != "1.1":
+        # llhttp read the request line whole, so its version is the line's last 8 bytes (a
+        # leading blank line, which llhttp skips, declines it: aiohttp's to read).
+        line_end = head.find(b"\r\n")
+        if head[line_end - 8 : line_end] != b"HTTP/1.1" or parser.get_method() != b"GET":
             return None
         if not parser.should_keep_alive():
             return None
@@ -133,18 +137,17 @@ class HeadReader:
         if not _TARGET.fullmatch(url):
             return None
         path = url.split(b"?", 1)[0]
-        if b"//" in path or b"/." in path or (path.startswith(OWN_PREFIXES) and path != AUTH_PATH):
+        # (``find``, not ``in``: on bytes, ``in`` first tries the operand as an integer and
+        # formats an exception for it, which costs more than the search; this runs per request)
+        if path.find(b"//") != -1 or path.find(b"/.") != -1:
             return None
-        request = read_headers(self._raw)
-        if request is not None:
-            request.raw = head
-            request.target = url.decode("ascii")
-            request.path = path.decode("ascii")
-        return request
+        if path.startswith(OWN_PREFIXES) and path != AUTH_PATH:
+            return None
+        return read_headers(self._raw, head, url.decode("ascii"), path.decode("ascii"))
 
 
 # How read_headers treats a header, by lower-case name (absent: just passed on).
-_DECLINE, _HOST, _COOKIE, _ACCEPT, _CONNECTION, _FORWARDED, _SINGLE = 1, 2, 3, 4, 5, 6, 7
+_PASS, _DECLINE, _HOST, _COOKIE, _ACCEPT, _CONNECTION, _FORWARDED, _SINGLE = 0, 1, 2, 3, 4, 5, 6, 7
 _KINDS = {
     **dict.fromkeys(_SINGLETONS, _SINGLE),
     **dict.fromkeys(_DECLINED, _DECLINE),
@@ -154,12 +157,18 @@ _KINDS = {
     b"connection": _CONNECTION,
     **dict.fromkeys((b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"), _FORWARDED),
 }
+# By lower-case name: the name as aiohttp hands it over (None: as sent) and how it is treated.
+_NAMES: dict[bytes, tuple[str | None, int]] = {
+    name: (KNOWN_NAMES.get(name), _KINDS.get(name, _PASS)) for name in {*KNOWN_NAMES, *_KINDS}
+}
+_UNKNOWN_NAME: tuple[str | None, int] = (None, _PASS)
 
 
-def read_headers(raw: Sequence[tuple[bytes, bytes]]) -> FastRequest | None:
-    """The headers as aiohttp's parser decodes them, or None when aiohttp would see them otherwise.
-
-    The request's target fields are left empty for the caller."""
+def read_headers(
+    raw: Sequence[tuple[bytes, bytes]], head: bytes = b"", target: str = "", path: str = ""
+) -> FastRequest | None:
+    """The request (``head``, ``target`` and ``path`` as given) with its headers as aiohttp's
+    parser decodes them, or None when aiohttp would see them otherwise."""
     if len(raw) > MAX_HEADERS:
         return None
     out: list[tuple[str, str]] = []
@@ -170,15 +179,14 @@ def read_headers(raw: Sequence[tuple[bytes, bytes]]) -> FastRequest | None:
     for name, value in raw:
         lname = name.lower()
         value = value.rstrip(b" \t")  # llhttp cuts the blanks before a value, aiohttp those after
-        if b"\x00" in value:
+        if value.find(b"\x00") != -1:  # (``find``: see ``HeadReader._request``)
             return None
-        known = KNOWN_NAMES.get(lname)
+        known, kind = _NAMES.get(lname, _UNKNOWN_NAME)
         pair = (
             known if known is not None else name.decode("utf-8", "surrogateescape"),
             value.decode("utf-8", "surrogateescape"),
         )
-        kind = _KINDS.get(lname)
-        if kind is not None:
+        if kind:
             if kind == _DECLINE:
                 return None
             if kind in (_HOST, _SINGLE):
@@ -199,7 +207,10 @@ def read_headers(raw: Sequence[tuple[bytes, bytes]]) -> FastRequest | None:
         out.append(pair)
     if host is None:
         return None
-    return FastRequest(b"", "", "", out, cookie or "", accept or "", host, tuple(forwarded))
+    # FastRequest(...) without the NamedTuple's __new__, a Python function: once per request.
+    return tuple.__new__(
+        FastRequest, (head, target, path, out, cookie or "", accept or "", host, tuple(forwarded))
+    )
 
 
 def session_cookie(header: str, name: str) -> str | None:

@@ -41,7 +41,9 @@ class TransportWriter:
         self.sent = 0
 
     def whole(self, head: ResponseHead, body: bytes) -> None:
-        data = complete_response(head.status, head.reason, head.headers, head.has_content_type, body)
+        data = complete_response(
+            head.status, head.reason, head.headers, head.has_content_type, body, settled=head.settled
+        )
         self.status = self.upstream_status = head.status
         self._conn._write(data)
         self.sent += len(data)
