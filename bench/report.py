@@ -248,7 +248,10 @@ def method_lines(settings: Settings) -> list[str]:
         f"{settings.retry_budget:g} s of repeats in all). The table shows, per row, the median "
         f"of the {settings.keep} runs that others disturbed least (chosen by their CPU use, never by the "
         "result), the min-max over all runs, and what others used during the runs shown (`others`). "
-        "Ratios are ratios of these medians.",
+        f"Ratios are paired by round: for each of the {settings.keep} rounds that others disturbed "
+        "least in both rows together, the two rows' ratio in that round; the median of these. The "
+        "machine's speed drifts between rounds with nothing to see from inside it, and the two runs "
+        "of a round are seconds apart, so drift moves both and leaves their ratio.",
         "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
         "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
         "machines.",

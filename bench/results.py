@@ -108,5 +108,29 @@ class Results:
         return row.rps if row is not None and row.runs else None
 
     def ratio(self, top: str, bottom: str) -> float | None:
-        a, b = self.rps(top), self.rps(bottom)
-        return a / b if a is not None and b else None
+        """``top``'s req/s over ``bottom``'s, paired by round: the median, over the ``keep`` rounds
+        that other processes disturbed least in both rows together, of the two rows' ratio in that
+        round (``paired_ratio``). Rows without a run per round: the ratio of their medians."""
+        a, b = self.rows.get(top), self.rows.get(bottom)
+        if a is None or b is None or not a.runs or not b.runs:
+            return None
+        if len(a.runs) != len(b.runs):
+            return a.rps / b.rps if b.rps else None
+        return paired_ratio(a, b)
+
+
+def paired_ratio(top: Row, bottom: Row) -> float:
+    """The median of ``top``/``bottom`` over the rounds both ran in (run ``i`` of each row is round
+    ``i``: rows are interleaved), keeping the ``keep`` rounds that other processes disturbed least in
+    both runs together (by their CPU use, never by the result).
+
+    Why paired: the machine's speed drifts within a run by tens of percent, with nothing to see from
+    inside it (the ``others`` CPU stays at 0). The two rows of a round ran within seconds of each
+    other, so a drift between rounds moves both and leaves their ratio; a ratio of two medians can
+    take one row's fast rounds and the other's slow ones."""
+    rounds = sorted(
+        range(len(top.runs)), key=lambda i: ((top.others[i] or 0.0) + (bottom.others[i] or 0.0), i)
+    )[: max(1, min(top.keep, bottom.keep))]
+    return statistics.median(
+        top.runs[i].rps / bottom.runs[i].rps if bottom.runs[i].rps else 0.0 for i in rounds
+    )
