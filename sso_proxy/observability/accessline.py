@@ -10,9 +10,6 @@ query ``redact_query`` (credential-named and token-shaped values too).
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
 import select
 import time
 from json.encoder import encode_basestring_ascii
@@ -21,6 +18,7 @@ from typing import NamedTuple
 from sso_proxy.core import verdict as v
 from sso_proxy.core.facts import RequestFacts
 from sso_proxy.observability.log import redact_query, redact_short
+from sso_proxy.observability.request_ids import new_request_id
 from sso_proxy.sessions.model import Session
 
 MAX_TEXT = 1024  # characters of a path, host or query kept
@@ -127,22 +125,9 @@ def _parts(record: Record, path: str, query: str, limit: int) -> tuple[str, str]
 
 
 def _new_id() -> str:
-    """A request id for a line that has none, as a JSON string: this process's random prefix and
-    a counter (unique, and hex: nothing to escape)."""
-    return f'"{_id_prefix}{next(_id_counter) & 0xFFFFFFFF:08x}"'
-
-
-def _new_id_source() -> None:
-    """A new prefix and counter: at import, and in a forked child (else it repeats the parent's)."""
-    global _id_prefix, _id_counter
-    _id_prefix = f"{secrets.randbits(32):08x}"
-    _id_counter = itertools.count(secrets.randbits(32))
-
-
-_id_prefix = ""
-_id_counter = itertools.count()
-_new_id_source()
-os.register_at_fork(after_in_child=_new_id_source)
+    """A request id for a line that has none (``request_ids``), as a JSON string (hex: nothing
+    to escape)."""
+    return f'"{new_request_id()}"'
 
 
 def _timestamp_of(ms: int) -> str:

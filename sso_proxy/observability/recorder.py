@@ -4,12 +4,10 @@
   (the answered-requests metric is counted where the answer's status is known: the aiohttp
   middleware, and the fast path's ``RequestAnswers._answer``);
 * ``failed``: the ``request_failed`` event of an answer of ours that is a server error;
-* ``bind_request_id``: the one maker of request ids, bound to every log line that follows.
+* ``bind_request_id``: a new request id (``request_ids``), bound to every log line that follows.
 """
 
 from __future__ import annotations
-
-import secrets
 
 import structlog
 
@@ -18,6 +16,7 @@ from sso_proxy.core.facts import RequestFacts
 from sso_proxy.errors import SsoProxyError, StoreUnavailable
 from sso_proxy.observability.log import audit, get_logger
 from sso_proxy.observability.metrics import count_decision
+from sso_proxy.observability.request_ids import new_request_id
 
 log = get_logger("sso_proxy.http")
 
@@ -26,7 +25,7 @@ def bind_request_id() -> str:
     """A new request id, bound to the log context of the running task from here on.
 
     The context is cleared first: a connection's task serves many requests, one after another."""
-    request_id = secrets.token_hex(8)
+    request_id = new_request_id()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_id
