@@ -72,7 +72,7 @@ def describe(wrk: str, nginx: str | None, redis_server: str) -> Machine:
         "Python": sys.version.split()[0],
         "aiohttp": _version("aiohttp"),
         "httptools": _version("httptools"),
-        "redis-py": _version("redis"),
+        "redis-py": f"{_version('redis')} (hiredis: {_version('hiredis')})",
         "cryptography": _version("cryptography"),
         "event loops": f"sso-proxy: {loop}; the app, the naive proxy, the 202 app: asyncio",
         "redis-server": _first_line(_run([redis_server, "--version"])),
