@@ -43,7 +43,7 @@ class HeaderDigest:
     has_type: bool  # a Content-Type is among them
     framed: bool  # Content-Length or Transfer-Encoding: the body does not run to EOF
     connection: frozenset[bytes]  # lower-case tokens of the Connection header
-    set_cookie: bool = False  # a Set-Cookie is among them (``passed_headers`` has work to do)
+    set_cookie: bool = True  # a Set-Cookie is among them (``passed_headers`` has work to do)
     settled: bool = False  # Content-Length, Content-Type, Date and Server all among them
 
     def keep_alive(self, http_version: str) -> bool:

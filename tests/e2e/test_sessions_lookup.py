@@ -25,6 +25,7 @@ from support.waits import wait_until, within
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import Lifetime, Session, make_store
 from sso_proxy.sessions import record as record_module
+from sso_proxy.sessions.batch import MAX_SPARE
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.lookup import SessionLookup
 from sso_proxy.sessions.record import dump_record
@@ -377,3 +378,58 @@ async def test_a_failed_batch_fails_every_reader_closed(own_server: RedisServer)
         assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
     finally:
         await store.close()
+
+
+# -- the batched reads' own connection (sessions/batch.py) ---------------------------------------
+
+
+async def test_a_kept_connection_the_server_dropped_is_retried_once_unseen(
+    replica: Replica, raw: redis.Redis
+) -> None:
+    """A Redis restart or a firewall that ends idle connections leaves the kept connection dead:
+    the next read reconnects (once, at once), as the client's own commands do."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    first = await replica.lookup.fetch(created.id, replica.hint(created.id))
+    assert first is not None
+    killed = raw.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    again = await replica.store.get(created.id, now=time.time())
+    assert again is not None and again.id == created.id
+
+
+async def test_a_reply_that_came_too_late_is_never_read_as_the_next_one(
+    redis_url: str, raw: redis.Redis
+) -> None:
+    """SECURITY: a read that timed out leaves its reply on the wire; the connection is dropped, so
+    the next batch (another user's session) can never be answered with it."""
+    store = redis_store(redis_url, redis_timeout=0.2)
+    try:
+        now = time.time()
+        first = await store.create(DOCTOR, provider_access_token=None, now=now)
+        second = await store.create(NURSE, provider_access_token=None, now=now)
+        raw.client_pause(600)  # every client waits: the first read times out, its reply comes later
+        with pytest.raises(StoreUnavailable):
+            await store.get(first.id, now=now)
+        await asyncio.sleep(0.7)  # the pause is over; the late reply has reached the closed connection
+        found = await store.get(second.id, now=now)
+        assert found is not None and found.id == second.id
+        assert found.identity.provider_id == NURSE.provider_id
+    finally:
+        await store.close()
+
+
+async def test_connections_kept_between_batches_are_few(replica: Replica) -> None:
+    now = time.time()
+    created = [await replica.store.create(DOCTOR, provider_access_token=None, now=now) for _ in range(40)]
+    reads = replica.store._reads
+
+    async def one_batch(session_id: str) -> None:
+        assert await replica.store.get(session_id, now=now) is not None
+
+    # one read per loop turn, many turns in flight at once: several connections at the peak
+    tasks = []
+    for session in created:
+        tasks.append(asyncio.ensure_future(one_batch(session.id)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert 1 <= len(reads._spare) <= MAX_SPARE
