@@ -46,8 +46,11 @@ from sso_proxy.observability.metrics import ACCESS_LOG_DROPPED
 from sso_proxy.observability.outlet import AnyOutlet, FileOutlet, Outlet, TextOutlet, open_outlet
 
 CAPACITY = 20_000  # lines waiting to be written; more are dropped (and counted)
-FLUSH_EVERY = 0.05  # seconds a line waits, at most, before the event loop writes it
-BATCH = 256  # lines that are written at once, without waiting for FLUSH_EVERY
+# Seconds a line waits, at most, before the event loop writes it, and lines written at once without
+# waiting: large enough that a regular file's helper thread takes the interpreter lock a few times a
+# second, not fifty (docs/access-log.md); small enough that formatting a batch holds the loop ~2 ms.
+FLUSH_EVERY = 0.1
+BATCH = 1024
 CLOSE_WAIT = 2.0  # seconds the shutdown waits for a blocked stdout
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 _HEALTH_PREFIXES = tuple(HEALTH_PATHS)
