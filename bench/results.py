@@ -34,6 +34,7 @@ class Row:
     key: str
     title: str
     keep: int = 3
+    quiet: float = 0.25  # cores others may use in a run that still counts as quiet (BENCH_QUIET)
     runs: list[WrkResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     others: list[float | None] = field(default_factory=list)  # cores other processes used, per run
@@ -44,9 +45,10 @@ class Row:
         self.others.append(others)
 
     def kept(self) -> list[int]:
-        """Indexes of the runs the figures use: the quietest ``keep`` (ties: the earlier run)."""
-        order = sorted(range(len(self.runs)), key=lambda i: (self.others[i] or 0.0, i))
-        return sorted(order[: max(1, self.keep)])
+        """Indexes of the runs the figures use: every quiet run (others used at most ``quiet``
+        cores); when fewer than ``keep`` were quiet, the quietest ``keep`` (ties: the earlier run).
+        Among quiet runs, a hundredth of a core more or less says nothing about the run."""
+        return quiet_rounds([self.others], self.keep, self.quiet)
 
     def _median(self, values: list[float]) -> float:
         return statistics.median(values[i] for i in self.kept()) if self.runs else 0.0
@@ -121,16 +123,28 @@ class Results:
 
 def paired_ratio(top: Row, bottom: Row) -> float:
     """The median of ``top``/``bottom`` over the rounds both ran in (run ``i`` of each row is round
-    ``i``: rows are interleaved), keeping the ``keep`` rounds that other processes disturbed least in
-    both runs together (by their CPU use, never by the result).
+    ``i``: rows are interleaved) and both ran quietly (``quiet_rounds``: by the CPU other processes
+    used, never by the result).
 
     Why paired: the machine's speed drifts within a run by tens of percent, with nothing to see from
     inside it (the ``others`` CPU stays at 0). The two rows of a round ran within seconds of each
     other, so a drift between rounds moves both and leaves their ratio; a ratio of two medians can
     take one row's fast rounds and the other's slow ones."""
-    rounds = sorted(
-        range(len(top.runs)), key=lambda i: ((top.others[i] or 0.0) + (bottom.others[i] or 0.0), i)
-    )[: max(1, min(top.keep, bottom.keep))]
+    rounds = quiet_rounds(
+        [top.others, bottom.others], min(top.keep, bottom.keep), min(top.quiet, bottom.quiet)
+    )
     return statistics.median(
         top.runs[i].rps / bottom.runs[i].rps if bottom.runs[i].rps else 0.0 for i in rounds
     )
+
+
+def quiet_rounds(others: list[list[float | None]], keep: int, quiet: float) -> list[int]:
+    """The rounds whose runs (one list of ``others`` per row) all had other processes use at most
+    ``quiet`` cores; when fewer than ``keep`` rounds were, the ``keep`` whose runs others used least
+    in all (ties: the earlier round)."""
+    count = min(len(row) for row in others)
+    load = [sum(row[i] or 0.0 for row in others) for i in range(count)]
+    calm = [i for i in range(count) if all((row[i] or 0.0) <= quiet for row in others)]
+    if len(calm) >= keep:
+        return calm
+    return sorted(sorted(range(count), key=lambda i: (load[i], i))[: max(1, keep)])

@@ -118,7 +118,9 @@ class Rounds:
         """Warm-up, then ``reps`` interleaved rounds over every scenario."""
         for scenario in scenarios:
             probe(scenario)
-            rows[scenario.key] = Row(scenario.key, scenario.title, keep=self.settings.keep)
+            rows[scenario.key] = Row(
+                scenario.key, scenario.title, keep=self.settings.keep, quiet=self.settings.quiet
+            )
         ordered = sorted(scenarios, key=lambda x: RUN_ORDER.index(x.key))
         for rep in range(self.settings.reps):
             for scenario in ordered:
