@@ -101,8 +101,10 @@ class BatchedReads:
         except BaseException:
             # SECURITY: a connection whose reply was not read whole is never used again as it is
             # (redis-py has disconnected it already; this makes sure, and gives it back).
-            await conn.disconnect()
-            await pool.release(conn)
+            try:
+                await conn.disconnect()
+            finally:
+                await pool.release(conn)
             raise
         if len(self._spare) < MAX_SPARE:
             self._spare.append(conn)

@@ -165,7 +165,7 @@ _UNKNOWN_NAME: tuple[str | None, int] = (None, _PASS)
 
 
 def read_headers(
-    raw: Sequence[tuple[bytes, bytes]], head: bytes = b"", target: str = "", path: str = ""
+    raw: Sequence[tuple[bytes, bytes]], head: bytes, target: str, path: str
 ) -> FastRequest | None:
     """The request (``head``, ``target`` and ``path`` as given) with its headers as aiohttp's
     parser decodes them, or None when aiohttp would see them otherwise."""
