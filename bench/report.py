@@ -259,7 +259,9 @@ def method_lines(settings: Settings) -> list[str]:
         "- A: `bench/upstream_app.py`, one aiohttp process answering a 44-byte GET. Every row ends at it; "
         "after each run the bench compares the app's request counter with wrk's count, and for C/E "
         "checks that every request arrived with an `X-Provider-Assertion` (wrk alone would count a "
-        "302 to the login page as success).",
+        "302 to the login page as success). For F it checks that the 202 endpoint answered every "
+        "subrequest, and for every row that no hop reconnected per request (the machine's accepted "
+        "TCP connections during the run stay within wrk's own plus one set per upstream).",
         "- B: `bench/naive_proxy.py`, one `ClientSession.request` per request, bodies read whole.",
         "- C: `sso-proxy serve --config F` as a real process, `workers: 1`, sessions in a real "
         f"redis-server, `identity_cache: {settings.identity_cache}`, every route with an allow rule "
@@ -270,7 +272,9 @@ def method_lines(settings: Settings) -> list[str]:
         f"- D/E/F: nginx, `worker_processes {settings.nginx_workers}`, keep-alive to every upstream. "
         "E and F use the shipped `deploy/nginx` snippets (`sso-protect.conf`, `sso-upstream-headers.conf`, "
         "the internal `/oauth2/auth` location); only the target of `upstream sso_proxy` differs: "
-        "sso-proxy for E, a second `bench/upstream_app.py` answering 202 for F.",
+        "sso-proxy for E, a second `bench/upstream_app.py` answering an empty 202 for F (until "
+        "session 6 it answered `/oauth2/auth` with its 44-byte page: nginx reads no body of an "
+        "auth answer, so it closed that connection and opened a new one for every request of F).",
         f"- Route scaling: C against a proxy configured with {settings.routes_large} routes on as many "
         f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
         f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "

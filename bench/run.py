@@ -253,8 +253,17 @@ class Bench:
             "sessions_large": f"{s.sessions_large:,}",
             "spread": s.spread,
         }
+        auth_url = self.auth202.url if s.wants("F") else None
         return [
-            Scenario(key, TITLES[key].format(**names), url, BENCH_HOST, cookies, signed)
+            Scenario(
+                key,
+                TITLES[key].format(**names),
+                url,
+                BENCH_HOST,
+                cookies,
+                signed,
+                auth_url if key == "F" else None,
+            )
             for key in s.scenarios
             if key in table
             for url, cookies, signed in [table[key]]

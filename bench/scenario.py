@@ -25,6 +25,7 @@ class Scenario:
     host: str
     sessions: tuple[str, ...]  # session cookie values rotated by wrk (empty: no cookie)
     with_assertion: bool  # the app must see X-Provider-Assertion on every request
+    auth_url: str | None = None  # row F: the trivial 202 endpoint, which must answer every subrequest
 
     @property
     def cookies(self) -> list[str]:
@@ -53,6 +54,14 @@ def app_stats(app_url: str) -> dict[str, int]:
     return {key: int(value) for key, value in data.items()}
 
 
+def tcp_opens() -> int:
+    """Connections accepted on this machine so far (``/proc/net/snmp``, Tcp PassiveOpens)."""
+    lines = [
+        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Tcp:")
+    ]
+    return int(lines[1][lines[0].index("PassiveOpens")])
+
+
 def probe(scenario: Scenario) -> None:
     """One request like wrk's, before any load: it must reach the app and get its page."""
     cookies: list[str | None] = list(scenario.cookies) or [None]
@@ -70,6 +79,8 @@ def measure(
     if not script.exists():
         lua_script(script, scenario.cookies, settings.threads)
     before = app_stats(app_url)
+    auth_before = app_stats(scenario.auth_url) if scenario.auth_url else None
+    opens = tcp_opens()
     result = run_wrk(
         wrk,
         scenario.url + "/",
@@ -81,7 +92,20 @@ def measure(
     )
     time.sleep(SETTLE)  # requests in flight when wrk stopped still reach the app: count them here
     after = app_stats(app_url)
-    return result, check(scenario, result, before, after, settings.connections)
+    opened = tcp_opens() - opens
+    problems = check(scenario, result, before, after, settings.connections)
+    if scenario.auth_url and auth_before is not None:
+        asked = app_stats(scenario.auth_url)["auth"] - auth_before["auth"]
+        # Row F is "a trivial 202": the endpoint must have answered (an empty 202) every
+        # subrequest, not some other page of the app.
+        if abs(asked - result.requests) > settings.connections + result.requests // 100:
+            problems.append(f"the 202 endpoint answered {asked} of {result.requests} subrequests")
+    # Keep-alive everywhere: wrk's own connections, and at most as many again to each upstream
+    # (nginx's auth and app upstreams); more means a hop reconnects per request, a cost that
+    # belongs to no row.
+    if opened > 3 * settings.connections + result.requests // 50:
+        problems.append(f"{opened} new TCP connections for {result.requests} requests (keep-alive lost)")
+    return result, problems
 
 
 def check(

@@ -3,7 +3,9 @@
 ``GET /`` (any path) answers a short text. It counts what it served and how many requests
 carried an ``X-Provider-Assertion``, so the bench can prove that a proxy row really reached the
 app with an identity attached (wrk counts a 302 to the login page as a success).
-``GET /auth`` answers an empty 202: the trivial auth endpoint of row F (run as its own process).
+``GET /oauth2/auth`` (and ``/auth``) answers an empty 202: the trivial auth endpoint of row F (run as
+its own process; nginx's auth subrequest asks for ``/oauth2/auth``). Empty matters: nginx reads no
+body of an auth subrequest's answer, so an answer with one costs a new connection per request.
 ``GET /__bench/stats`` returns the counters as JSON.
 
 Usage: python -m bench.upstream_app --port N
@@ -41,6 +43,7 @@ def create_app() -> web.Application:
     app[COUNTS] = {"requests": 0, "with_assertion": 0, "auth": 0}
     app.router.add_get("/__bench/stats", stats)
     app.router.add_get("/auth", auth)
+    app.router.add_get("/oauth2/auth", auth)  # what the shipped nginx snippets ask
     app.router.add_get("/{tail:.*}", page)
     return app
 

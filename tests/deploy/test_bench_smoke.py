@@ -1,9 +1,9 @@
 """``make bench`` must keep working: run the bench harness in a tiny mode and check its report.
 
 Real processes as in the full run (redis-server, the mock IdP, the upstream app, ``sso-proxy
-serve``, wrk), but 1 s per row, one rep, rows A, C and C-nolog only, ten sessions. Timing is never
-asserted: benchmarks report, they do not fail the suite. A missing wrk or redis-server fails here
-with the apt-get line.
+serve``, nginx, wrk), but 1 s per row, one rep, rows A, C, C-nolog, E and F only, ten sessions.
+Timing is never asserted: benchmarks report, they do not fail the suite. A missing wrk,
+redis-server or nginx fails here with the apt-get line.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
-    "BENCH_SCENARIOS": "A,C,C-nolog",
+    "BENCH_SCENARIOS": "A,C,C-nolog,F,E",
     "BENCH_SECONDS": "1",
     "BENCH_WARMUP": "0",
     "BENCH_REPS": "1",
@@ -35,6 +35,7 @@ TINY = {
 
 
 @pytest.mark.redis
+@pytest.mark.nginx
 def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     output = tmp_path / "BENCHMARKS.md"
     env = {**os.environ, **TINY, "BENCH_OUTPUT": str(output)}
@@ -45,16 +46,20 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     table = done.stdout
     assert "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms |" in table
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
-    assert set(rows) >= {"A", "C", "C-nolog"}
+    assert set(rows) >= {"A", "C", "C-nolog", "E", "F"}
     # Both rows reached the app, and every C request carried an assertion (the bench checks it).
     assert rows["A"].rstrip().endswith("| ok |"), rows["A"]
     assert rows["C"].rstrip().endswith("| ok |"), rows["C"]
     assert rows["C-nolog"].rstrip().endswith("| ok |"), rows["C-nolog"]  # the access log's cost, beside C
+    # E and F: nginx kept its connections to the auth endpoint and the app (no reconnect per
+    # request), and F's trivial endpoint answered every subrequest with its empty 202.
+    assert rows["E"].rstrip().endswith("| ok |"), rows["E"]
+    assert rows["F"].rstrip().endswith("| ok |"), rows["F"]
     assert "logins/s" in table and "bytes per session" in table
     report = output.read_text(encoding="utf-8")
     assert report.startswith("# Benchmarks")
     assert "| C | sso-proxy, authenticated GET |" in report
-    assert "`BENCH_SCENARIOS` | `A,C,C-nolog`" in report
+    assert "`BENCH_SCENARIOS` | `A,C,C-nolog,F,E`" in report
     assert "| C access log on / off (its cost) |" in report
 
 
