@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sso_proxy.core.facts import AuthQuestion, ClientInfo, split_host
 from sso_proxy.errors import BadRequest
@@ -64,9 +65,9 @@ class OriginalUrl:
     target: str  # path + query, checked as an X-Original-URI
 
 
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """The request a front door asks about, as all its headers together name it."""
+class Asked(NamedTuple):
+    """The request a front door asks about, as all its headers together name it (a NamedTuple:
+    one per ``/oauth2/auth`` request)."""
 
     target: str  # origin-form path + query, as the front door will forward it
     method: str
@@ -95,10 +96,11 @@ def original_uri(values: Sequence[str], name: str = "X-Original-URI") -> str:
     # "//x" is scheme-relative to URL parsers in apps ("x" becomes a host).
     if not uri.startswith("/") or uri.startswith("//"):
         raise _refuse(f"{name} is not an origin-form path")
-    path = uri.split("?", 1)[0]
     # SECURITY: "/admin/../public/x" is judged as "/public/x", but an app that does not
-    # resolve dot segments would serve it from "/admin/". Browsers never send them.
-    if any(segment in (".", "..") for segment in path.split("/")):
+    # resolve dot segments would serve it from "/admin/". Browsers never send them. (The path
+    # starts with "/", so a "." or ".." segment is one between two slashes, or at the end.)
+    path = uri.split("?", 1)[0] + "/"
+    if path.find("/./") != -1 or path.find("/../") != -1:
         raise _refuse(f"dot segment in {name}")
     return uri
 
@@ -152,23 +154,15 @@ def asked(
     ``host``; ``method_required(host)``: ``host`` has routes restricted by method."""
     url = original_url(question.urls) if question.urls else None
     target = _target(question, url)
-    host, origin = _host(question, client, url, Hosts(login_host, route_host))
+    host, origin = _host(question, client, url, login_host, route_host)
     method = _method(question, required=method_required(host))
-    return Asked(target, method, host, origin, _redirect(question.redirects, origin))
-
-
-@dataclass(frozen=True, slots=True)
-class Hosts:
-    """The hosts the proxy serves: the login host and the route hosts."""
-
-    login: str
-    route: Callable[[str], bool]
-
-    def ours(self, host: str) -> bool:
-        return host == self.login or self.route(host)
+    redirect = _redirect(question.redirects, origin) if question.redirects else None
+    return Asked(target, method, host, origin, redirect)
 
 
 def _target(question: AuthQuestion, url: OriginalUrl | None) -> str:
+    if url is None and not question.forwarded_uris and question.uris:
+        return original_uri(question.uris)  # nginx's one header: nothing to compare it with
     named = []
     if question.uris:
         named.append(original_uri(question.uris))
@@ -185,6 +179,8 @@ def _target(question: AuthQuestion, url: OriginalUrl | None) -> str:
 
 
 def _method(question: AuthQuestion, *, required: bool) -> str:
+    if not question.forwarded_methods:
+        return original_method(question.methods, required=required)  # nginx's one header (or none)
     sent = (("X-Original-Method", question.methods), ("X-Forwarded-Method", question.forwarded_methods))
     named = [original_method(values, required=False, name=name) for name, values in sent if values]
     if not named:
@@ -196,7 +192,11 @@ def _method(question: AuthQuestion, *, required: bool) -> str:
 
 
 def _host(
-    question: AuthQuestion, client: ClientInfo, url: OriginalUrl | None, hosts: Hosts
+    question: AuthQuestion,
+    client: ClientInfo,
+    url: OriginalUrl | None,
+    login_host: str,
+    route_host: Callable[[str], bool],
 ) -> tuple[str, str]:
     """(host judged, origin of the original request)."""
     trusted = client.view.trusted_peer
@@ -206,7 +206,7 @@ def _host(
     # SECURITY: a front door that names a route host in Host and another in X-Forwarded-Host
     # has forwarded a client's X-Forwarded-Host (oauth2-proxy's snippet sets Host only): which
     # host it serves the request on is then in doubt. (Traefik, ingress-nginx: Host is sso-proxy's.)
-    if said_host is not None and split_host(said_host).rstrip(".") != asked_on and hosts.route(asked_on):
+    if said_host is not None and split_host(said_host).rstrip(".") != asked_on and route_host(asked_on):
         raise _refuse("Host and X-Forwarded-Host name different hosts")
     own = (client.host, f"{client.proto}://{client.host_port}")
     if url is None:
@@ -216,7 +216,9 @@ def _host(
     # client's Host header, not the server block nginx chose: "GET https://a/ + Host: b").
     # Only a trusted asker that names no host of ours (ingress-nginx's Host is its auth-url's)
     # lets the URL name it.
-    url_may_name_it = trusted and said_host is None and not hosts.ours(client.host)
+    url_may_name_it = (
+        trusted and said_host is None and not (client.host == login_host or route_host(client.host))
+    )
     if url_host != client.host.rstrip(".") and not url_may_name_it:
         raise _refuse("X-Original-URL names another host than Host / X-Forwarded-Host")
     if not trusted:

@@ -18,7 +18,7 @@ is decided.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlencode, urlsplit
 
 from sso_proxy.config.schema import Config, RouteConfig
@@ -34,9 +34,9 @@ from sso_proxy.policy.evaluate import evaluate
 from sso_proxy.sessions.model import Session
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a request goes: its route, and the canonical path that was matched and is forwarded."""
+class Target(NamedTuple):
+    """Where a request goes: its route, and the canonical path that was matched and is forwarded.
+    (A NamedTuple: one is made per request, and a frozen dataclass costs a setattr per field.)"""
 
     route: RouteConfig
     path_qs: str
@@ -79,16 +79,10 @@ def _asked(snapshot: Snapshot, facts: RequestFacts) -> Asked | None:
         facts.client,
         login_host=snapshot.config.public_host,
         route_host=snapshot.table.serves_host,
-        method_required=lambda host: _method_required(snapshot, host),
+        # SECURITY: on a host with method-specific routes, judging a POST as a GET could pick a
+        # route with other rules: the front door must say which method it asks about.
+        method_required=snapshot.table.method_specific,
     )
-
-
-def _method_required(snapshot: Snapshot, host: str) -> bool:
-    # SECURITY: on a host with method-specific routes, judging a POST as a GET could pick a
-    # route with other rules: the front door must say which method it asks about.
-    routes = snapshot.table.routes_for_host(host)
-    required = any(route.methods is not None for route in routes)
-    return required
 
 
 def plain_http(

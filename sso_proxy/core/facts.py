@@ -10,11 +10,9 @@ Pure: no aiohttp, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
-
-from multidict import MultiMapping
 
 from sso_proxy.core.forwarded import ClientView, Network, client_view
 
@@ -34,10 +32,10 @@ class ClientInfo:
     claims_https: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AuthQuestion:
+class AuthQuestion(NamedTuple):
     """A front door's ``/oauth2/auth`` question: every value of every header that may name the
-    request it is about (``core.authdialect`` reads them, strictly)."""
+    request it is about (``core.authdialect`` reads them, strictly). A NamedTuple: one is made
+    for every question."""
 
     uris: tuple[str, ...]  # X-Original-URI (nginx)
     methods: tuple[str, ...]  # X-Original-Method
@@ -52,28 +50,45 @@ class AuthQuestion:
     browser: bool = False  # Accept names text/html: a 401 the front door passes on is a page
 
 
-def auth_question(headers: MultiMapping[str]) -> AuthQuestion:
-    """The question of a ``GET /oauth2/auth`` from its headers (any case), as both front ends read it.
+# The headers whose every value a question keeps, by lower-case name: their place in AuthQuestion.
+_ASKING = {
+    name: index
+    for index, name in enumerate(
+        (
+            "x-original-uri",
+            "x-original-method",
+            "cookie",
+            "x-forwarded-uri",
+            "x-forwarded-method",
+            "x-original-url",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-auth-request-redirect",
+        )
+    )
+}
+
+
+def auth_question(headers: Iterable[tuple[str, str]]) -> AuthQuestion:
+    """The question of a ``GET /oauth2/auth`` from its headers (name, value in the order sent; any
+    case), as both front ends read it: every value of each asking header, the first Host and Accept.
 
     SECURITY: read on ``/oauth2/auth`` only, which the front door calls itself with values it
     sets; on every other path these headers are the client's and never reach a decision."""
-
-    def every(name: str) -> tuple[str, ...]:
-        return tuple(headers.getall(name, ()))
-
-    return AuthQuestion(
-        uris=every("X-Original-URI"),
-        methods=every("X-Original-Method"),
-        cookies=every("Cookie"),
-        forwarded_uris=every("X-Forwarded-Uri"),
-        forwarded_methods=every("X-Forwarded-Method"),
-        urls=every("X-Original-URL"),
-        forwarded_hosts=every("X-Forwarded-Host"),
-        forwarded_protos=every("X-Forwarded-Proto"),
-        redirects=every("X-Auth-Request-Redirect"),
-        host=headers.get("Host", ""),
-        browser="text/html" in headers.get("Accept", "").lower(),
-    )
+    found: list[tuple[str, ...]] = [()] * len(_ASKING)
+    host = accept = None
+    for name, value in headers:
+        lname = name.lower()
+        slot = _ASKING.get(lname)
+        if slot is not None:
+            found[slot] = (*found[slot], value)
+        elif lname == "host":
+            host = value if host is None else host
+        elif lname == "accept":
+            accept = value if accept is None else accept
+    browser = accept is not None and "text/html" in accept.lower()
+    # AuthQuestion(*found, host, browser), without the NamedTuple's __new__ (a Python function)
+    return tuple.__new__(AuthQuestion, (*found, "" if host is None else host, browser))
 
 
 class RequestFacts(NamedTuple):

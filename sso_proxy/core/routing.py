@@ -102,6 +102,7 @@ class RouteTable:
             for host, entries in grouped.items()
         }
         self._has_wildcards = any(host.startswith("*.") for host in self._by_host)
+        self._has_methods = any(route.methods is not None for group in grouped.values() for _, route in group)
         self._located: dict[tuple[str, str, str], tuple[RouteConfig | None, str, str]] = {}
 
     def match(self, host: str, path: str, method: str) -> RouteConfig | None:
@@ -162,6 +163,12 @@ class RouteTable:
                 if routes is not None:
                     return routes
         return ()
+
+    def method_specific(self, host: str) -> bool:
+        """Does ``host`` have a route restricted by ``methods`` (where the method picks the route)."""
+        if not self._has_methods:
+            return False  # the common table: no route names methods (asked per /oauth2/auth)
+        return any(route.methods is not None for route in self.routes_for_host(host))
 
     def serves_host(self, host: str) -> bool:
         """Is ``host`` (any case, any port) covered by a route, wildcards included."""

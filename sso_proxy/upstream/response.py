@@ -115,6 +115,7 @@ _NOT_CONTROL = bytes(sorted(set(range(256)) - {*range(0x00, 0x09), *range(0x0A, 
 _CRLF = b"\r\n"
 # With all of these (and a type, and a status that has a body) aiohttp's header preparation is a no-op.
 _NOTHING_TO_ADD = frozenset({"content-length", "content-type", "date", "server"})
+_ADDED = _NOTHING_TO_ADD | {"transfer-encoding"}  # none of these: aiohttp only appends
 _date_second = -1
 _date_text = ""
 
@@ -217,12 +218,25 @@ def complete_response(
     """Head and body in one buffer: what aiohttp writes for ``make_response(..., body=body)``.
     ``settled``: the caller knows Content-Length, Content-Type, Date and Server are all among
     ``headers`` (``ResponseHead.settled``), else they are looked for."""
-    if (
-        has_type
-        and status not in EMPTY_BODY_STATUSES
-        and (settled or {n.lower() for n, _ in headers} >= _NOTHING_TO_ADD)
-    ):
-        return _serialize(status, reason, headers) + body  # aiohttp would add or change nothing
+    if status not in EMPTY_BODY_STATUSES:
+        if settled and has_type:
+            return _serialize(status, reason, headers) + body  # aiohttp would add or change nothing
+        names = {n.lower() for n, _ in headers}
+        if has_type and names >= _NOTHING_TO_ADD:
+            return _serialize(status, reason, headers) + body
+        if names.isdisjoint(_ADDED):  # the proxy's own answers: what aiohttp appends, in its order
+            added = [("Content-Length", str(len(body)))]
+            if body and has_type:
+                added.append(("Content-Type", "application/octet-stream"))
+            added += [("Date", http_date()), ("Server", SERVER_SOFTWARE)]
+            return _serialize(status, reason, [*headers, *added]) + body
+    return _completed(status, reason, headers, has_type, body)
+
+
+def _completed(
+    status: int, reason: str, headers: list[tuple[str, str]], has_type: bool, body: bytes
+) -> bytes:
+    """``complete_response`` worked out header by header, as aiohttp does (any headers)."""
     head = _HeaderList(list(headers))
     has_type = has_type or not body  # make_response: untyped only for a non-empty body
     if "content-length" in head.names:

@@ -47,4 +47,4 @@ def sign_in_return(rt: Runtime, request: web.Request, info: ClientInfo) -> str |
     if info.host != rt.config.public_host and not rt.table.serves_host(info.host):
         return None
     origin = served_origin(rt.config.public_url, info.host)
-    return way_back(auth_question(request.headers), origin) if origin is not None else None
+    return way_back(auth_question(request.headers.items()), origin) if origin is not None else None

@@ -61,7 +61,7 @@ def asked_by_ingress_nginx(ingress: dict[str, Any], path: str, peer: str) -> Req
     )
     config = loaded_config()
     client = info_from((peer, 40000), headers, config.trusted_proxies, scheme="http")
-    return RequestFacts(client, "GET", "", None, False, auth_question(headers))
+    return RequestFacts(client, "GET", "", None, False, auth_question(headers.items()))
 
 
 def judged(facts: RequestFacts) -> v.Verdict:

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from multidict import CIMultiDict
 
 from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.core import verdict as v
 from sso_proxy.core.authdialect import Asked, asked, original_url, way_back
 from sso_proxy.core.decide import https_url, plain_http
-from sso_proxy.core.facts import AuthQuestion, ClientInfo, info_from
+from sso_proxy.core.facts import AuthQuestion, ClientInfo, auth_question, info_from
 from sso_proxy.errors import BadRequest
 
 TRUSTED = [ipaddress.ip_network("10.0.0.1/32")]
@@ -267,3 +270,84 @@ def test_https_url_keeps_the_port_https_is_served_on() -> None:
     assert https_url("https://sso.h.example:8443", "app.h.example", "/a") == "https://app.h.example:8443/a"
     assert https_url("https://sso.h.example:443", "app.h.example", "/a") == "https://app.h.example/a"
     assert https_url("http://sso.h.example:8080", "app.h.example", "/a") == "https://app.h.example/a"
+
+
+# ---- reading the question off the headers ----------------------------------------------------
+
+ASKING_NAMES = [
+    "X-Original-URI",
+    "x-original-uri",
+    "X-Original-Method",
+    "Cookie",
+    "COOKIE",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Method",
+    "X-Original-URL",
+    "X-Forwarded-Host",
+    "x-forwarded-proto",
+    "X-Auth-Request-Redirect",
+    "Host",
+    "host",
+    "Accept",
+    "ACCEPT",
+    "X-Other",
+    "User-Agent",
+]
+
+
+def question_by_lookups(headers: CIMultiDict[str]) -> AuthQuestion:
+    """The question as the multidict's own lookups read it (every value, the first Host/Accept)."""
+
+    def every(name: str) -> tuple[str, ...]:
+        return tuple(headers.getall(name, ()))
+
+    return AuthQuestion(
+        uris=every("X-Original-URI"),
+        methods=every("X-Original-Method"),
+        cookies=every("Cookie"),
+        forwarded_uris=every("X-Forwarded-Uri"),
+        forwarded_methods=every("X-Forwarded-Method"),
+        urls=every("X-Original-URL"),
+        forwarded_hosts=every("X-Forwarded-Host"),
+        forwarded_protos=every("X-Forwarded-Proto"),
+        redirects=every("X-Auth-Request-Redirect"),
+        host=headers.get("Host", ""),
+        browser="text/html" in headers.get("Accept", "").lower(),
+    )
+
+
+@settings(max_examples=2000)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(ASKING_NAMES), st.sampled_from(["", "/x", "GET", "a=1", "Text/HTML", "h.example"])
+        ),
+        max_size=10,
+    )
+)
+def test_one_pass_over_the_headers_reads_what_the_lookups_read(pairs: list[tuple[str, str]]) -> None:
+    """The fast path hands its header list, aiohttp its multidict's items: both give the question
+    that name-by-name lookups give, any case, every repeat in order."""
+    assert auth_question(pairs) == question_by_lookups(CIMultiDict(pairs))
+    assert auth_question(CIMultiDict(pairs).items()) == question_by_lookups(CIMultiDict(pairs))
+
+
+@pytest.mark.parametrize("uri", ["/.", "/..", "/a/./b", "/a/../b", "/a/.", "/a/..?x=1", "/./", "/a/b/.."])
+def test_every_dot_segment_is_refused(uri: str) -> None:
+    with pytest.raises(BadRequest, match="dot segment"):
+        ask_about(uri)
+
+
+@pytest.mark.parametrize("uri", ["/a.b/c", "/.well/x", "/a/...", "/..a/b", "/a/b.?x=/./", "/x?../"])
+def test_dots_inside_a_segment_or_in_the_query_are_not_dot_segments(uri: str) -> None:
+    assert ask_about(uri).target == uri
+
+
+def ask_about(uri: str) -> Asked:
+    return asked(
+        question(uris=uri, host="app.h.example"),
+        client(),
+        login_host="sso.h.example",
+        route_host=ROUTE_HOSTS.__contains__,
+        method_required=lambda host: False,
+    )

@@ -34,6 +34,6 @@ __all__ = ["auth_handler", "original_method", "original_uri"]
 async def auth_handler(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     snapshot = rt.snapshot  # once: a reload during this request does not change its config
-    facts = request_facts(request, snapshot, auth_question(request.headers))
+    facts = request_facts(request, snapshot, auth_question(request.headers.items()))
     verdict = await judged(rt, snapshot, request, facts)
     return answer(snapshot, request, facts, verdict)

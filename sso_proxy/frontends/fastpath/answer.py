@@ -184,7 +184,7 @@ class RequestAnswers:
 
     def _facts(self, snapshot: Snapshot, request: FastRequest) -> RequestFacts:
         """The request's facts, read as ``proxy.request_facts`` reads them from aiohttp's request."""
-        auth = auth_question(CIMultiDict(request.headers)) if request.path == _AUTH_PATH else None
+        auth = auth_question(request.headers) if request.path == _AUTH_PATH else None
         return tuple.__new__(  # RequestFacts(client, method, target, session_id, wants_json, auth),
             RequestFacts,  # without the NamedTuple's __new__, a Python function: once per request
             (
