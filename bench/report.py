@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bench.changes import CHANGES
 from bench.machine import Machine
+from bench.method import method_lines
 from bench.profile import headline
 from bench.profile import render as render_profile
 from bench.results import Results, Target
@@ -34,7 +35,7 @@ def _ratio_target(
         return Target(name, None, f">= {goal:g}", None, "not measured in this run")
     met = value >= goal
     detail = "met" if met else f"missed by {(goal - value) / goal:.0%} ({value:.2f} vs {goal:g}){explain}"
-    return Target(name, value, f">= {goal:g}", met, detail)
+    return Target(name, value, f">= {goal:g}", met, f"{detail}; {results.rounds_note(top, bottom)}")
 
 
 def targets(results: Results, settings: Settings) -> list[Target]:
@@ -92,15 +93,17 @@ def other_ratios(results: Results) -> list[tuple[str, float | None]]:
 
 def table_lines(results: Results) -> list[str]:
     lines = [
-        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | others (cores) | checks |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | others (cores) | speed | "
+        "quiet runs | checks |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in results.rows.values():
         checks = "; ".join(row.problems) if row.problems else "ok"
         others = _fmt(row.others_mean)
         lines.append(
             f"| {row.key} | {row.title} | {row.rps:,.0f} | {row.spread} | "
-            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {others} | {checks} |"
+            f"{row.p50_ms:.2f} | {row.p99_ms:.2f} | {others} | {_fmt(row.speed)} | "
+            f"{row.quiet_count()}/{len(row.runs)} | {checks} |"
         )
     return lines
 
@@ -159,12 +162,23 @@ def measurement_lines(results: Results, settings: Settings) -> list[str]:
         lines.append(
             f"- Other processes on the machine (not this bench) used {mean:.2f} cores on average during "
             f"the measured runs (at most {max(shares):.2f} in one run); "
-            f"{results.repeats} disturbed runs were repeated (`BENCH_QUIET` = {settings.quiet:g} cores)"
+            f"{results.repeats} disturbed runs were repeated (`BENCH_QUIET` = {settings.quiet:g} cores, "
+            f"`BENCH_SPEED` = {settings.speed:g})"
             + (
                 ". The machine was shared: rows are noisier than on a quiet host."
                 if mean > NOISY_OTHERS
                 else "."
             )
+        )
+    speeds = [speed for row in results.rows.values() for speed in row.speeds if speed is not None]
+    if speeds and results.best_pace is not None:
+        runs = sum(len(row.runs) for row in results.rows.values())
+        quiet = sum(row.quiet_count() for row in results.rows.values())
+        lines.append(
+            f"- The machine's own speed (`bench/pace.py`) during the measured runs: {min(speeds):.2f} to "
+            f"{max(speeds):.2f} of its full speed ({results.best_pace:,.0f} us per probe unit), "
+            f"{sum(speeds) / len(speeds):.2f} on average; {quiet} of {runs} kept runs were quiet "
+            f"(speed at least {settings.speed:g}, others at most {settings.quiet:g} cores)."
         )
     if results.fill_rate and settings.sessions_large < ISSUE_SESSIONS and settings.wants("C-sessions"):
         extra = (ISSUE_SESSIONS - settings.sessions_large) / results.fill_rate
@@ -233,65 +247,3 @@ def markdown(results: Results, settings: Settings, machine: Machine) -> str:
     lines += ["## Settings of this run", "", "| variable | value |", "|---|---|"]
     lines += [f"| `{name}` | `{value}` |" for name, value in settings.described()]
     return "\n".join(lines) + "\n"
-
-
-def method_lines(settings: Settings) -> list[str]:
-    return [
-        f"- Load: Debian `wrk --latency -t {settings.threads} -c {settings.connections}`, keep-alive; "
-        f"per row one {settings.warmup:g} s warm-up, then {settings.reps} measured runs of "
-        f"{settings.seconds:g} s. Runs are interleaved (round 1 of every row, then round 2, ...) and rows "
-        "whose ratio is a target run back to back, so drift hits them alike.",
-        "- The machine may be shared. The CPU other processes used during each run is measured from "
-        "/proc (total busy time minus this bench's processes and their children). Before a run the bench "
-        f"waits up to 1 s for quiet; a run during which others used more than {settings.quiet:g} cores "
-        f"is repeated up to {settings.retries} times, the quietest attempt kept (at most "
-        f"{settings.retry_budget:g} s of repeats in all). The table shows, per row, the median "
-        f"of the quiet runs (others used at most {settings.quiet:g} cores; if fewer than {settings.keep} "
-        f"were, the {settings.keep} quietest; chosen by their CPU use, never by the result), the min-max "
-        "over all runs, and what others used during the runs shown (`others`). "
-        "Ratios are paired by round: for each round in which both rows ran quietly, the two rows' "
-        "ratio in that round; the median of these. The "
-        "machine's speed drifts between rounds with nothing to see from inside it, and the two runs "
-        "of a round are seconds apart, so drift moves both and leaves their ratio.",
-        "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
-        "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
-        "machines.",
-        "- A: `bench/upstream_app.py`, one aiohttp process answering a 44-byte GET. Every row ends at it; "
-        "after each run the bench compares the app's request counter with wrk's count, and for C/E "
-        "checks that every request arrived with an `X-Provider-Assertion` (wrk alone would count a "
-        "302 to the login page as success). For F it checks that the 202 endpoint answered every "
-        "subrequest, and for every row that no hop reconnected per request (the machine's accepted "
-        "TCP connections during the run stay within wrk's own plus one set per upstream).",
-        "- B: `bench/naive_proxy.py`, one `ClientSession.request` per request, bodies read whole.",
-        "- C: `sso-proxy serve --config F` as a real process, `workers: 1`, sessions in a real "
-        f"redis-server, `identity_cache: {settings.identity_cache}`, every route with an allow rule "
-        "(IAL + organization) and a deny rule; wrk sends the session cookies of "
-        f"{settings.users} real logins (the mock IdP's headless login) in rotation and `Host: app.bench`. "
-        "The access log is on, as shipped (one JSON line per request to the process's stdout, here a "
-        "file in the work directory); C-nolog is the same proxy with `access_log: {enabled: false}`.",
-        f"- D/E/F: nginx, `worker_processes {settings.nginx_workers}`, keep-alive to every upstream. "
-        "E and F use the shipped `deploy/nginx` snippets (`sso-protect.conf`, `sso-upstream-headers.conf`, "
-        "the internal `/oauth2/auth` location); only the target of `upstream sso_proxy` differs: "
-        "sso-proxy for E, a second `bench/upstream_app.py` answering an empty 202 for F (until "
-        "session 6 it answered `/oauth2/auth` with its 44-byte page: nginx reads no body of an "
-        "auth answer, so it closed that connection and opened a new one for every request of F).",
-        f"- Route scaling: C against a proxy configured with {settings.routes_large} routes on as many "
-        f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
-        f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "
-        f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
-        f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions: each "
-        "misses the cache about once a second, so some 1,000 requests a second read Redis, the way many "
-        "people making a few requests each do (the misses of one event-loop turn share one MGET; the "
-        "record is decrypted and parsed again only when it changed; a touch at most once per "
-        "`Lifetime.touch_interval`, idle_timeout/60 capped at 60 s).",
-        "- Filled sessions are written by the store's own `RedisStore.create` (its keys, crypto, record "
-        "format and TTLs) with a client that pipelines the commands instead of awaiting each reply; a "
-        "sample is read back through `store.get`, and every one must open. Each session belongs to a "
-        "distinct user (its own index key).",
-        "- Logins/s: concurrent headless browsers (asyncio, in the bench process), each opening the app "
-        "without a session and following every redirect: the app host's `/oauth2/start` -> the login "
-        "host -> the mock's Health ID authorize URL (`login_hint`) -> `/oauth2/callback` (Health ID token, "
-        "Provider ID token, profile, a new Redis session) -> `/oauth2/handoff` on the app host -> back at "
-        "the app URL (that page itself is not fetched). The mock IdP is its own process "
-        "(`sso-proxy mock-idp`).",
-    ]

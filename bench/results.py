@@ -35,20 +35,39 @@ class Row:
     title: str
     keep: int = 3
     quiet: float = 0.25  # cores others may use in a run that still counts as quiet (BENCH_QUIET)
+    min_speed: float = 0.75  # the machine's speed a quiet run needs (BENCH_SPEED, bench.pace)
     runs: list[WrkResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     others: list[float | None] = field(default_factory=list)  # cores other processes used, per run
+    speeds: list[float | None] = field(default_factory=list)  # the machine's speed, per run (None: unknown)
 
-    def add(self, result: WrkResult, problems: list[str], others: float | None) -> None:
+    def add(
+        self, result: WrkResult, problems: list[str], others: float | None, speed: float | None = None
+    ) -> None:
         self.runs.append(result)
         self.problems.extend(p for p in problems if p not in self.problems)
         self.others.append(others)
+        self.speeds.append(speed)
+
+    @property
+    def calm(self) -> Calm:
+        return Calm(self.quiet, self.min_speed)
 
     def kept(self) -> list[int]:
         """Indexes of the runs the figures use: every quiet run (others used at most ``quiet``
-        cores); when fewer than ``keep`` were quiet, the quietest ``keep`` (ties: the earlier run).
-        Among quiet runs, a hundredth of a core more or less says nothing about the run."""
-        return quiet_rounds([self.others], self.keep, self.quiet)
+        cores, and the machine ran at ``min_speed`` or more); when fewer than ``keep`` were quiet,
+        the ``keep`` least disturbed (ties: the earlier run). Among quiet runs, a hundredth of a
+        core more or less says nothing about the run."""
+        return quiet_rounds([self.others], [self.speeds], self.keep, self.calm)
+
+    def quiet_count(self) -> int:
+        return sum(self.calm.holds(o, s) for o, s in zip(self.others, self.speeds, strict=True))
+
+    @property
+    def speed(self) -> float | None:
+        """The machine's median speed during the runs the figures use."""
+        known = [speed for i in self.kept() if (speed := self.speeds[i]) is not None] if self.runs else []
+        return statistics.median(known) if known else None
 
     def _median(self, values: list[float]) -> float:
         return statistics.median(values[i] for i in self.kept()) if self.runs else 0.0
@@ -97,7 +116,8 @@ class Results:
     fill_rate: float | None = None  # sessions/s written by the bulk fill of the large store
     sessions_stored: dict[str, int] = field(default_factory=dict)
     profiles: list[Profile] = field(default_factory=list)
-    repeats: int = 0  # runs repeated because other processes disturbed them
+    repeats: int = 0  # runs repeated because other processes or a slow machine disturbed them
+    best_pace: float | None = None  # microseconds per probe unit at the machine's full speed (bench.pace)
 
     @property
     def others_cpu(self) -> list[float]:
@@ -120,6 +140,40 @@ class Results:
             return a.rps / b.rps if b.rps else None
         return paired_ratio(a, b)
 
+    def rounds_note(self, top: str, bottom: str) -> str:
+        """Which rounds a paired ratio rests on, in words (for the targets table)."""
+        a, b = self.rows[top], self.rows[bottom]
+        if len(a.runs) != len(b.runs):
+            return "medians of the two rows"
+        used = paired_rounds(a, b)
+        calm = Calm(min(a.quiet, b.quiet), max(a.min_speed, b.min_speed))
+        quiet = [i for i in used if all(calm.holds(r.others[i], r.speeds[i]) for r in (a, b))]
+        if len(quiet) == len(used):
+            return f"{len(used)} quiet rounds of {len(a.runs)}"
+        speeds = [s for i in used for r in (a, b) if (s := r.speeds[i]) is not None]
+        slow = f", machine speed {min(speeds):.2f}-{max(speeds):.2f}" if speeds else ""
+        return (
+            f"NOT a quiet run: {len(quiet)} quiet rounds of {len(a.runs)}, "
+            f"so the {len(used)} least disturbed{slow}"
+        )
+
+
+@dataclass(frozen=True)
+class Calm:
+    """What makes a run quiet: other processes used at most ``others`` cores (``bench.cpuload``) and
+    the machine ran at ``speed`` or more of its full speed (``bench.pace``; unknown counts as quiet)."""
+
+    others: float = 0.25
+    speed: float = 0.75
+
+    def holds(self, others: float | None, speed: float | None) -> bool:
+        return (others or 0.0) <= self.others and (speed is None or speed >= self.speed)
+
+    def shortfall(self, others: float | None, speed: float | None) -> float:
+        """How far a run was from quiet (0: quiet): cores over the limit plus speed under it."""
+        slow = 0.0 if speed is None else max(0.0, self.speed - speed)
+        return max(0.0, (others or 0.0) - self.others) + slow
+
 
 def paired_ratio(top: Row, bottom: Row) -> float:
     """The median of ``top``/``bottom`` over the rounds both ran in (run ``i`` of each row is round
@@ -130,21 +184,34 @@ def paired_ratio(top: Row, bottom: Row) -> float:
     inside it (the ``others`` CPU stays at 0). The two rows of a round ran within seconds of each
     other, so a drift between rounds moves both and leaves their ratio; a ratio of two medians can
     take one row's fast rounds and the other's slow ones."""
-    rounds = quiet_rounds(
-        [top.others, bottom.others], min(top.keep, bottom.keep), min(top.quiet, bottom.quiet)
-    )
+    rounds = paired_rounds(top, bottom)
     return statistics.median(
         top.runs[i].rps / bottom.runs[i].rps if bottom.runs[i].rps else 0.0 for i in rounds
     )
 
 
-def quiet_rounds(others: list[list[float | None]], keep: int, quiet: float) -> list[int]:
-    """The rounds whose runs (one list of ``others`` per row) all had other processes use at most
-    ``quiet`` cores; when fewer than ``keep`` rounds were, the ``keep`` whose runs others used least
-    in all (ties: the earlier round)."""
+def paired_rounds(top: Row, bottom: Row) -> list[int]:
+    """The rounds a paired ratio of two rows uses (``quiet_rounds`` over both rows' runs)."""
+    calm = Calm(min(top.quiet, bottom.quiet), max(top.min_speed, bottom.min_speed))
+    return quiet_rounds(
+        [top.others, bottom.others], [top.speeds, bottom.speeds], min(top.keep, bottom.keep), calm
+    )
+
+
+def quiet_rounds(
+    others: list[list[float | None]], speeds: list[list[float | None]], keep: int, calm: Calm
+) -> list[int]:
+    """The rounds whose runs (one list of ``others`` and of ``speeds`` per row) were all quiet
+    (``calm``); when fewer than ``keep`` rounds were, the ``keep`` least disturbed in all (the
+    smallest summed ``Calm.shortfall``; ties: the earlier round). Never chosen by the result."""
     count = min(len(row) for row in others)
-    load = [sum(row[i] or 0.0 for row in others) for i in range(count)]
-    calm = [i for i in range(count) if all((row[i] or 0.0) <= quiet for row in others)]
-    if len(calm) >= keep:
-        return calm
+
+    def speed(row: int, i: int) -> float | None:
+        return speeds[row][i] if row < len(speeds) and i < len(speeds[row]) else None
+
+    rows = range(len(others))
+    quiet = [i for i in range(count) if all(calm.holds(others[r][i], speed(r, i)) for r in rows)]
+    if len(quiet) >= keep:
+        return quiet
+    load = [sum(calm.shortfall(others[r][i], speed(r, i)) for r in rows) for i in range(count)]
     return sorted(sorted(range(count), key=lambda i: (load[i], i))[: max(1, keep)])

@@ -1,11 +1,12 @@
-"""The measured wrk runs: warm-up, interleaved rounds, and repeats of runs that others disturbed.
+"""The measured wrk runs: warm-up, interleaved rounds, and repeats of runs that were disturbed.
 
-The machine may be shared (other people's tests, builds). Before each measured run the bench
-waits briefly (at most 1 s) for the other processes to go quiet, and a run during which they
-used more than ``BENCH_QUIET`` cores is repeated (up to ``BENCH_RETRIES`` times; the quietest
-attempt counts) while the repeats have used less than ``BENCH_RETRY_BUDGET`` seconds in all, so
-the run stays bounded. What others used
-during every kept run is reported next to the numbers.
+The machine may be shared (other people's tests, builds), and a virtual machine's host slows
+it from outside (``bench.pace``). Before each measured run the bench waits briefly (at most
+1 s) for the other processes to go quiet. A run during which they used more than
+``BENCH_QUIET`` cores, or the machine ran below ``BENCH_SPEED`` of its full speed, is repeated
+(up to ``BENCH_RETRIES`` times; the least disturbed attempt counts) while the repeats have used
+less than ``BENCH_RETRY_BUDGET`` seconds in all, so the run stays bounded. What others used and
+the machine's speed during every kept run are reported next to the numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import cpuload
-from bench.results import Row
+from bench.pace import Pace
+from bench.results import Calm, Row
 from bench.scenario import Scenario, measure, probe
 from bench.settings import Settings
 from bench.wrk import WrkResult
@@ -46,16 +48,27 @@ class Attempt:
     result: WrkResult
     problems: list[str]
     others: float | None  # cores used by other processes during the run
+    window: tuple[float, float]  # time.monotonic() at its start and end (for bench.pace)
+    speed: float | None  # the machine's speed during it, as far as the probes knew then
 
-    def quieter_than(self, other: Attempt) -> bool:
-        return (self.others or 0.0) < (other.others or 0.0)
+    def quieter_than(self, other: Attempt, calm: Calm) -> bool:
+        return calm.shortfall(self.others, self.speed) < calm.shortfall(other.others, other.speed)
 
 
 class Rounds:
     def __init__(
-        self, settings: Settings, *, wrk: str, workdir: Path, app_url: str, roots: list[int]
+        self,
+        settings: Settings,
+        *,
+        wrk: str,
+        workdir: Path,
+        app_url: str,
+        roots: list[int],
+        pace: Pace | None = None,
     ) -> None:
         self.settings = settings
+        self.calm = Calm(settings.quiet, settings.speed)
+        self.pace = pace
         self.wrk = wrk
         self.workdir = workdir
         self.app_url = app_url
@@ -85,22 +98,24 @@ class Rounds:
             app_url=self.app_url,
             seconds=self.settings.seconds,
         )
-        share = cpuload.others_share(before, cpuload.sample(self.roots), time.monotonic() - started)
-        return Attempt(result, problems, share)
+        ended = time.monotonic()
+        share = cpuload.others_share(before, cpuload.sample(self.roots), ended - started)
+        speed = self.pace.speed(started, ended) if self.pace is not None else None
+        return Attempt(result, problems, share, (started, ended), speed)
 
     def measured(self, scenario: Scenario) -> Attempt:
         """One kept run of ``scenario``: repeated while others disturb it, within the budget."""
         self.wait_quiet()
         best = self.attempt(scenario)
         for _ in range(self.settings.retries):
-            if best.others is None or best.others <= self.settings.quiet or not self.budget_left():
+            if self.calm.holds(best.others, best.speed) or not self.budget_left():
                 break
             self.repeats += 1
             started = time.monotonic()
             self.wait_quiet()
             again = self.attempt(scenario)
             self.budget -= time.monotonic() - started
-            if again.quieter_than(best):
+            if again.quieter_than(best, self.calm):
                 best = again
         return best
 
@@ -119,16 +134,27 @@ class Rounds:
         for scenario in scenarios:
             probe(scenario)
             rows[scenario.key] = Row(
-                scenario.key, scenario.title, keep=self.settings.keep, quiet=self.settings.quiet
+                scenario.key,
+                scenario.title,
+                keep=self.settings.keep,
+                quiet=self.settings.quiet,
+                min_speed=self.settings.speed,
             )
         ordered = sorted(scenarios, key=lambda x: RUN_ORDER.index(x.key))
+        windows: dict[str, list[tuple[float, float]]] = {key: [] for key in rows}
         for rep in range(self.settings.reps):
             for scenario in ordered:
                 if rep == 0 and self.settings.warmup > 0:
                     self.warm(scenario)
                 kept = self.measured(scenario)
-                rows[scenario.key].add(kept.result, kept.problems, kept.others)
+                rows[scenario.key].add(kept.result, kept.problems, kept.others, kept.speed)
+                windows[scenario.key].append(kept.window)
                 report(rep, self.settings.reps, scenario, kept)
+        if self.pace is not None:
+            # Every run's speed against the fastest the probes saw in the whole bench run.
+            best = self.pace.best()
+            for key, spans in windows.items():
+                rows[key].speeds = [self.pace.speed(start, end, best) for start, end in spans]
 
 
 def report(rep: int, reps: int, scenario: Scenario, kept: Attempt) -> None:
@@ -137,6 +163,7 @@ def report(rep: int, reps: int, scenario: Scenario, kept: Attempt) -> None:
         f"  round {rep + 1}/{reps} {scenario.key:<18} {result.rps:>9,.0f} req/s "
         f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:7.2f} ms"
         + (f"  others {kept.others:.2f} cores" if kept.others is not None else "")
+        + (f"  speed {kept.speed:.2f}" if kept.speed is not None else "")
         + (f"  [{'; '.join(kept.problems)}]" if kept.problems else ""),
         flush=True,
     )

@@ -22,6 +22,7 @@ import redis
 from bench import logins, sessions
 from bench.machine import describe
 from bench.nginx import nginx_service
+from bench.pace import Pace
 from bench.procs import SSO_PROXY, Service, free_port, python_service, require
 from bench.profile import Profile, record, summarise
 from bench.proxyconf import ADMITTED_USERS, BENCH_HOST, COOKIE_SECRET, proxy_config, write_config
@@ -45,6 +46,7 @@ class Bench:
         self.services: list[Service] = []
         self.proxies: dict[str, Service] = {}
         self.results = Results()
+        self.pace = Pace(self.workdir)  # the machine's own speed, from the first process on
         self.cookies: dict[str, list[str]] = {}  # proxy name -> session ids of real logins
         self.spread: dict[str, list[str]] = {}  # proxy name -> filled session ids to rotate
 
@@ -148,6 +150,7 @@ class Bench:
     def close(self) -> None:
         for service in reversed(self.services):
             service.stop()
+        self.pace.close()
 
     # -- sessions ------------------------------------------------------------------------
 
@@ -318,6 +321,7 @@ class Bench:
 
     def run(self) -> Results:
         print(f"bench work dir: {self.workdir}", flush=True)
+        self.pace.start()
         self.start_base()
         self.start_proxies()
         self.start_nginx()
@@ -330,10 +334,12 @@ class Bench:
             wrk=self.wrk,
             workdir=self.workdir,
             app_url=self.app.url,
-            roots=[service.pid for service in self.services],
+            roots=[service.pid for service in self.services] + self.pace.pids(),
+            pace=self.pace,
         )
         rounds.run(scenarios, self.results.rows)
         self.results.repeats = rounds.repeats
+        self.results.best_pace = self.pace.best()
         self.run_profiles(scenarios)
         for service in self.services:
             service.check_alive()

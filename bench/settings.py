@@ -36,6 +36,7 @@ class Settings:
     reps: int = 5  # BENCH_REPS: measured runs per scenario
     keep: int = 3  # BENCH_KEEP: the table shows the median of the KEEP runs others disturbed least
     quiet: float = 0.25  # BENCH_QUIET: cores other processes may use before a run is repeated
+    speed: float = 0.75  # BENCH_SPEED: the machine's speed (bench.pace) below which a run is repeated
     retries: int = 2  # BENCH_RETRIES: repeats of one disturbed run, at most (the quietest counts)
     retry_budget: float = 60.0  # BENCH_RETRY_BUDGET: seconds all repeats may add in total
     connections: int = 50  # BENCH_CONNECTIONS

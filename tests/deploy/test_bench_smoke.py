@@ -44,7 +44,9 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, f"bench failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     table = done.stdout
-    assert "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms |" in table
+    assert (
+        "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | others (cores) | speed |" in table
+    )
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
     assert set(rows) >= {"A", "C", "C-nolog", "E", "F"}
     # Both rows reached the app, and every C request carried an assertion (the bench checks it).
@@ -61,6 +63,9 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     assert "| C | sso-proxy, authenticated GET |" in report
     assert "`BENCH_SCENARIOS` | `A,C,C-nolog,F,E`" in report
     assert "| C access log on / off (its cost) |" in report
+    # the machine's own speed was measured (bench.pace) and every target says which rounds it rests on
+    assert "The machine's own speed (`bench/pace.py`) during the measured runs:" in report
+    assert "quiet rounds of 1" in report
 
 
 @pytest.mark.redis

@@ -56,3 +56,40 @@ def test_rows_not_run_round_for_round_compare_their_medians() -> None:
     found = results(row("C", [16_000, 16_000, 16_000]), row("B", [10_000, 10_000]))
     assert found.ratio("C", "B") == pytest.approx(1.6)
     assert found.ratio("C", "missing") is None
+
+
+# ---- the machine's own speed (bench.pace) -----------------------------------------------------
+
+
+def timed_row(key: str, rates: list[float], speeds: list[float | None]) -> Row:
+    made = Row(key, key, min_speed=0.75)
+    for rate, speed in zip(rates, speeds, strict=True):
+        made.add(WrkResult(rate, 1.0, 2.0, int(rate), 0, 0), [], 0.0, speed)
+    return made
+
+
+def test_rounds_the_machine_ran_slow_in_are_left_out() -> None:
+    """Round 2: the host slowed the machine while C ran (0.55 of its speed), not while B ran."""
+    top = timed_row("C", [16_000, 9_000, 16_000, 16_000], [0.9, 0.55, 0.8, 0.85])
+    bottom = timed_row("B", [10_000, 10_000, 10_000, 10_000], [0.9, 0.9, 0.8, 0.8])
+    found = results(top, bottom)
+    assert found.ratio("C", "B") == pytest.approx(1.6)
+    assert found.rounds_note("C", "B") == "3 quiet rounds of 4"
+    assert top.quiet_count() == 3 and top.speed == pytest.approx(0.85)
+
+
+def test_a_run_with_no_quiet_round_says_so() -> None:
+    top = timed_row("C", [16_000, 15_000, 1_000], [0.6, 0.7, 0.5])
+    bottom = timed_row("B", [10_000, 10_000, 10_000], [0.6, 0.7, 0.6])
+    found = results(top, bottom)
+    assert found.ratio("C", "B") == pytest.approx(1.5)  # the three least slowed: all of them
+    assert found.rounds_note("C", "B") == (
+        "NOT a quiet run: 0 quiet rounds of 3, so the 3 least disturbed, machine speed 0.50-0.70"
+    )
+
+
+def test_an_unknown_speed_counts_as_quiet() -> None:
+    top = timed_row("C", [16_000, 16_000, 16_000], [None, None, None])
+    bottom = timed_row("B", [10_000, 10_000, 10_000], [None, None, None])
+    assert results(top, bottom).rounds_note("C", "B") == "3 quiet rounds of 3"
+    assert top.speed is None
