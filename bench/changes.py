@@ -82,6 +82,31 @@ before): with a regular file as stdout, as here, each batch's hand-off to the wr
 the event loop the interpreter lock twice; measured side by side, the file's cost per request fell
 from 6.8 us over no log to about 1 us. Ratios are now the median of per-round ratios (see
 `bench/README.md`): this machine's speed drifts by tens of percent between rounds.
+
+Round 2, fifth pass (session 6): an honest row F, the machine's own speed, and a cheaper
+/oauth2/auth. Row F had never measured a trivial 202 endpoint: nginx's auth subrequest asks for
+/oauth2/auth, which `bench/upstream_app.py` answered with its 44-byte page, not its empty 202.
+nginx reads no body of an auth answer, so it closed that connection and opened a new one for
+every request of F (1.03 new TCP connections per request, counted from /proc/net/snmp): F was
+slower than a trivial endpoint is, and E/F looked better than it is (1.25 in round 1, 1.01-1.22 in
+session 5). F's endpoint now answers /oauth2/auth with an empty 202; every run checks that it
+answered each subrequest and that no hop reconnects per request; nginx keeps 64 idle
+connections to sso-proxy (the shipped `deploy/nginx` and compose configs) and to the app (32
+before: with 50 wrk connections about one request in ten opened a new connection). Against the
+honest F, E/F is about 0.65-0.8: per request, the trivial aiohttp 202 handler costs its process
+about 50 us here, sso-proxy's answer about 80 (session, rules, identity headers, access log).
+That answer now runs 17% fewer instructions (455,800 to 376,300 per request, callgrind): the
+question is read in one pass over the headers instead of ten multidict lookups, the route table
+knows whether any route names methods, the dot-segment check is two searches, the per-request
+records are NamedTuples, and aiohttp's four headers are appended to an answer of ours without
+the header-by-header path. The bench also measures the machine's own speed (`bench/pace.py`): on
+this virtual machine the host slows the CPUs from outside, which /proc does not show; a run is now
+quiet only when the machine ran at `BENCH_SPEED` (0.75) of its full speed or more, and every target
+says how many quiet rounds it rests on. Two full runs after these changes: C/B 1.41 (5 quiet
+rounds) and 1.50 (the 3 least disturbed; its one fully quiet round gave 1.83); side by side in the
+same minutes, fresh proxies, C(file)/B 1.83 and C-nolog/B 1.72. The row-C proxy, which also serves
+the logins, the rotating rows and row E, measured 5-17% more CPU per request than a fresh twin in
+some runs and none in others (same instruction count per request after that history, callgrind).
 """
 
 CHANGES = [
