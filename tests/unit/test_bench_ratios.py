@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.report import ratio_target
 from bench.results import Results, Row
 from bench.wrk import WrkResult
 
@@ -93,3 +94,12 @@ def test_an_unknown_speed_counts_as_quiet() -> None:
     bottom = timed_row("B", [10_000, 10_000, 10_000], [None, None, None])
     assert results(top, bottom).rounds_note("C", "B") == "3 quiet rounds of 3"
     assert top.speed is None
+
+
+def test_a_ratio_just_under_its_goal_shows_by_how_much() -> None:
+    """1.598 against 1.6 must not print as "missed by 0% (1.60 vs 1.6)"."""
+    top = timed_row("C", [15_980, 15_980, 15_980], [0.9, 0.9, 0.9])
+    bottom = timed_row("B", [10_000, 10_000, 10_000], [0.9, 0.9, 0.9])
+    target = ratio_target(results(top, bottom), "C/B", "C", "B", 1.6)
+    assert target.met is False
+    assert target.detail == "missed by 0.1% (1.598 vs 1.6); 3 quiet rounds of 3"
