@@ -58,6 +58,11 @@ SYSTEM = frozenset(
 
 
 LOOP_FRAME = "Runner.run (asyncio/runners.py)"
+# A thread pool's worker whose innermost Python frame is its own loop is blocked in
+# ``work_queue.get()`` (the access log's file writer between batches): py-spy does not see that
+# wait as idle, so it would show up as up to a quarter of the samples while /proc shows that
+# thread using under 1% of a CPU. Its writes (``_WorkItem.run`` and below) still count.
+IDLE_WORKER = ("_worker", "concurrent/futures/thread.py")
 LOOP_NATIVE = "event loop internals (native code under Runner.run)"
 # Frames that contain the whole request: left out of the headline's list of costs.
 WRAPPERS = ("middleware", "proxy_handler (", "auth_handler (")
@@ -164,9 +169,11 @@ def summarise(raw: Path, label: str, *, rate: int, seconds: float, native: bool)
         python = [f"{func} ({path})" for func, path in frames if is_python(path)]
         if not python:
             continue
+        last_func, last_path = next((f, p) for f, p in reversed(frames) if is_python(p))
+        if (last_func, last_path) == IDLE_WORKER:
+            continue  # a helper thread waiting for work, which py-spy takes for a busy one
         count = int(count_text)
         profile.samples += count
-        last_func, last_path = next((f, p) for f, p in reversed(frames) if is_python(p))
         name = f"{last_func} ({last_path})"
         if name == LOOP_FRAME and not is_python(frames[-1][1]):
             name = LOOP_NATIVE  # uvloop / libuv C code: I/O callbacks, transports, polling
