@@ -43,9 +43,12 @@ def work_unit() -> int:
 
 
 def probe(cpu: int, out: Path) -> None:
+    """Sample until stopped, or until the bench that started it is gone (killed, say, by a test's
+    timeout before it could stop its probes): a probe never outlives its bench."""
     os.sched_setaffinity(0, {cpu})
+    parent = os.getppid()
     with out.open("a", encoding="ascii", buffering=1) as sink:
-        while True:
+        while os.getppid() == parent:
             took = work_unit()
             sink.write(f"{time.monotonic():.4f} {took / 1000:.1f}\n")
             time.sleep(PERIOD)
