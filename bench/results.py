@@ -146,7 +146,7 @@ class Results:
         if len(a.runs) != len(b.runs):
             return "medians of the two rows"
         used = paired_rounds(a, b)
-        calm = Calm(min(a.quiet, b.quiet), max(a.min_speed, b.min_speed))
+        calm = both_calm(a, b)
         quiet = [i for i in used if all(calm.holds(r.others[i], r.speeds[i]) for r in (a, b))]
         if len(quiet) == len(used):
             return f"{len(used)} quiet rounds of {len(a.runs)}"
@@ -192,10 +192,17 @@ def paired_ratio(top: Row, bottom: Row) -> float:
 
 def paired_rounds(top: Row, bottom: Row) -> list[int]:
     """The rounds a paired ratio of two rows uses (``quiet_rounds`` over both rows' runs)."""
-    calm = Calm(min(top.quiet, bottom.quiet), max(top.min_speed, bottom.min_speed))
     return quiet_rounds(
-        [top.others, bottom.others], [top.speeds, bottom.speeds], min(top.keep, bottom.keep), calm
+        [top.others, bottom.others],
+        [top.speeds, bottom.speeds],
+        min(top.keep, bottom.keep),
+        both_calm(top, bottom),
     )
+
+
+def both_calm(top: Row, bottom: Row) -> Calm:
+    """What a round must have been for both rows' runs to count as quiet: the stricter of the two."""
+    return Calm(min(top.quiet, bottom.quiet), max(top.min_speed, bottom.min_speed))
 
 
 def quiet_rounds(
