@@ -107,6 +107,20 @@ rounds) and 1.50 (the 3 least disturbed; its one fully quiet round gave 1.83); s
 same minutes, fresh proxies, C(file)/B 1.83 and C-nolog/B 1.72. The row-C proxy, which also serves
 the logins, the rotating rows and row E, measured 5-17% more CPU per request than a fresh twin in
 some runs and none in others (same instruction count per request after that history, callgrind).
+
+Round 2, sixth pass (session 7): what row C loses to C-nolog. In quiet full runs the log costs
+row C 9-12% ("C access log on / off" 0.88-0.91), while its own work is about 5% of the proxy's CPU
+under load (py-spy) and 2.6 us per line. A fresh twin of row C's proxy run next to it in a full run
+matched it (median 1.00 over 5 quiet rounds), so that proxy's history is not the cause; the same
+twin logging to /dev/null instead of a file ran about 9% above row C and still below C-nolog (one
+run). Two changes: each line is now formatted as its request ends and appended to one byte
+buffer, instead of 1,024 records formatted at once per batch: the same CPU per line, but the
+batch no longer holds the event loop for about 2 ms (0.1 ms now, measured per flush). And the
+repeated parts of a /oauth2/auth line (nginx's question) are cached like those of other lines,
+keyed by the page nginx asked about: /oauth2/auth went from 372,800 to 340,800 instructions per
+request (callgrind, both trees in the same session), row C from 308,000 to 305,400. Two full runs
+on the way gave C/B 1.66 (4 quiet rounds, the log's cost 0.97) and 1.34 (1 quiet round, 0.87):
+within this machine's drift, no reliable gain in throughput shows.
 """
 
 CHANGES = [

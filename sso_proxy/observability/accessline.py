@@ -1,7 +1,7 @@
 """One access-log line: the fields a front end noted (``Record``), written as JSON (``access_line``).
 
-The ONE formatter of the access log (``observability.accesslog`` runs it over each batch of noted
-records before writing them); docs/access-log.md explains each field to operators.
+The ONE formatter of the access log (``observability.accesslog`` runs it on each noted record, as
+its request ends); docs/access-log.md explains each field to operators.
 
 SECURITY: never a cookie, header value, token, secret or citizen id. Only these fields are
 written; path, host and original path pass ``redact_short`` (a citizen id or a JWT in a URL), the
@@ -61,8 +61,11 @@ def access_line(record: Record, include_query: bool) -> str:
     path, _, query = target.partition("?")
     if not include_query:
         query = ""
-    key = (client_ip, host, method, route, path, status, provider_id, hcode, upstream_status)
-    cached = not query and asked is None and len(path) <= _CACHED_PATH
+    # nginx's question (``/oauth2/auth``): the original path is part of the line (never its query).
+    # SECURITY: a kept part stands only for the very same texts (page, person, status, nginx's page).
+    original = None if asked is None else asked.partition("?")[0]
+    key = (client_ip, host, method, route, path, status, provider_id, hcode, upstream_status, original)
+    cached = not query and len(path) <= _CACHED_PATH and (original is None or len(original) <= _CACHED_PATH)
     parts = _PARTS.get(key) if cached else None
     if parts is None:
         parts = _parts(record, path, query, MAX_TEXT)
@@ -89,7 +92,8 @@ def access_line(record: Record, include_query: bool) -> str:
 
 _text = encode_basestring_ascii
 # The parts of a line that repeat, as written: the same few clients, hosts, routes, pages and
-# people come back on every line (only lines of usual length are kept; the dict is bounded).
+# people come back on every line, and nginx asks about the same pages (only lines of usual length
+# are kept; the dict is bounded).
 _CACHE_MAX = 4096
 _CACHED_PATH = 256
 _PARTS: dict[tuple[str | int | None, ...], tuple[str, str]] = {}
