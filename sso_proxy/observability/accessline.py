@@ -27,9 +27,8 @@ LINE_MAX = select.PIPE_BUF  # bytes: one write of at most this many is never spl
 
 
 class Record(NamedTuple):
-    """What a front end knows of one answered request: plain values only (texts, numbers), so a
-    record that waits for its batch keeps nothing of the request alive and the garbage collector
-    has nothing in it to follow."""
+    """What a front end knows of one answered request: plain values only (texts, numbers), read
+    off the request as it ends and formatted at once; nothing of the request outlives it."""
 
     ended: float  # time.time() when noted
     seconds: float  # how long it took
