@@ -161,8 +161,6 @@ def asked(
 
 
 def _target(question: AuthQuestion, url: OriginalUrl | None) -> str:
-    if url is None and not question.forwarded_uris and question.uris:
-        return original_uri(question.uris)  # nginx's one header: nothing to compare it with
     named = []
     if question.uris:
         named.append(original_uri(question.uris))
@@ -172,23 +170,26 @@ def _target(question: AuthQuestion, url: OriginalUrl | None) -> str:
         named.append(url.target)
     if not named:
         raise _refuse("no X-Original-URI, X-Forwarded-Uri or X-Original-URL: which request is asked about?")
-    # SECURITY: two dialects naming different requests: which one the front door forwards is unknown.
-    if any(other != named[0] for other in named[1:]):
-        raise _refuse("X-Original-URI, X-Forwarded-Uri and X-Original-URL name different requests")
-    return named[0]
+    first = named[0]
+    for other in named[1:]:  # (nginx sends one of them: nothing to compare)
+        # SECURITY: two dialects naming different requests: which one the front door forwards is unknown.
+        if other != first:
+            raise _refuse("X-Original-URI, X-Forwarded-Uri and X-Original-URL name different requests")
+    return first
 
 
 def _method(question: AuthQuestion, *, required: bool) -> str:
-    if not question.forwarded_methods:
-        return original_method(question.methods, required=required)  # nginx's one header (or none)
-    sent = (("X-Original-Method", question.methods), ("X-Forwarded-Method", question.forwarded_methods))
-    named = [original_method(values, required=False, name=name) for name, values in sent if values]
-    if not named:
-        return original_method((), required=required)
+    methods, forwarded = question.methods, question.forwarded_methods
+    if not forwarded:  # nginx's one header, or none
+        return original_method(methods, required=required)
+    if not methods:
+        return original_method(forwarded, required=False, name="X-Forwarded-Method")
+    first = original_method(methods, required=False)
+    other = original_method(forwarded, required=False, name="X-Forwarded-Method")
     # SECURITY: a POST judged as the GET the other header names could pick a route with other rules.
-    if any(other.upper() != named[0].upper() for other in named[1:]):
+    if other.upper() != first.upper():
         raise _refuse("X-Original-Method and X-Forwarded-Method name different methods")
-    return named[0]
+    return first
 
 
 def _host(
