@@ -121,6 +121,19 @@ keyed by the page nginx asked about: /oauth2/auth went from 372,800 to 340,800 i
 request (callgrind, both trees in the same session), row C from 308,000 to 305,400. Two full runs
 on the way gave C/B 1.66 (4 quiet rounds, the log's cost 0.97) and 1.34 (1 quiet round, 0.87):
 within this machine's drift, no reliable gain in throughput shows.
+
+Round 2, seventh pass (session 8): where each row's CPU goes. The bench now reports, for every
+row, the CPU each of its processes spends per request (nginx, sso-proxy or the naive proxy or F's
+202 app, Redis, the app, wrk; `bench/costs.py`), measured around every run from /proc. Both rows
+of E/F keep the machine's two cores busy, so their req/s go about as the inverse of these sums
+(F's sum over E's matched the measured E/F within a few hundredths in the runs of this session).
+That shows why E/F stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs
+nginx and the app about 25-30 us more per request than F, because E's 202 carries the identity
+(X-Auth-Request-* and the signed assertion) that nginx copies and the app receives, while F's
+empty 202 gives them nothing; at the measured figures E/F = 1.1 would leave sso-proxy's whole
+answer (the socket reads and writes included) about 0-10 us of CPU per request, which no server
+on this machine reaches (the trivial 202 app takes about 45). The targets table prints this
+computation for each run. No change to sso-proxy in this pass.
 """
 
 CHANGES = [

@@ -2,13 +2,15 @@
 
 From /proc: the machine's busy time (``/proc/stat``) minus what this run used: the bench process
 with its waited-for children (wrk, py-spy), and every server it started with their descendants
-(nginx and sso-proxy workers). Linux only; elsewhere nothing is reported.
+(nginx and sso-proxy workers). Also what each server and wrk used, for ``bench.costs``.
+Linux only; elsewhere nothing is reported.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import resource
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,13 +48,10 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def ours(roots: Iterable[int]) -> int:
-    """Ticks used so far by this process (with reaped children) and by ``roots`` and descendants."""
-    me = _stat(os.getpid())
-    total = sum(int(x) for x in me[11:15]) if me else 0  # utime stime cutime cstime
-    tree = _children()
+def _walk(roots: Iterable[int], tree: dict[int, list[int]], seen: set[int]) -> int:
+    """Ticks used so far by ``roots`` and their descendants not in ``seen`` (which it fills)."""
+    total = 0
     pending = list(roots)
-    seen: set[int] = set()
     while pending:
         pid = pending.pop()
         if pid in seen:
@@ -60,9 +59,31 @@ def ours(roots: Iterable[int]) -> int:
         seen.add(pid)
         fields = _stat(pid)
         if fields is not None:
-            total += sum(int(x) for x in fields[11:15])
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
         pending.extend(tree.get(pid, []))
     return total
+
+
+def ours(roots: Iterable[int]) -> int:
+    """Ticks used so far by this process (with reaped children) and by ``roots`` and descendants."""
+    me = _stat(os.getpid())
+    total = sum(int(x) for x in me[11:15]) if me else 0
+    return total + _walk(roots, _children(), set())
+
+
+def process_ticks(pids: Mapping[str, int]) -> dict[str, int]:
+    """Ticks used so far by each named server with its descendants (nginx's and sso-proxy's
+    workers); empty where there is no /proc."""
+    if not PROC.exists():
+        return {}
+    tree = _children()
+    return {name: _walk((pid,), tree, set()) for name, pid in pids.items()}
+
+
+def children_seconds() -> float:
+    """CPU seconds used so far by this process's reaped children (each wrk run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def sample(roots: Iterable[int]) -> CpuSample | None:

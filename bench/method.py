@@ -34,6 +34,10 @@ def method_lines(settings: Settings) -> list[str]:
         "- Everything on loopback. wrk, the app, the proxies, Redis and nginx all share the machine's "
         "cores; nothing is pinned, so absolute numbers include wrk's own CPU use. Compare rows, not "
         "machines.",
+        "- CPU per request, by process: for each run, the CPU time (user and system, from /proc) each "
+        "process of the row used (a server with its worker processes; wrk as the bench's reaped "
+        "child), over the requests wrk counted; the table gives the median over the runs the results "
+        "table uses. It says which hop costs what, and where two rows whose ratio is a target differ.",
         "- A: `bench/upstream_app.py`, one aiohttp process answering a 44-byte GET. Every row ends at it; "
         "after each run the bench compares the app's request counter with wrk's count, and for C/E "
         "checks that every request arrived with an `X-Provider-Assertion` (wrk alone would count a "

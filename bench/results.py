@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
+from bench.costs import medians
 from bench.logins import LoginRate
 from bench.profile import Profile
 from bench.sessions import Breakdown, MemoryResult
@@ -40,14 +41,26 @@ class Row:
     problems: list[str] = field(default_factory=list)
     others: list[float | None] = field(default_factory=list)  # cores other processes used, per run
     speeds: list[float | None] = field(default_factory=list)  # the machine's speed, per run (None: unknown)
+    cpu: list[dict[str, float]] = field(default_factory=list)  # per run: us of CPU per request, by process
 
     def add(
-        self, result: WrkResult, problems: list[str], others: float | None, speed: float | None = None
+        self,
+        result: WrkResult,
+        problems: list[str],
+        others: float | None,
+        speed: float | None = None,
+        cpu: dict[str, float] | None = None,
     ) -> None:
         self.runs.append(result)
         self.problems.extend(p for p in problems if p not in self.problems)
         self.others.append(others)
         self.speeds.append(speed)
+        self.cpu.append(cpu or {})
+
+    @property
+    def cpu_per_request(self) -> dict[str, float]:
+        """Per process, the median over the runs the figures use (``bench.costs``)."""
+        return medians([self.cpu[i] for i in self.kept() if self.cpu[i]]) if self.runs else {}
 
     @property
     def calm(self) -> Calm:

@@ -12,10 +12,11 @@ the machine's speed during every kept run are reported next to the numbers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import cpuload
+from bench import costs, cpuload
 from bench.pace import Pace
 from bench.results import Calm, Row
 from bench.scenario import Scenario, measure, probe
@@ -50,6 +51,7 @@ class Attempt:
     others: float | None  # cores used by other processes during the run
     window: tuple[float, float]  # time.monotonic() at its start and end (for bench.pace)
     speed: float | None  # the machine's speed during it, as far as the probes knew then
+    cpu: dict[str, float] = field(default_factory=dict)  # us of CPU per request, by process (bench.costs)
 
     def quieter_than(self, other: Attempt, calm: Calm) -> bool:
         return calm.shortfall(self.others, self.speed) < calm.shortfall(other.others, other.speed)
@@ -65,6 +67,7 @@ class Rounds:
         app_url: str,
         roots: list[int],
         pace: Pace | None = None,
+        pids: Mapping[str, int] | None = None,
     ) -> None:
         self.settings = settings
         self.calm = Calm(settings.quiet, settings.speed)
@@ -73,6 +76,7 @@ class Rounds:
         self.workdir = workdir
         self.app_url = app_url
         self.roots = roots
+        self.pids = dict(pids or {})  # bench service name -> pid
         self.budget = settings.retry_budget  # seconds left for repeats
         self.repeats = 0
 
@@ -89,6 +93,8 @@ class Rounds:
                 return
 
     def attempt(self, scenario: Scenario) -> Attempt:
+        serving = {label: self.pids[name] for label, name in scenario.serving if name in self.pids}
+        spent = costs.used(serving)
         before, started = cpuload.sample(self.roots), time.monotonic()
         result, problems = measure(
             scenario,
@@ -100,8 +106,9 @@ class Rounds:
         )
         ended = time.monotonic()
         share = cpuload.others_share(before, cpuload.sample(self.roots), ended - started)
+        cpu = costs.per_request(spent, costs.used(serving), result.requests)
         speed = self.pace.speed(started, ended) if self.pace is not None else None
-        return Attempt(result, problems, share, (started, ended), speed)
+        return Attempt(result, problems, share, (started, ended), speed, cpu)
 
     def measured(self, scenario: Scenario) -> Attempt:
         """One kept run of ``scenario``: repeated while others disturb it, within the budget."""
@@ -147,7 +154,7 @@ class Rounds:
                 if rep == 0 and self.settings.warmup > 0:
                     self.warm(scenario)
                 kept = self.measured(scenario)
-                rows[scenario.key].add(kept.result, kept.problems, kept.others, kept.speed)
+                rows[scenario.key].add(kept.result, kept.problems, kept.others, kept.speed, kept.cpu)
                 windows[scenario.key].append(kept.window)
                 report(rep, self.settings.reps, scenario, kept)
         if self.pace is not None:

@@ -227,6 +227,22 @@ class Bench:
         s = self.settings
         main = tuple(self.cookies.get("proxy-main", ()))
         table: dict[str, tuple[str, tuple[str, ...], bool]] = {}
+        # The processes each row's requests go through (bench.costs), as (label, service).
+        proxy = "sso-proxy"
+        serving: dict[str, tuple[tuple[str, str], ...]] = {
+            "A": (),
+            "B": (("naive proxy", "naive"),),
+            "C": ((proxy, "proxy-main"), ("Redis", "redis-main")),
+            "C-nolog": ((proxy, "proxy-nolog"), ("Redis", "redis-main")),
+            "D": (("nginx", "nginx-D"),),
+            "E": (("nginx", "nginx-E"), (proxy, "proxy-main"), ("Redis", "redis-main")),
+            "F": (("nginx", "nginx-F"), ("202 app", "auth202")),
+            "C-routes": ((proxy, "proxy-routes"), ("Redis", "redis-main")),
+            "C-sessions": ((proxy, "proxy-big"), ("Redis", "redis-big")),
+            "C-spread": ((proxy, "proxy-main"), ("Redis", "redis-main")),
+            "C-spread-sessions": ((proxy, "proxy-big"), ("Redis", "redis-big")),
+            "C-workers2": ((proxy, "proxy-workers2"), ("Redis", "redis-main")),
+        }
         table["A"] = (self.app.url, (), False)
         if s.wants("B"):
             table["B"] = (self.naive.url, (), False)
@@ -266,6 +282,7 @@ class Bench:
                 cookies,
                 signed,
                 auth_url if key == "F" else None,
+                (*serving[key], ("app", "app")),
             )
             for key in s.scenarios
             if key in table
@@ -336,6 +353,7 @@ class Bench:
             app_url=self.app.url,
             roots=[service.pid for service in self.services] + self.pace.pids(),
             pace=self.pace,
+            pids={service.name: service.pid for service in self.services},
         )
         rounds.run(scenarios, self.results.rows)
         self.results.repeats = rounds.repeats

@@ -26,6 +26,7 @@ class Scenario:
     sessions: tuple[str, ...]  # session cookie values rotated by wrk (empty: no cookie)
     with_assertion: bool  # the app must see X-Provider-Assertion on every request
     auth_url: str | None = None  # row F: the trivial 202 endpoint, which must answer every subrequest
+    serving: tuple[tuple[str, str], ...] = ()  # (label, bench service name) of each process it uses
 
     @property
     def cookies(self) -> list[str]:
