@@ -171,6 +171,7 @@ def report(rep: int, reps: int, scenario: Scenario, kept: Attempt) -> None:
         f"p50 {result.p50_ms:6.2f} ms p99 {result.p99_ms:7.2f} ms"
         + (f"  others {kept.others:.2f} cores" if kept.others is not None else "")
         + (f"  speed {kept.speed:.2f}" if kept.speed is not None else "")
+        + ("  us/request: " + ", ".join(f"{k} {v:.1f}" for k, v in kept.cpu.items()) if kept.cpu else "")
         + (f"  [{'; '.join(kept.problems)}]" if kept.problems else ""),
         flush=True,
     )
