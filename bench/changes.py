@@ -128,12 +128,12 @@ row, the CPU each of its processes spends per request (nginx, sso-proxy or the n
 of E/F keep the machine's two cores busy, so their req/s go about as the inverse of these sums
 (F's sum over E's matched the measured E/F within a few hundredths in the runs of this session).
 That shows why E/F stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs
-nginx and the app about 25-30 us more per request than F, because E's 202 carries the identity
+nginx and the app about 20-30 us more per request than F, because E's 202 carries the identity
 (X-Auth-Request-* and the signed assertion) that nginx copies and the app receives, while F's
-empty 202 gives them nothing; at the measured figures E/F = 1.1 would leave sso-proxy's whole
-answer (the socket reads and writes included) about 0-10 us of CPU per request, which no server
-on this machine reaches (the trivial 202 app takes about 45). The targets table prints this
-computation for each run. No change to sso-proxy in this pass.
+empty 202 gives them nothing. At the measured figures, E/F = 1.1 would leave sso-proxy's whole
+answer, its socket reads and writes included, a few microseconds of CPU per request (2-4 us in
+this session's runs), where the trivial 202 app itself takes about 40-55 us and sso-proxy about
+70-85. The targets table prints this computation for each run. No change to sso-proxy in this pass.
 """
 
 CHANGES = [
