@@ -47,7 +47,10 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     assert (
         "| row | what | req/s (median) | reps (min-max) | p50 ms | p99 ms | others (cores) | speed |" in table
     )
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    rows: dict[str, str] = {}  # the results table's row of each key (the first table)
+    for line in table.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split("|")[1].strip(), line)
     assert set(rows) >= {"A", "C", "C-nolog", "E", "F"}
     # Both rows reached the app, and every C request carried an assertion (the bench checks it).
     assert rows["A"].rstrip().endswith("| ok |"), rows["A"]
@@ -58,6 +61,9 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     assert rows["E"].rstrip().endswith("| ok |"), rows["E"]
     assert rows["F"].rstrip().endswith("| ok |"), rows["F"]
     assert "logins/s" in table and "bytes per session" in table
+    # Where each row's CPU went, by process (bench.costs), and for E/F hop by hop.
+    assert "| E | nginx " in table and ", sso-proxy " in table and "| F | nginx " in table
+    assert "CPU per request, E minus F: nginx " in table
     report = output.read_text(encoding="utf-8")
     assert report.startswith("# Benchmarks")
     assert "| C | sso-proxy, authenticated GET |" in report

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -355,6 +356,75 @@ async def test_pipelined_requests_are_answered_in_order(pair: Pair) -> None:
         b"HTTP/1.1 404 Not Found",
         b"HTTP/1.1 200 OK",
     ]
+
+
+@contextlib.asynccontextmanager
+async def unread_client(port: int) -> AsyncIterator[socket.socket]:
+    """A client connection that sends and never reads (a small receive buffer, so the proxy's
+    answers back up quickly)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        yield sock
+    finally:
+        sock.close()
+
+
+async def sent_until_refused(sock: socket.socket, raw: bytes, seconds: float) -> bool:
+    """Send ``raw`` again and again for up to ``seconds``: True once the proxy stopped taking
+    requests (a batch of 200 not taken within 0.5 s, or the connection dropped), False if it
+    took all it was sent."""
+    loop = asyncio.get_running_loop()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(sock, raw * 200), 0.5)
+        except (TimeoutError, ConnectionError):
+            return True
+    return False
+
+
+async def settled(count: Callable[[], int]) -> int:
+    """``count()`` once it has stopped changing for half a second."""
+    last = -1
+    while (now := count()) != last:
+        last = now
+        await asyncio.sleep(0.5)
+    return now
+
+
+def held_for_clients(pair: Pair) -> int:
+    """The most answer bytes the fast listener holds for one of its connections."""
+    sizes = [p.transport.get_write_buffer_size() for p in pair.server.server.connections if p.transport]
+    return max(sizes, default=0)
+
+
+@pytest.mark.parametrize("path", ["/some/page", "/public/x"])  # the login redirect; a forwarded GET
+async def test_a_client_that_never_reads_is_not_answered_without_end(pair: Pair, path: str) -> None:
+    """SECURITY (bounded work): requests sent back to back by a client that reads no answer wait
+    for it, as on aiohttp: the proxy neither holds every answer nor asks the upstream for each."""
+    raw = f"GET {path} HTTP/1.1\r\nHost: app.test\r\nAccept: text/html\r\n\r\n".encode()
+    answers_before, asked_before = pair.server.fast_answers, len(pair.heads)
+    async with unread_client(pair.fast_port) as sock:
+        assert await sent_until_refused(sock, raw, seconds=10.0), "the proxy read every request"
+        # It answers what it has read until the socket's buffers are full, then waits.
+        done = await within(settled(lambda: pair.server.fast_answers), what="the answers to stop")
+        held = held_for_clients(pair)
+        assert held < 1_000_000, f"{held} bytes of answers held for a client that reads none"
+        answered, asked = done - answers_before, len(pair.heads) - asked_before
+        assert answered > 0
+        assert asked == (answered if path == "/public/x" else 0)  # the upstream: once per answer
+
+
+async def test_a_client_that_stalls_is_dropped(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One that never reads is dropped after the relay's stall limit (``client_timeout``)."""
+    monkeypatch.setattr(pair.runtime.forwarder, "client_timeout", 0.3)
+    raw = b"GET /some/page HTTP/1.1\r\nHost: app.test\r\n\r\n"
+    async with unread_client(pair.fast_port) as sock:
+        assert await sent_until_refused(sock, raw, seconds=10.0)
+        await wait_until(lambda: not pair.server.server.connections, what="the stalled client dropped")
 
 
 async def test_upstream_down_gives_the_same_502_page(pair: Pair) -> None:

@@ -16,9 +16,9 @@ Once a request has gone upstream, nothing is handed over: an upstream failure ge
 page here, from the same renderer (``sso_proxy.web.render``).
 
 The listener (``sso_proxy.server.site``, an aiohttp site) makes one protocol per connection. One
-task per connection (not per request) reads heads and answers them in order; the connection is
-registered with aiohttp's ``web.Server`` as its handlers are, so graceful shutdown drains both
-alike; the request-head deadline (``server.head_deadline``) is the one aiohttp's handlers keep.
+task per connection reads heads and answers them in order, the next once the client has taken the
+last answer; the connection is registered with aiohttp's ``web.Server`` as its handlers are (one
+graceful shutdown drains both), and keeps their request-head deadline (``server.head_deadline``).
 """
 
 from __future__ import annotations
@@ -33,10 +33,12 @@ import structlog
 from aiohttp import web
 
 from sso_proxy.core.facts import ClientInfo
+from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.frontends.fastpath.answer import RequestAnswers
 from sso_proxy.frontends.fastpath.parse import MAX_HEAD, FastRequest, HeadReader, head_end
 from sso_proxy.observability.log import get_logger
 from sso_proxy.server.head_deadline import carry_over
+from sso_proxy.upstream.relay import to_client
 
 log = get_logger("sso_proxy.http")
 MAX_BUFFERED = 256 * 1024  # unanswered bytes before reading pauses
@@ -184,11 +186,25 @@ class FastPathProtocol(RequestAnswers, asyncio.Protocol):
                         self._done.set_result(None)
                 if self._handed_off:
                     return
+                if self._write_paused:
+                    await self._wait_for_client()
         except Exception:
             log.exception("fast_path_failed")
         finally:
             if not self._handed_off and self.transport is not None and not self._lost:
                 self.transport.close()
+
+    async def _wait_for_client(self) -> None:
+        """SECURITY: the next request waits until the client took this one's answer, as aiohttp's
+        does: else one that sends and never reads has every answer held here (and the upstream
+        asked for each). A client that stalls for the relay's limit (``client_timeout``) is dropped."""
+        runtime, transport = self._app.get(RUNTIME), self.transport
+        if runtime is None or transport is None:
+            return
+        try:
+            await to_client(self._drain(), runtime.forwarder.client_timeout, transport.abort)
+        except ConnectionResetError:  # gone, or stalled (``ClientStalled``) and dropped
+            self._closing = True
 
     async def _next_request(self) -> FastRequest | None:
         """The next request head the fast path takes; None when the connection is done with it."""
