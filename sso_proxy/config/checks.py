@@ -33,6 +33,15 @@ def check_config(root: Node, config: Config) -> None:
             f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
         )
     check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
+    # SECURITY: each worker would keep sessions of its own: a sign-out (or a revocation) in one
+    # would leave the session alive in the others.
+    if config.workers > 1 and config.session.store == "memory":
+        root.problems.add(
+            root.child("workers").path,
+            f"must be 1 with session.store: memory (each of the {config.workers} workers would keep "
+            "its own sessions, and a sign-out would end a session in one of them only); "
+            "use session.store: redis",
+        )
 
 
 def check_egress_proxy(node: Node, proxy: str | None) -> None:

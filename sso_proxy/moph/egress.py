@@ -82,7 +82,10 @@ def with_scheme(proxy: str) -> str:
 
 def proxy_problem(proxy: str) -> str | None:
     """Why ``proxy`` cannot be used as a forward proxy, or None."""
-    parts = urlsplit(with_scheme(proxy))
+    try:
+        parts = urlsplit(with_scheme(proxy))
+    except ValueError:  # "Invalid IPv6 URL": a [ or ] outside an IPv6 host
+        return "proxy URL cannot be read (percent-encode [ ] @ : / in the user name or password)"
     if parts.scheme.lower() not in SUPPORTED_SCHEMES:
         return f"proxy scheme {parts.scheme}:// is not supported (use http://)"
     if not parts.hostname:
@@ -100,7 +103,10 @@ def parse_proxy(value: str, source: str) -> Egress:
     """An ``Egress`` through ``value``; its credentials split off (never logged)."""
     text = with_scheme(value)
     problem = proxy_problem(text)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # SECURITY: nothing of it shown: the password may be what broke it
+        return Egress(None, source, problem=f"{source}: {problem}")
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"

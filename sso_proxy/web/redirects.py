@@ -120,6 +120,15 @@ def safe_redirect(
 def absolute_allowed(
     target: str, login_origin: str, route_hosts: Collection[str], domains: Collection[str], allow_http: bool
 ) -> bool:
+    try:
+        return _absolute_allowed(target, login_origin, route_hosts, domains, allow_http)
+    except ValueError:  # SECURITY: a URL urllib cannot read ("https://[::1", a bad port) is refused
+        return False
+
+
+def _absolute_allowed(
+    target: str, login_origin: str, route_hosts: Collection[str], domains: Collection[str], allow_http: bool
+) -> bool:
     parts = urlsplit(target)
     if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not allow_http):
         return False

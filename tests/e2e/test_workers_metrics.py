@@ -37,16 +37,22 @@ class Workers:
 
 
 @pytest.fixture
-def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workers]:
+def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[Workers]:
     tmpdir = Path(tempfile.mkdtemp(prefix="sw", dir="/tmp"))  # short: Unix socket paths are limited
     monkeypatch.setenv("TMPDIR", str(tmpdir))
     services = Services([])
     port, metrics_port = free_port(), free_port()
     routes = [{"name": "app", "host": "app.test", "upstream": services.echo_url}]
     data = stack_config(
-        port=port, idp_url=services.mock.base_url, settings=MockSettings(), routes=routes,
-        metrics_listen=f"127.0.0.1:{metrics_port}", workers=2,
-    )  # fmt: skip
+        port=port,
+        idp_url=services.mock.base_url,
+        settings=MockSettings(),
+        routes=routes,
+        metrics_listen=f"127.0.0.1:{metrics_port}",
+        workers=2,
+        store="redis",
+        redis_url=redis_url,
+    )  # fmt: skip  (several workers share their sessions in Redis: the in-memory store is refused)
     proxy = ProxyProcess(tmp_path, "workers", yaml.safe_load(yaml.safe_dump(data))).start()
     try:
         yield Workers(proxy, tmpdir)

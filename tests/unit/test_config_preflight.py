@@ -164,8 +164,18 @@ def test_serve_and_check_config_refuse_a_bad_key_with_the_same_lines(tmp_path: P
 def test_workers_with_metrics_listen_are_accepted(tmp_path: Path) -> None:
     """The parent gathers every worker's metrics (tests/e2e/test_workers_metrics.py serves it)."""
     data = base(tmp_path, workers=2, metrics_listen=f"127.0.0.1:{free_port()}")
+    data["session"] = {**data["session"], "store": "redis", "redis_url": "redis://127.0.0.1:1/0"}
     done = run("check-config", tmp_path, data)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_workers_with_the_memory_store_are_refused_by_both(tmp_path: Path) -> None:
+    """SECURITY: each worker would keep its own sessions (a sign-out would end one copy only)."""
+    data = base(tmp_path, workers=2)
+    check, serve = run("check-config", tmp_path, data), run("serve", tmp_path, data)
+    assert check.returncode == serve.returncode == 1
+    assert "  workers: must be 1 with session.store: memory" in check.stderr, check.stderr
+    assert "  workers: must be 1 with session.store: memory" in serve.stderr, serve.stderr
 
 
 @pytest.mark.parametrize("metrics_host", ["127.0.0.1", "0.0.0.0"])

@@ -81,7 +81,7 @@ def test_every_field_carries_its_setting(cls: type) -> None:
 KEYS: list[tuple[str, object, Any]] = [
     ("header_timeout", "2s", lambda c: c.header_timeout == 2.0),
     ("client_stall_timeout", "5s", lambda c: c.client_stall_timeout == 5.0),
-    ("workers", 3, lambda c: c.workers == 3),
+    ("workers", 1, lambda c: c.workers == 1),  # more: see test_several_workers_need_a_shared_store
     ("health_id.timeout", "3s", lambda c: c.health_id.timeout == 3.0),
     ("provider_id.profile_flags.position_type", False, lambda c: c.provider_id.position_type is False),
     (
@@ -102,6 +102,16 @@ KEYS: list[tuple[str, object, Any]] = [
 def test_a_derived_key_is_read_and_its_misspelling_refused(path: str, value: object, read: Any) -> None:
     assert read(parse_config(yaml.safe_dump(with_key(path, value)), {}))
     assert f"{path}x: unknown key" in "\n".join(problems_of(with_key(path + "x", value)))
+
+
+def test_several_workers_need_a_shared_store() -> None:
+    """SECURITY: with the in-memory store each worker keeps its own sessions, and a sign-out
+    would end a session in one of them only: refused, naming the key."""
+    (problem,) = problems_of(with_key("workers", 3))
+    assert problem.startswith("workers: must be 1 with session.store: memory")
+    shared = set_key(with_key("workers", 3), "session.store", "redis")
+    shared = set_key(shared, "session.redis_url", "redis://127.0.0.1:1/0")
+    assert parse_config(yaml.safe_dump(shared), {}).workers == 3
 
 
 SECTIONS: list[tuple[str, type, str]] = [

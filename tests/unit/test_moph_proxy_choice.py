@@ -102,6 +102,10 @@ def test_credentials_are_split_off_and_never_described() -> None:
         ("http://:3128", "proxy URL has no host"),
         ("http://proxy.test:99999", "proxy URL has a bad port"),
         ("http://proxy.test:3128/path", "proxy URL must be scheme://host:port only"),
+        (  # a ] in a password, not percent-encoded: urllib cannot read the URL
+            "http://hospuser:S3cr]tPw@proxy.local:3128",
+            "proxy URL cannot be read (percent-encode [ ] @ : / in the user name or password)",
+        ),
     ],
 )
 def test_unusable_proxies_are_named_not_bypassed(value: str, problem: str) -> None:
@@ -109,6 +113,15 @@ def test_unusable_proxies_are_named_not_bypassed(value: str, problem: str) -> No
     egress = choose_proxy(HEALTH, {"HTTPS_PROXY": value})
     assert egress.proxy is None and egress.problem is not None and problem in egress.problem
     assert egress.describe().startswith("via ")  # never reported as "direct"
+    assert "S3cr]tPw" not in f"{egress.problem} {egress.describe()}"  # SECURITY: nor its password
+
+
+def test_an_unreadable_proxy_in_the_config_is_one_problem_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config_text(egress_proxy="${EGRESS}"), {"EGRESS": "http://u:S3cr]tPw@proxy.local:3128"})
+    assert caught.value.problems == [
+        "egress_proxy: proxy URL cannot be read (percent-encode [ ] @ : / in the user name or password)"
+    ]
 
 
 def config_text(**extra: Any) -> str:

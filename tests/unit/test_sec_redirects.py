@@ -74,6 +74,9 @@ REFUSED = [
     "https://app.h.example@evil.example/",
     "https://app.h.example:99999/",  # not a port
     "https://app.h.example:x/",
+    "https://[::1",  # urllib cannot read these: refused, never a 500
+    "https://app.h.example]/x",
+    "http://[oops/",
     "https://evilhospital.example/",  # no label boundary
     "https://hospital.example.evil.example/",
     "https://evilintranet.example/",
