@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import structlog
 
@@ -86,6 +86,10 @@ _MIGHT_MATCH_DIGITS = re.compile(r"\d[- ]?\d{4}")
 def redact_short(text: str) -> str:
     """``redact_text`` for the access log's short fields: most paths and hosts carry nothing it
     would replace, and a few substring tests tell so (the access log's writer runs per request)."""
+    # SECURITY: a URL as sent hides a citizen id's spaces ("1%201017%20..." or "1+1017+...") and
+    # may escape any character: what it means is judged too.
+    if "%" in text or "+" in text:
+        return redact_encoded(text)
     # SECURITY: case-insensitive matching beyond ASCII ("ſ" is an "s"): no shortcut.
     if not text.isascii():
         return redact_text(text)
@@ -94,6 +98,14 @@ def redact_short(text: str) -> str:
         if word in lowered:
             return redact_text(text)
     return redact_text(text) if _MIGHT_MATCH_DIGITS.search(text) else text
+
+
+def redact_encoded(text: str) -> str:
+    """``redact_text`` of a percent-encoded text (a path, a query value): when its decoded form
+    (``+`` read as a space) carries something to replace, that form, replaced, is what is shown."""
+    decoded = unquote_plus(text, errors="surrogateescape")
+    cleaned = redact_text(decoded)
+    return cleaned if cleaned != decoded else redact_text(text)
 
 
 def redact_text(text: str) -> str:
@@ -107,7 +119,11 @@ def redact_text(text: str) -> str:
 
 
 # Query parameters whose value the access log never shows, by name (besides ``_SENSITIVE``).
-_QUERY_NAMES = (*_SENSITIVE, "key", "sig", "auth", "session", "sid", "jwt", "ticket", "otp", "nonce", "pass")
+_QUERY_NAMES = (
+    *_SENSITIVE, "key", "sig", "auth", "session", "sid", "jwt", "ticket", "otp", "nonce", "pass",
+    "credential",
+)  # fmt: skip
+_QUERY_EXACT = frozenset({"pw", "pwd", "pin", "passcode"})  # short ones: whole names only
 # A value shaped like a token whatever its name: 16+ URL-safe characters mixing letters and
 # digits, or 32+ of them.
 _TOKEN_SHAPED = re.compile(r"(?=[^&]*\d)(?=[^&]*[A-Za-z])[A-Za-z0-9._~+/=%\-]{16,}|[A-Za-z0-9._~+/=%\-]{32,}")
@@ -125,8 +141,14 @@ def redact_query(query: str) -> str:
             continue
         lowered = unquote(name).lower()
         # SECURITY: by the parameter's name, and by the value's shape whatever its name.
-        if value and (any(word in lowered for word in _QUERY_NAMES) or _TOKEN_SHAPED.fullmatch(value)):
+        if value and (
+            lowered in _QUERY_EXACT
+            or any(word in lowered for word in _QUERY_NAMES)
+            or _TOKEN_SHAPED.fullmatch(value)
+        ):
             value = REDACTED
+        elif "%" in value or "+" in value:
+            value = redact_encoded(value)  # a citizen id with its spaces encoded, say
         parts.append(f"{name}={value}")
     return redact_text("&".join(parts))
 

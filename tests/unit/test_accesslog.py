@@ -26,7 +26,7 @@ from sso_proxy.errors import ConfigError
 from sso_proxy.observability import accessline, accesslog
 from sso_proxy.observability.accessline import LINE_MAX, Record, access_line
 from sso_proxy.observability.accesslog import AccessLog
-from sso_proxy.observability.log import redact_short, redact_text
+from sso_proxy.observability.log import redact_encoded, redact_short, redact_text
 
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIwQUJDIn0.c2lnbmF0dXJl"
 CITIZEN_ID = "1234567890121"
@@ -74,6 +74,40 @@ def test_a_citizen_id_or_a_jwt_in_the_path_is_redacted() -> None:
     assert json.loads(text)["path"] == "/patients/[redacted]/files/[redacted]"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/patients/1%201017%2000203%2045%201/chart",  # a browser's encoding of "1 1017 00203 45 1"
+        "/search/1+1017+00203+45+1",  # a form's
+        "/p/%31%310170020345%31",  # any digit may be escaped
+        "/p/1%2D1017%2D00203%2D45%2D1",
+    ],
+)
+def test_a_citizen_id_in_an_encoded_path_is_redacted(path: str) -> None:
+    """SECURITY: redaction judges what the URL means, not only the bytes sent."""
+    text = access_line(record(path), include_query=False)
+    assert "00203" not in text and "0020345" not in text
+    assert "[redacted]" in json.loads(text)["path"]
+
+
+@pytest.mark.parametrize(
+    ("query", "secret"),
+    [
+        ("q=1+1017+00203+45+1", "00203"),
+        ("q=1%201017%2000203%2045%201", "00203"),
+        ("pwd=Hunter2x", "Hunter2x"),
+        ("pw=Hunter2x", "Hunter2x"),
+        ("pin=4821", "4821"),
+        ("credential=hunter2", "hunter2"),
+        ("user_credentials=hunter2", "hunter2"),
+    ],
+)
+def test_a_secret_in_a_logged_query_is_redacted(query: str, secret: str) -> None:
+    text = access_line(record(f"/x?lang=th&{query}&shipping=3&q2=a%20b"), include_query=True)
+    assert secret not in text
+    assert json.loads(text)["query"].endswith("&shipping=3&q2=a%20b")  # the rest as sent
+
+
 def test_any_bytes_a_client_sent_stay_one_valid_json_line() -> None:
     text = access_line(record('/a"b\\c\n', host="h\udcff\x00st", method="G\tET"), include_query=False)
     assert "\n" not in text and text.isascii()
@@ -101,7 +135,10 @@ def test_any_bytes_a_client_sent_stay_one_valid_json_line() -> None:
     ],
 )
 def test_the_quick_test_misses_nothing_redact_text_would_replace(text: str) -> None:
-    assert redact_short(text) == redact_text(text)
+    encoded = "%" in text or "+" in text  # judged by what it means too (redact_encoded)
+    assert redact_short(text) == (redact_encoded(text) if encoded else redact_text(text))
+    if redact_text(text) != text:
+        assert redact_short(text) != text
 
 
 def test_health_checks_are_sampled_and_failures_always_logged() -> None:
