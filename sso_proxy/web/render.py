@@ -158,8 +158,8 @@ def login_answer(verdict: v.Login, reference: str, *, browser: bool = False) -> 
 
 
 def auth_allowed(verdict: v.Forward | v.Public, facts: RequestFacts, own_cookies: CookieNames) -> Answer:
-    """202 for nginx: the identity as ``X-Auth-Request-*`` (none on a public path), and
-    ``X-Auth-Request-Cookie``, the browser's cookies without any of the proxy's.
+    """202 for nginx: the identity as ``X-Auth-Request-*`` (none on a public path), and, to a
+    trusted proxy, ``X-Auth-Request-Cookie``, the browser's cookies without any of the proxy's.
 
     SECURITY: nginx cannot remove every copy of a cookie by name from a header; the proxy can,
     with the very rule reverse-proxy mode uses (``sso_proxy.core.cookie_names``). And a decision
@@ -167,7 +167,11 @@ def auth_allowed(verdict: v.Forward | v.Public, facts: RequestFacts, own_cookies
     headers: Headers = [NO_STORE]
     if isinstance(verdict, v.Forward):
         headers += verdict.identity.auth_answer()
-    cookies = app_cookie_header(facts.auth.cookies if facts.auth is not None else (), own_cookies)
+    # SECURITY: the browser's cookies go back to a front door only (a trusted proxy: every shipped
+    # front-door setup names it). Asked directly, as a script on a route's host can ask, this
+    # header would hand that script the app's HttpOnly cookies.
+    trusted = facts.client.view.trusted_peer
+    cookies = app_cookie_header(facts.auth.cookies if facts.auth is not None and trusted else (), own_cookies)
     if cookies:
         headers.append(("X-Auth-Request-Cookie", cookies))
     return Answer(202, headers)

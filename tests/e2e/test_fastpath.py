@@ -524,6 +524,20 @@ async def test_auth_request_without_a_session_is_aiohttps_401(pair: Pair) -> Non
     assert pair.server.fast_answers == before + 1
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_the_browsers_cookies_go_back_to_a_front_door_only(
+    pair: Pair, behind_proxy: Pair, trusted: bool
+) -> None:
+    """SECURITY: asked directly (a script on the app's host can ask, with every cookie of the
+    host attached), the 202 names no cookie: else the app's HttpOnly cookies are the script's."""
+    asker = behind_proxy if trusted else pair
+    cookies = f"app_session=HTTPONLY-SECRET; {asker.cookie}"
+    fast, plain = await both(asker, get("/oauth2/auth", cookies, "X-Original-URI: /"))
+    assert fast.startswith(b"HTTP/1.1 202 ") and normalised(fast) == normalised(plain)
+    assert (b"X-Auth-Request-Cookie: app_session=HTTPONLY-SECRET\r\n" in fast) is trusted
+    assert asker.cookie.encode() not in fast  # the proxy's own cookie: never, to anyone
+
+
 async def test_legacy_headers_and_tokens_go_upstream_the_same(pair: Pair) -> None:
     spoofs = (
         "REMOTE_USER: spoof",
