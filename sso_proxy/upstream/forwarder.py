@@ -32,7 +32,7 @@ from sso_proxy.upstream.limits import DEFAULT_MAX_CONNECTIONS, RoutePool, Slots
 from sso_proxy.upstream.pool import Pool
 from sso_proxy.upstream.relay import UpstreamAborted
 from sso_proxy.upstream.url import UpstreamTarget, parse_upstream
-from sso_proxy.upstream.websocket import is_websocket_upgrade, proxy_websocket
+from sso_proxy.upstream.websocket import Recheck, is_websocket_upgrade, proxy_websocket
 
 __all__ = ["Forwarder", "UpstreamAborted"]
 
@@ -90,6 +90,7 @@ class Forwarder:
         host: str | None = None,
         route: str | None = None,
         own_cookies: CookieNames = NO_COOKIES,
+        recheck: Recheck | None = None,
     ) -> web.StreamResponse:
         """Forward ``request`` to ``upstream`` (a route's base URL) and return the prepared or ready response.
 
@@ -99,7 +100,8 @@ class Forwarder:
         the route's name). Raises ``UpstreamError`` (502) or ``UpstreamTimeout`` (504) before the
         response starts, ``UpstreamAborted`` / ``ClientStalled`` after. ``own_cookies``: the proxy's
         cookies, whose ``Set-Cookie`` from the upstream never reaches the client (the proxy always
-        passes its own; the default, none, is for forwarder tests).
+        passes its own; the default, none, is for forwarder tests). ``recheck``: for a WebSocket,
+        whether the decision that opened it still forwards (``upstream.websocket``).
         """
         pool, target = self.pool_for(upstream, route)
         host_header = host or target.host_header
@@ -114,6 +116,7 @@ class Forwarder:
                 host=host_header,
                 handshake_timeout=timeout,
                 client_timeout=self.client_timeout,
+                recheck=recheck,
             )
         return await forward_http(
             pool,

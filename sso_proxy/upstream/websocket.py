@@ -5,12 +5,21 @@ Connecting upstream before answering the client means an unreachable upstream st
 A close from either side is passed on to the other with its code and reason. A client that stops
 reading for ``client_timeout`` seconds is dropped, and the upstream socket closed with it.
 Built on aiohttp's WebSocket client: upgrades are rare and long-lived, speed is not the issue here.
+
+A socket opened with a session lives no longer than the decision that let it open: ``recheck``
+asks the one decision again every RECHECK_EVERY seconds, and when it no longer forwards (the
+session signed out, revoked or ended, the rules now refuse, the store cannot say) both sides are
+closed (1008; 1013 while the store cannot answer). Revocations reach it within about that time,
+since every replica drops an ended session from its cache at once. An open socket rechecked this
+way counts as activity, as polling would: it keeps its session from idling out, never past its
+``max_lifetime``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -20,6 +29,9 @@ from sso_proxy.errors import UpstreamError, UpstreamTimeout
 
 MAX_MESSAGE = 16 * 1024 * 1024
 CLOSE_TIMEOUT = 10.0
+RECHECK_EVERY = 1.0  # seconds between two asks whether the socket's session still lets it through
+# What ``recheck`` gives: None while the socket may stay open, else the close code and reason.
+Recheck = Callable[[], Awaitable[tuple[int, str] | None]]
 
 # Handshake and hop-by-hop headers: aiohttp's client writes its own for the upstream hop.
 _NOT_COPIED = frozenset(
@@ -61,6 +73,7 @@ async def proxy_websocket(
     host: str,
     handshake_timeout: float,
     client_timeout: float = 30.0,
+    recheck: Recheck | None = None,
 ) -> web.StreamResponse:
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     up_headers: CIMultiDict[str] = CIMultiDict((n, v) for n, v in headers if n.lower() not in _NOT_COPIED)
@@ -85,7 +98,7 @@ async def proxy_websocket(
     )
     try:
         await client.prepare(request)
-        await _relay(client, upstream, request.transport, client_timeout)
+        await _relay(client, upstream, request.transport, client_timeout, recheck)
     finally:
         await upstream.close()
     return client
@@ -99,22 +112,48 @@ async def _relay(
     upstream: aiohttp.ClientWebSocketResponse,
     transport: asyncio.Transport | None,
     client_timeout: float,
+    recheck: Recheck | None = None,
 ) -> None:
     to_client = _Stall(client_timeout, transport)
     pumps = {
         asyncio.ensure_future(_pump(client, upstream, abnormal=1001)),
         asyncio.ensure_future(_pump(upstream, client, abnormal=1011, stall=to_client)),
     }
+    guard = asyncio.ensure_future(_until_refused(recheck)) if recheck is not None else None
+    tasks = {*pumps, guard} if guard is not None else set(pumps)
     try:
-        _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if guard is not None and guard in done:
+            # SECURITY: the decision that opened the socket no longer forwards: both sides closed,
+            # the client's first (the upstream's, once closed, would end its pump with 1011).
+            code, reason = guard.result()
+            with suppress(ConnectionResetError):  # a client that stalls is dropped instead
+                await to_client.wait(client.close(code=code, message=reason.encode("utf-8")))
+            await upstream.close(code=1001, message=b"the user's session ended")
+        elif guard is not None:
+            guard.cancel()  # a side closed first: nothing left to recheck
         # The finished pump has closed the other side, which ends the other pump's receive().
+        pending = {pump for pump in pumps if not pump.done()}
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
     finally:
-        for pump in pumps:
-            pump.cancel()
-            if pump.done() and not pump.cancelled():
-                pump.exception()  # retrieved: a side that went away ends the relay, nothing more
+        for task in tasks:
+            task.cancel()
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a side that went away ends the relay, nothing more
+
+
+async def _until_refused(recheck: Recheck) -> tuple[int, str]:
+    """The close code and reason, once the decision asked again every RECHECK_EVERY seconds no
+    longer forwards (SECURITY: fail closed, a recheck that fails is a refusal)."""
+    while True:
+        await asyncio.sleep(RECHECK_EVERY)
+        try:
+            verdict = await recheck()
+        except Exception:
+            return 1011, "the session could not be checked"
+        if verdict is not None:
+            return verdict
 
 
 class _Stall:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from sso_proxy.core.facts import AuthQuestion, RequestFacts, session_id_of, wants_json
 from sso_proxy.core.snapshot import Snapshot
-from sso_proxy.core.verdict import Forward, Public, Verdict, route_name
+from sso_proxy.core.verdict import Forward, Public, Unavailable, Verdict, route_name
 from sso_proxy.frontends.aiohttp_app.accesslogger import JUDGED, UPSTREAM_STATUS
 from sso_proxy.frontends.aiohttp_app.middleware import bind_request_id, respond
 from sso_proxy.frontends.aiohttp_app.requestinfo import believed_client
@@ -22,6 +22,7 @@ from sso_proxy.frontends.judge import judge
 from sso_proxy.observability.metrics import ROUTE_NAME
 from sso_proxy.observability.recorder import record
 from sso_proxy.server.runtime import Runtime
+from sso_proxy.upstream.websocket import Recheck
 from sso_proxy.web.render import render
 
 
@@ -78,6 +79,27 @@ async def forward(
         timeout=route.timeout,
         route=route.name,
         own_cookies=snapshot.own_cookies,
+        recheck=still_forwarded(rt, facts) if isinstance(verdict, Forward) else None,
     )
     request[UPSTREAM_STATUS] = response.status
     return response
+
+
+def still_forwarded(rt: Runtime, facts: RequestFacts) -> Recheck:
+    """For a WebSocket: the one decision asked again (the config and session of now), until it
+    no longer forwards; then the close code and reason for both sides (``upstream.websocket``)."""
+
+    async def recheck() -> tuple[int, str] | None:
+        # SECURITY: a socket lives no longer than the session and the rules that let it open.
+        verdict = await judge(rt.snapshot, rt.sessions, facts, before_read=_nothing)
+        if isinstance(verdict, Forward):
+            return None
+        if isinstance(verdict, Unavailable):
+            return 1013, "the session store is not answering"  # "try again later"
+        return 1008, "the session ended or access is no longer allowed"
+
+    return recheck
+
+
+def _nothing() -> None:
+    return None
