@@ -15,10 +15,12 @@ secrets and the citizen id are never passed to a logger, and two nets catch what
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -217,11 +219,34 @@ def install_record_redaction() -> None:
     logging.setLogRecordFactory(factory)
 
 
+class JsonRecords(logging.Formatter):
+    """A stdlib record (aiohttp's, asyncio's, redis-py's) as one JSON line like structlog's events:
+    ``event``, ``level``, ``timestamp``, ``logger``, and its traceback as one ``exception`` field
+    (already redacted by ``redact_record``): never a line of plain text, which ``| jq`` stops at."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, tz=UTC).isoformat().replace("+00:00", "Z")
+        event: dict[str, Any] = {
+            "event": record.getMessage(),
+            "level": record.levelname.lower(),
+            "timestamp": when,
+            "logger": record.name,
+        }
+        if record.exc_text:
+            event["exception"] = record.exc_text
+        if record.stack_info:
+            event["stack"] = record.stack_info
+        return json.dumps(event, ensure_ascii=False)
+
+
 def configure_logging(level: str = "info", *, stream: Any = None) -> None:
     """JSON lines to stderr (or ``stream``); Thai text kept as UTF-8, not escaped."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     install_record_redaction()
     logging.basicConfig(level=numeric, stream=stream or sys.stderr, format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:  # basicConfig's (not a test runner's capture)
+            handler.setFormatter(JsonRecords())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -6,7 +6,10 @@ answer changed: the 400 for a request head it cannot read.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sso_proxy.errors import BadRequest
 
@@ -31,3 +34,12 @@ class ProxyRequestHandler(web.RequestHandler):
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        # SECURITY (availability): a head the client got wrong is its 400, which the access log
+        # records; a traceback of each (a dozen lines on stderr) let anyone flood the log.
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            self.logger.debug(*args, **kw)
+            return
+        super().log_exception(*args, **kw)

@@ -185,6 +185,28 @@ async def test_the_proxys_own_endpoints_and_what_aiohttp_refuses_are_logged(
     assert (unreadable["status"], unreadable["method"], unreadable["client_ip"]) == (400, "-", "127.0.0.1")
 
 
+async def test_heads_a_client_got_wrong_leave_json_lines_only(
+    services: Services, tmp_path: Path, started: list[ProxyProcess]
+) -> None:
+    """Each unreadable head is its access line (400), not a dozen lines of traceback on stderr: a
+    flood of them cannot fill the log, and every line stays one JSON object (``| jq`` reads on)."""
+    proxy = ProxyProcess(tmp_path, "proxy", config(services)).start()
+    started.append(proxy)
+    for head in (b"GET / HTTP/1.1\r\nHost: app.test\r\nNoColon x\r\n\r\n", b"GET /\x01 HTTP/1.1\r\n\r\n") * 3:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as raw:
+            raw.sendall(head)
+            assert raw.recv(100).startswith(b"HTTP/1.0 400 ")
+    for _ in range(100):
+        if len(access(proxy, "-")) == 6:
+            break
+        await asyncio.sleep(0.05)
+    assert len(access(proxy, "-")) == 6
+    text = proxy.log_text()
+    assert "Traceback" not in text and "Error handling request" not in text
+    for line in text.splitlines():
+        json.loads(line)  # every line of stdout and stderr
+
+
 async def test_queries_when_asked_for_are_redacted_and_health_checks_sampled(
     services: Services, tmp_path: Path, started: list[ProxyProcess]
 ) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,7 +14,7 @@ import structlog
 from support.echo_app import start_echo
 from support.harness import Stack, browser, follow, login, start_stack
 
-from sso_proxy.observability.log import audit, configure_logging, get_logger
+from sso_proxy.observability.log import JsonRecords, audit, configure_logging, get_logger, redact_record
 
 
 @pytest.fixture
@@ -76,3 +79,40 @@ async def test_a_whole_login_logs_no_secret(stack: Stack, captured: io.StringIO)
     for secret in secrets:
         assert secret not in text
     assert "eyJ" not in text  # no JWT of any kind
+
+
+def test_a_stdlib_record_is_one_json_line_with_its_traceback_redacted() -> None:
+    """aiohttp's, asyncio's and redis-py's records: one JSON object per line, like structlog's."""
+    try:
+        raise ValueError("failed with Cookie: sso_proxy=SECRET-SID")
+    except ValueError:
+        record = logging.getLogger("aiohttp.server").makeRecord(
+            "aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s", ("10.0.0.9",),
+            sys.exc_info(),
+        )  # fmt: skip
+    redact_record(record)
+    text = JsonRecords().format(record)
+    assert "\n" not in text and "SECRET-SID" not in text
+    line = json.loads(text)
+    assert (line["event"], line["level"], line["logger"]) == (
+        "Error handling request from 10.0.0.9",
+        "error",
+        "aiohttp.server",
+    )
+    assert line["exception"].startswith("Traceback") and "Cookie: [redacted]" in line["exception"]
+    assert line["timestamp"].endswith("Z")
+
+
+def test_the_process_writes_stdlib_records_as_json_lines() -> None:
+    """A process as ``serve`` configures it (no handler yet): a stdlib record on stderr is JSON."""
+    code = (
+        "import logging\n"
+        "from sso_proxy.observability.log import configure_logging\n"
+        "configure_logging('info')\n"
+        "logging.getLogger('asyncio').error('two\\nlines')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    (line,) = done.stderr.splitlines()
+    assert json.loads(line)["event"] == "two\nlines"
