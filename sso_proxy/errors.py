@@ -265,3 +265,15 @@ class UpstreamTimeout(UpstreamError):
     title_th = "แอปพลิเคชันตอบช้าเกินไป"
     explain_en = "You are signed in, but the application took too long to answer."
     explain_th = "ท่านเข้าสู่ระบบแล้ว แต่แอปพลิเคชันใช้เวลาตอบนานเกินไป"
+
+
+class UpstreamBusy(UpstreamError):
+    status = 503
+    code = "upstream_busy"
+    title_en = "The application is busy"
+    title_th = "แอปพลิเคชันมีผู้ใช้งานเต็ม"
+    explain_en = (
+        "This application already has as many live connections open as its administrator allows. "
+        "Please try again in a moment."
+    )
+    explain_th = "แอปพลิเคชันนี้มีการเชื่อมต่อค้างอยู่เต็มจำนวนที่ผู้ดูแลระบบกำหนดแล้ว กรุณาลองใหม่อีกครั้งในอีกสักครู่"

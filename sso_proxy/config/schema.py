@@ -86,6 +86,11 @@ class RouteConfig:
     max_connections: int = setting(
         default=64, kind="int", minimum=1, doc="this route's requests at the upstream at once"
     )
+    # SECURITY: WebSockets live long and hold an upstream socket each: a cap of their own (they
+    # take none of the requests' slots, which they would hold for hours).
+    max_websockets: int = setting(
+        default=1000, kind="int", minimum=1, doc="this route's WebSockets open at once"
+    )
     force_https: bool | None = setting(
         default=None, kind="bool", doc="plain http is redirected to https (default: the global force_https)"
     )

@@ -73,7 +73,8 @@ class Runtime:
         # The resources take on the config's limits (they apply to the next read or connection).
         self.sessions.cache.ttl = config.session.identity_cache
         limits = {route.name: route.max_connections for route in config.routes}
-        self.forwarder.configure(limits, config.client_stall_timeout)
+        sockets = {route.name: route.max_websockets for route in config.routes}
+        self.forwarder.configure(limits, config.client_stall_timeout, sockets)
         self.snapshot = snapshot  # the one switch: requests that started keep the old one
 
     def snapshot_of(self, config: Config) -> Snapshot:

@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from sso_proxy.core.cookie_names import NO_COOKIES, CookieNames
-from sso_proxy.errors import UpstreamError
+from sso_proxy.errors import UpstreamBusy, UpstreamError
 from sso_proxy.upstream.clients import client_session
 from sso_proxy.upstream.deadlines import Deadlines
 from sso_proxy.upstream.exchange import forward_http
@@ -35,6 +35,9 @@ from sso_proxy.upstream.url import UpstreamTarget, parse_upstream
 from sso_proxy.upstream.websocket import Recheck, is_websocket_upgrade, proxy_websocket
 
 __all__ = ["Forwarder", "UpstreamAborted"]
+
+
+DEFAULT_MAX_WEBSOCKETS = 1000  # config.RouteConfig.max_websockets
 
 
 class Forwarder:
@@ -57,13 +60,19 @@ class Forwarder:
         self._ssl: ssl.SSLContext | None = None
         self._session: aiohttp.ClientSession | None = None
         self._deadlines: Deadlines | None = None
+        self._socket_limits: dict[str, int] = {}  # route name -> its max_websockets
+        self.open_sockets: dict[str, int] = {}  # route name (or upstream URL) -> WebSockets open
 
     async def start(self) -> None:
         self._session = client_session(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
 
-    def configure(self, limits: Mapping[str, int], client_timeout: float) -> None:
-        """Each route's ``max_connections`` (by route name) and the config's ``client_stall_timeout``."""
+    def configure(
+        self, limits: Mapping[str, int], client_timeout: float, sockets: Mapping[str, int] | None = None
+    ) -> None:
+        """Each route's ``max_connections`` and ``max_websockets`` (by route name) and the config's
+        ``client_stall_timeout``."""
         self._limits = dict(limits)
+        self._socket_limits = dict(sockets or {})
         self.client_timeout = client_timeout
         for (kind, name), slots in self._slots.items():
             if kind == "route" and name in limits:
@@ -108,16 +117,26 @@ class Forwarder:
         if is_websocket_upgrade(request):
             if self._session is None:
                 raise UpstreamError(detail="forwarder not started")
-            return await proxy_websocket(
-                self._session,
-                request,
-                url=target.websocket_url(path_qs),
-                headers=headers,
-                host=host_header,
-                handshake_timeout=timeout,
-                client_timeout=self.client_timeout,
-                recheck=recheck,
-            )
+            name = route or upstream
+            # SECURITY: a route's WebSockets are capped (max_websockets): each holds an upstream
+            # socket and its buffers for as long as the client keeps it open.
+            limit = self._socket_limits.get(name, DEFAULT_MAX_WEBSOCKETS)
+            if self.open_sockets.get(name, 0) >= limit:
+                raise UpstreamBusy(detail=f"all {limit} WebSockets of route {name} open")
+            self.open_sockets[name] = self.open_sockets.get(name, 0) + 1
+            try:
+                return await proxy_websocket(
+                    self._session,
+                    request,
+                    url=target.websocket_url(path_qs),
+                    headers=headers,
+                    host=host_header,
+                    handshake_timeout=timeout,
+                    client_timeout=self.client_timeout,
+                    recheck=recheck,
+                )
+            finally:
+                self.open_sockets[name] -= 1
         return await forward_http(
             pool,
             request,

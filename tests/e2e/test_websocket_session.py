@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 from support.upstream_stack import PIPELINES, Proxy, client, start_app, started_proxy
@@ -32,8 +33,17 @@ async def proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Proxy]:
     monkeypatch.setattr(websocket, "RECHECK_EVERY", 0.1)
     app = web.Application()
     app.router.add_get("/ws", echo_ws)
+    app.router.add_get("/public/ws", echo_ws)
     runner, port = await start_app(app)
-    routes = [{"name": "app", "host": "app.test", "upstream": f"http://127.0.0.1:{port}"}]
+    routes = [
+        {
+            "name": "app",
+            "host": "app.test",
+            "upstream": f"http://127.0.0.1:{port}",
+            "public_paths": ["/public/"],
+            "max_websockets": 2,
+        }
+    ]
     try:
         async with started_proxy(routes) as started:
             yield started
@@ -79,3 +89,28 @@ async def test_a_socket_whose_session_lives_stays_open(proxy: Proxy, pipeline: s
             assert (await ws.receive(timeout=5)).data == f"{provider_id}:{n}"
             await asyncio.sleep(0.1)
         await ws.close()
+
+
+async def test_a_routes_websockets_are_capped(proxy: Proxy) -> None:
+    """SECURITY (bounded work): each socket holds an upstream socket for as long as its client
+    keeps it, so a route's open sockets are capped (``max_websockets``, here 2), anonymous ones
+    on a public path included; one more is a 503, and a closed one frees its place."""
+    async with client() as http:
+        url = proxy.url("fast", "app.test", "/public/ws")
+        first, second = (
+            await http.ws_connect(url),
+            await http.ws_connect(proxy.url("plain", "app.test", "/public/ws")),
+        )
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(url)
+        assert refused.value.status == 503
+        await first.close()
+        for _ in range(100):  # the relay ends a moment after the close
+            if proxy.runtime.forwarder.open_sockets.get("app") == 1:
+                break
+            await asyncio.sleep(0.02)
+        third = await http.ws_connect(url)
+        await third.send_str("hi")
+        assert (await third.receive(timeout=5)).data == ":hi"  # anonymous: no provider id
+        await third.close()
+        await second.close()
