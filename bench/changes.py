@@ -122,18 +122,20 @@ request (callgrind, both trees in the same session), row C from 308,000 to 305,4
 on the way gave C/B 1.66 (4 quiet rounds, the log's cost 0.97) and 1.34 (1 quiet round, 0.87):
 within this machine's drift, no reliable gain in throughput shows.
 
-Round 2, seventh pass (session 8): where each row's CPU goes. The bench now reports, for every
-row, the CPU each of its processes spends per request (nginx, sso-proxy or the naive proxy or F's
-202 app, Redis, the app, wrk; `bench/costs.py`), measured around every run from /proc. Both rows
-of E/F keep the machine's two cores busy, so their req/s go about as the inverse of these sums
-(F's sum over E's matched the measured E/F within a few hundredths in the runs of this session).
-That shows why E/F stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs
-nginx and the app about 20-30 us more per request than F, because E's 202 carries the identity
-(X-Auth-Request-* and the signed assertion) that nginx copies and the app receives, while F's
-empty 202 gives them nothing. At the measured figures, E/F = 1.1 would leave sso-proxy's whole
-answer, its socket reads and writes included, a few microseconds of CPU per request (2-4 us in
-this session's runs), where the trivial 202 app itself takes about 40-55 us and sso-proxy about
-70-85. The targets table prints this computation for each run. No change to sso-proxy in this pass.
+Round 2, seventh pass (session 8): where each row's CPU goes. The bench now reports, for every row,
+the CPU each of its processes spends per request (nginx, sso-proxy or the naive proxy or F's 202
+app, Redis, the app, wrk; `bench/costs.py`), measured around every run from /proc. Both rows of E/F
+keep the machine's two cores busy, so their req/s go about as the inverse of these sums (F's sum
+over E's matched the measured E/F within a few hundredths in the runs of this session). That shows
+why E/F stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs nginx and the
+app about 20-30 us more per request than F, because E's 202 carries the identity (X-Auth-Request-*
+and the signed assertion) that nginx copies and the app receives, while F's empty 202 gives them
+nothing. At the measured figures, E/F = 1.1 would leave sso-proxy's whole answer, its socket reads
+and writes included, a few microseconds of CPU per request (2-4 us in this session's runs), where
+the trivial 202 app itself takes about 40-55 us and sso-proxy about 70-85. The targets table prints
+this computation for each run. sso-proxy's changes in this pass are security fixes (a client that
+never reads its answers, WebSockets after a revocation, the logs); on the measured path they add one
+test of a flag per request.
 """
 
 CHANGES = [
