@@ -126,16 +126,17 @@ Round 2, seventh pass (session 8): where each row's CPU goes. The bench now repo
 the CPU each of its processes spends per request (nginx, sso-proxy or the naive proxy or F's 202
 app, Redis, the app, wrk; `bench/costs.py`), measured around every run from /proc. Both rows of E/F
 keep the machine's two cores busy, so their req/s go about as the inverse of these sums (F's sum
-over E's matched the measured E/F within a few hundredths in the runs of this session). That shows
-why E/F stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs nginx and the
-app about 20-30 us more per request than F, because E's 202 carries the identity (X-Auth-Request-*
-and the signed assertion) that nginx copies and the app receives, while F's empty 202 gives them
+over E's came within 0.01-0.08 of the measured E/F in the runs of this session). That shows why E/F
+stays far under 1.1 with an honest F: besides sso-proxy's own answer, E costs nginx and the app
+about 20-35 us more per request than F, because E's 202 carries the identity (X-Auth-Request-* and
+the signed assertion) that nginx copies and the app receives, while F's empty 202 gives them
 nothing. At the measured figures, E/F = 1.1 would leave sso-proxy's whole answer, its socket reads
-and writes included, a few microseconds of CPU per request (2-4 us in this session's runs), where
-the trivial 202 app itself takes about 40-55 us and sso-proxy about 70-85. The targets table prints
-this computation for each run. sso-proxy's changes in this pass are security fixes (a client that
-never reads its answers, WebSockets after a revocation, the logs); on the measured path they add one
-test of a flag per request.
+and writes included, a few microseconds of CPU per request at most (2.4 and 4.2 us in two runs of
+this session; in a third, E's other processes alone already took more than F's whole sum allowed),
+where the trivial 202 app itself takes about 40-55 us and sso-proxy about 70-85. The targets table
+prints this computation for each run. sso-proxy's changes in this pass are security fixes (a client
+that never reads its answers, WebSockets after a revocation, the logs); on the measured path they
+add one test of a flag per request.
 """
 
 CHANGES = [

@@ -74,3 +74,32 @@ def difference(
         if a in top and b in bottom:
             parts.append(f"{a} {top[a] - bottom[b]:+.1f} us" + (f" (vs {b})" if a != b else ""))
     return ", ".join(parts)
+
+
+def auth_detail(
+    top: Mapping[str, float], bottom: Mapping[str, float], measured: float | None, goal: float
+) -> str:
+    """For E/F: E's extra CPU per request over F hop by hop, and what E/F = ``goal`` would leave
+    sso-proxy's answer. Both rows keep the same cores busy, so their req/s go about as the
+    inverse of their sums (the text shows how close that came to the ``measured`` ratio)."""
+    hops = (("nginx", "nginx"), ("sso-proxy", "202 app"), ("app", "app"), ("wrk", "wrk"))
+    detail = difference(top, bottom, hops)
+    if not detail or "sso-proxy" not in top:
+        return ""
+    ours, rest = top["sso-proxy"], sum(top.values()) - top["sso-proxy"]
+    allowed = sum(bottom.values()) / goal  # E's whole sum at E/F = goal
+    room = allowed - rest
+    shown = "-" if measured is None else f"{measured:.2f}"
+    sums = f"F's sum over E's is {sum(bottom.values()) / sum(top.values()):.2f} (the measured E/F: {shown})"
+    if room <= 0:
+        leaves = (
+            f"at these figures E/F = {goal:g} is out of reach even for an sso-proxy that cost nothing: "
+            f"E's other processes alone took {rest:.1f} us per request, F's whole sum over {goal:g} is "
+            f"{allowed:.1f} (sso-proxy took {ours:.1f})"
+        )
+    else:
+        leaves = (
+            f"at these figures E/F = {goal:g} would leave sso-proxy {room:.1f} us per request "
+            f"(it took {ours:.1f})"
+        )
+    return f"CPU per request, E minus F: {detail}. {sums}; {leaves}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.changes import CHANGES
-from bench.costs import cost_lines, difference
+from bench.costs import auth_detail, cost_lines
 from bench.machine import Machine
 from bench.method import method_lines
 from bench.profile import headline
@@ -90,25 +90,12 @@ def targets(results: Results, settings: Settings) -> list[Target]:
 
 
 def _e_minus_f(results: Results, goal: float = 1.1) -> str:
-    """Where E's extra CPU per request over F goes, hop by hop, and what E/F = ``goal`` would
-    leave sso-proxy (for the E/F target)."""
+    """Where E's extra CPU per request over F goes (for the E/F target; ``costs.auth_detail``)."""
     e, f = results.rows.get("E"), results.rows.get("F")
     if e is None or f is None:
         return ""
-    top, bottom = e.cpu_per_request, f.cpu_per_request
-    hops = (("nginx", "nginx"), ("sso-proxy", "202 app"), ("app", "app"), ("wrk", "wrk"))
-    detail = difference(top, bottom, hops)
-    if not detail or "sso-proxy" not in top:
-        return ""
-    # Both rows keep the same cores busy, so their req/s go about as the inverse of their sums.
-    ours, rest = top["sso-proxy"], sum(top.values()) - top["sso-proxy"]
-    room = sum(bottom.values()) / goal - rest
-    return (
-        f"; CPU per request, E minus F: {detail}. F's sum over E's is "
-        f"{sum(bottom.values()) / sum(top.values()):.2f} (the measured E/F: "
-        f"{_fmt(results.ratio('E', 'F'))}); at these figures E/F = {goal:g} would leave sso-proxy "
-        f"{room:.1f} us per request (it took {ours:.1f})"
-    )
+    detail = auth_detail(e.cpu_per_request, f.cpu_per_request, results.ratio("E", "F"), goal)
+    return f"; {detail}" if detail else ""
 
 
 def cpu_lines(results: Results) -> list[str]:

@@ -99,3 +99,17 @@ def test_wrk_is_counted_once_reaped() -> None:
     before = cpuload.children_seconds()
     subprocess.run([sys.executable, "-c", BUSY.format(seconds=0.3)], check=True)
     assert cpuload.children_seconds() - before >= 0.2
+
+
+def test_when_e_costs_too_much_without_sso_proxy_the_report_says_so() -> None:
+    e = row("E", [{"nginx": 60.0, "sso-proxy": 80.0, "app": 70.0, "wrk": 15.0}] * 3)
+    f = row("F", [{"nginx": 35.0, "202 app": 40.0, "app": 45.0, "wrk": 13.0}] * 3)
+    target = next(
+        t for t in targets(Results(rows={"E": e, "F": f}), from_env({})) if t.name.startswith("E/F")
+    )
+    # F sums 133: 133 / 1.1 = 120.9, less than E's 145 without sso-proxy
+    assert (
+        "out of reach even for an sso-proxy that cost nothing: E's other processes alone took 145.0"
+        in target.detail
+    )
+    assert "F's whole sum over 1.1 is 120.9 (sso-proxy took 80.0)" in target.detail
