@@ -136,8 +136,9 @@ those runs (negative: E's other processes alone took more than F's whole sum all
 proxy took 72-84 us and the trivial 202 app itself 39-53 us. The targets table prints this
 computation for each run. sso-proxy's changes in this pass are security fixes (a client that never
 reads its answers, WebSockets after a revocation, the logs); on the measured path they add one test
-of a flag per request. Full runs of this session: C/B 1.63, 1.56 and 1.82 (access log on), E/F 0.73,
-0.71 and 0.82, rotating sessions 0.85, 0.88 and 0.76, the log's cost (on / off) 0.92, 0.94 and 1.00.
+of a flag per request. Full runs of this session before this file's: C/B 1.63, 1.56 and 1.82 (access
+log on), E/F 0.73, 0.71 and 0.82, rotating sessions 0.85, 0.88 and 0.76, the log's cost (on / off)
+0.92, 0.94 and 1.00.
 """
 
 CHANGES = [
