@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
+from support.redis_server import RedisServer
 from support.upstream_stack import PIPELINES, Proxy, client, start_app, started_proxy
 
 from sso_proxy.upstream import websocket
@@ -114,3 +115,27 @@ async def test_a_routes_websockets_are_capped(proxy: Proxy) -> None:
         assert (await third.receive(timeout=5)).data == ":hi"  # anonymous: no provider id
         await third.close()
         await second.close()
+
+
+async def test_a_socket_is_closed_while_the_store_cannot_answer(own_server: RedisServer) -> None:
+    """SECURITY (fail closed): when the session can no longer be proven (the store frozen), the
+    socket is closed with 1013, "try again later", as an HTTP request would get its 503."""
+    app = web.Application()
+    app.router.add_get("/ws", echo_ws)
+    runner, port = await start_app(app)
+    routes = [{"name": "app", "host": "app.test", "upstream": f"http://127.0.0.1:{port}"}]
+    try:
+        async with started_proxy(routes, store="redis", redis_url=own_server.url) as proxy, client() as http:
+            cookie = await proxy.session_cookie("doctor")
+            ws = await http.ws_connect(proxy.url("fast", "app.test", "/ws"), headers={"Cookie": cookie})
+            await ws.send_str("before")
+            assert (await ws.receive(timeout=5)).data.endswith(":before")
+            own_server.pause()
+            try:
+                closed = await ws.receive(timeout=20)
+            finally:
+                own_server.resume()
+            assert closed.type is WSMsgType.CLOSE, closed
+            assert ws.close_code == 1013
+    finally:
+        await runner.cleanup()
