@@ -61,7 +61,6 @@ class Forwarder:
         self._session: aiohttp.ClientSession | None = None
         self._deadlines: Deadlines | None = None
         self._socket_limits: dict[str, int] = {}  # route name -> its max_websockets
-        self.open_sockets: dict[str, int] = {}  # route name (or upstream URL) -> WebSockets open
 
     async def start(self) -> None:
         self._session = client_session(connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
@@ -77,6 +76,8 @@ class Forwarder:
         for (kind, name), slots in self._slots.items():
             if kind == "route" and name in limits:
                 slots.resize(limits[name])
+            elif kind == "websockets" and name in self._socket_limits:
+                slots.resize(self._socket_limits[name])
         for view, _ in self._views.values():
             view.client_timeout = client_timeout
 
@@ -117,13 +118,11 @@ class Forwarder:
         if is_websocket_upgrade(request):
             if self._session is None:
                 raise UpstreamError(detail="forwarder not started")
-            name = route or upstream
-            # SECURITY: a route's WebSockets are capped (max_websockets): each holds an upstream
-            # socket and its buffers for as long as the client keeps it open.
-            limit = self._socket_limits.get(name, DEFAULT_MAX_WEBSOCKETS)
-            if self.open_sockets.get(name, 0) >= limit:
-                raise UpstreamBusy(detail=f"all {limit} WebSockets of route {name} open")
-            self.open_sockets[name] = self.open_sockets.get(name, 0) + 1
+            # SECURITY: a route's WebSockets are capped (max_websockets), never waited for: each
+            # holds an upstream socket and its buffers for as long as the client keeps it open.
+            sockets = self._websocket_slots(route or upstream)
+            if not sockets.try_take():
+                raise UpstreamBusy(detail=f"all {sockets.limit} WebSockets of route {sockets.name} open")
             try:
                 return await proxy_websocket(
                     self._session,
@@ -136,7 +135,7 @@ class Forwarder:
                     recheck=recheck,
                 )
             finally:
-                self.open_sockets[name] -= 1
+                sockets.give()
         return await forward_http(
             pool,
             request,
@@ -164,6 +163,19 @@ class Forwarder:
             slots = self._slots[key] = Slots(route or upstream, limit)
         found = self._views[(route or "", upstream)] = (RoutePool(pool, slots, self.client_timeout), target)
         return found
+
+    def _websocket_slots(self, name: str) -> Slots:
+        """The open WebSockets of route ``name`` (a route's request slots, of their own kind)."""
+        slots = self._slots.get(("websockets", name))
+        if slots is None:
+            limit = self._socket_limits.get(name, DEFAULT_MAX_WEBSOCKETS)
+            slots = self._slots[("websockets", name)] = Slots(name, limit)
+        return slots
+
+    @property
+    def open_sockets(self) -> dict[str, int]:
+        """Route name (or upstream URL) -> WebSockets open now (tests)."""
+        return {name: slots.busy for (kind, name), slots in self._slots.items() if kind == "websockets"}
 
     def connections_opened(self, upstream: str) -> int:
         """How many TCP connections were opened to this upstream's origin (tests, metrics)."""

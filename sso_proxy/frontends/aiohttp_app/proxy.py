@@ -91,7 +91,7 @@ def still_forwarded(rt: Runtime, facts: RequestFacts) -> Recheck:
 
     async def recheck() -> tuple[int, str] | None:
         # SECURITY: a socket lives no longer than the session and the rules that let it open.
-        verdict = await judge(rt.snapshot, rt.sessions, facts, before_read=_nothing)
+        verdict = await judge(rt.snapshot, rt.sessions, facts, before_read=lambda: None)
         if isinstance(verdict, Forward):
             return None
         if isinstance(verdict, Unavailable):
@@ -99,7 +99,3 @@ def still_forwarded(rt: Runtime, facts: RequestFacts) -> Recheck:
         return 1008, "the session ended or access is no longer allowed"
 
     return recheck
-
-
-def _nothing() -> None:
-    return None
