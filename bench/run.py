@@ -181,8 +181,9 @@ class Bench:
     def prepare_sessions(self) -> None:
         s = self.settings
         main_url = redis_url(self.redis_main)
-        users = self.log_in_users("proxy-main")
-        models = asyncio.run(sessions.templates(main_url, COOKIE_SECRET, users))
+        users = self.log_in_users("proxy-main")  # the app host's cookies, as browsers hold them
+        user_ids = sessions.session_ids(users, COOKIE_SECRET)
+        models = asyncio.run(sessions.templates(main_url, COOKIE_SECRET, user_ids))
         next_user = 0
         if self.redis_big is not None and s.memory_sessions > 0:
             print(f"Redis memory: {s.memory_sessions:,} sessions through store.create", flush=True)
@@ -198,8 +199,8 @@ class Bench:
         count = max(0, s.sessions_small - len(users))
         print(f"filling the main store with {count:,} sessions", flush=True)
         kept = sessions.fill(main_url, COOKIE_SECRET, models, count, first=next_user, keep=s.spread)
-        self.spread["proxy-main"] = (kept + users)[: s.spread]
-        asyncio.run(sessions.verify_readable(main_url, COOKIE_SECRET, kept + users))
+        self.spread["proxy-main"] = (sessions.app_cookies(kept, COOKIE_SECRET) + users)[: s.spread]
+        asyncio.run(sessions.verify_readable(main_url, COOKIE_SECRET, kept + user_ids))
         self.results.sessions_stored["main"] = sessions.count_sessions(main_url)
 
     def fill_big(self, models: list[sessions.Template], first: int) -> None:
@@ -217,8 +218,9 @@ class Bench:
             self.results.fill_bytes_per_session = (sessions.used_memory(big_url) - before) / count
             self.results.fill_rate = count / elapsed
             print(f"  {count / elapsed:,.0f} sessions/s", flush=True)
-        self.spread["proxy-big"] = kept[: s.spread]
-        asyncio.run(sessions.verify_readable(big_url, COOKIE_SECRET, kept + users))
+        self.spread["proxy-big"] = sessions.app_cookies(kept[: s.spread], COOKIE_SECRET)
+        user_ids = sessions.session_ids(users, COOKIE_SECRET)
+        asyncio.run(sessions.verify_readable(big_url, COOKIE_SECRET, kept + user_ids))
         self.results.sessions_stored["large"] = sessions.count_sessions(big_url)
 
     # -- wrk rows ------------------------------------------------------------------------

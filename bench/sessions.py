@@ -26,10 +26,12 @@ from typing import Any, cast
 
 import redis
 
+from bench.proxyconf import BENCH_HOST
 from sso_proxy.config.schema import SessionConfig
 from sso_proxy.identity.profile import Identity
 from sso_proxy.sessions import Lifetime, Session, SessionStore, make_store
 from sso_proxy.sessions.crypto import SESSION_PREFIX, USER_PREFIX
+from sso_proxy.sessions.host_bound import SessionCookie
 from sso_proxy.sessions.redis_store import RedisStore
 
 CHUNK = 20_000  # sessions per worker task of a fill
@@ -122,6 +124,19 @@ def _sample_keys(client: redis.Redis, pattern: str, sample: int) -> list[bytes]:
 def _mean(values: Iterable[object]) -> float:
     numbers = [float(v) for v in values if isinstance(v, (int, float))]
     return sum(numbers) / len(numbers) if numbers else 0.0
+
+
+def session_ids(cookies: list[str], secret: str) -> list[str]:
+    """The session ids behind the app host's cookie values (sealed for that host by the hand-off)."""
+    opener = SessionCookie(secret)
+    ids = [opener.session_of(value, BENCH_HOST) for value in cookies]
+    return [sid for sid in ids if sid is not None]
+
+
+def app_cookies(ids: list[str], secret: str) -> list[str]:
+    """The cookie values the app host's hand-off would have given these sessions' browsers."""
+    sealer = SessionCookie(secret)
+    return [sealer.for_route_host(sid, BENCH_HOST) for sid in ids]
 
 
 def session_config(redis_url: str, secret: str) -> SessionConfig:

@@ -42,6 +42,7 @@ class Target(NamedTuple):
     path_qs: str
     public: bool  # a public path of the route: no session needed, none used
     back: str | None = None  # /oauth2/auth: where the browser returns after a login
+    host: str = ""  # the host judged: the browser sent its cookies to this host
 
 
 def locate(snapshot: Snapshot, facts: RequestFacts) -> Target | v.Bad | v.NotFound | v.Insecure:
@@ -62,12 +63,12 @@ def locate(snapshot: Snapshot, facts: RequestFacts) -> Target | v.Bad | v.NotFou
     public = bool(route.public_paths) and public_path(route, path) is not None
     path_qs = join_path_qs(path, query)
     if asked is not None:
-        return Target(route, path_qs, public, asked.redirect or asked.origin + path_qs)
+        return Target(route, path_qs, public, asked.redirect or asked.origin + path_qs, host)
     if facts.client.proto != "https":
         insecure = plain_http(snapshot.config, facts.client, route, path_qs, public=public)
         if insecure is not None:
             return insecure
-    return Target(route, path_qs, public)
+    return Target(route, path_qs, public, None, host)
 
 
 def _asked(snapshot: Snapshot, facts: RequestFacts) -> Asked | None:

@@ -38,7 +38,8 @@ async def judge(
         return target
     session: Session | None = None
     hint = ""
-    session_id = facts.session_id
+    # SECURITY: a route host's cookie opens only on the host it was sealed for (host_bound).
+    session_id = snapshot.cookies.session_of(facts.session_id, target.host)
     if not target.public and session_id is not None:
         # The session named by the cookie: the in-process cache first (no await: most requests),
         # then the store. None: unknown or ended.

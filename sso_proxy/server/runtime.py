@@ -22,7 +22,6 @@ import aiohttp
 from aiohttp import web
 
 from sso_proxy.config.schema import Config
-from sso_proxy.core.facts import session_id_of
 from sso_proxy.core.routing import RouteTable
 from sso_proxy.core.snapshot import Snapshot
 from sso_proxy.identity.key_files import SigningKey, configured_keys, ephemeral_keys
@@ -162,13 +161,17 @@ class Runtime:
         """The request's session, or None; raises StoreUnavailable when the store is down.
 
         For the proxy's own endpoints; a judged request reads it in ``frontends.judge``."""
-        session_id = session_id_of(request.cookies.get(self.cookies.session_name))
+        from sso_proxy.frontends.aiohttp_app.middleware import bind_request_id
+        from sso_proxy.frontends.aiohttp_app.requestinfo import client_info
+
+        # SECURITY: a route host's cookie opens only on the host it was sealed for (host_bound).
+        host = client_info(request, self).host
+        session_id = self.cookies.session_of(request.cookies.get(self.cookies.session_name), host)
         if session_id is None:
             return None
         session, hint = self.sessions.cached(session_id)
         if session is not None:
             return session
-        from sso_proxy.frontends.aiohttp_app.middleware import bind_request_id
 
         bind_request_id(request)  # the store may log about this request
         return await self.sessions.fetch(session_id, hint)

@@ -11,16 +11,21 @@ Short-lived login cookies (host-only, HttpOnly, 10 minutes):
   (``sso_proxy.web.loginstate``), so up to LOGIN_SLOTS tabs can log in at once; a fifth attempt
   replaces the oldest. A fixed set of names, so every one of them is known for stripping.
 * ``<name>_handoff`` on a route host: the nonce that binds a hand-off to this browser.
+
+A route host's session cookie holds the session id sealed for that host
+(``sso_proxy.sessions.host_bound``): taken to any other host it names no session.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from aiohttp import web
 
 from sso_proxy.config.schema import SessionConfig
+from sso_proxy.core.facts import session_id_of
+from sso_proxy.sessions.host_bound import SessionCookie
 
 STATE_MAX_AGE = 600
 LOGIN_SLOTS = 4
@@ -33,6 +38,7 @@ class CookiePolicy:
     handoff_name: str
     secure: bool
     domain: str | None
+    secret: str = field(default="", repr=False, compare=False)
 
     @classmethod
     def from_config(cls, cfg: SessionConfig) -> CookiePolicy:
@@ -45,7 +51,18 @@ class CookiePolicy:
             session_name = base
         state_name = f"__Host-{base}_login" if cfg.cookie_secure else f"{base}_login"
         handoff_name = f"__Host-{base}_handoff" if cfg.cookie_secure else f"{base}_handoff"
-        return cls(session_name, state_name, handoff_name, cfg.cookie_secure, cfg.cookie_domain)
+        return cls(
+            session_name, state_name, handoff_name, cfg.cookie_secure, cfg.cookie_domain, cfg.cookie_secret
+        )
+
+    @cached_property
+    def values(self) -> SessionCookie:
+        """What a session cookie's value names on a host (``sso_proxy.sessions.host_bound``)."""
+        return SessionCookie(self.secret)
+
+    def session_of(self, value: str | None, host: str) -> str | None:
+        """The session id named by the session cookie ``value`` the browser sent to ``host``."""
+        return self.values.session_of(session_id_of(value), host)
 
     @cached_property
     def all_names(self) -> frozenset[str]:

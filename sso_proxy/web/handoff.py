@@ -135,5 +135,8 @@ async def received(rt: Runtime, info: ClientInfo, session_id: str, path: str) ->
     if session is None:
         return pages.redirect(login_start_url(rt, f"{info.proto}://{info.host_port}{path}"))
     response = pages.redirect(path)
-    rt.cookies.set_session(response, session_id, host=info.host, max_age=int(rt.config.session.max_lifetime))
+    # SECURITY: the route host gets the session sealed for itself, never the login host's id: a
+    # hand-off read on this origin (a hostile app's service worker) is worthless on any other host.
+    value = rt.cookies.values.for_route_host(session_id, info.host)
+    rt.cookies.set_session(response, value, host=info.host, max_age=int(rt.config.session.max_lifetime))
     return response

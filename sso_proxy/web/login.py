@@ -204,15 +204,11 @@ async def finish_redirect(
     return response
 
 
-def signout_token(rt: Runtime, session_id: str | None) -> str:
-    return formtokens.signout_token(rt.config.session.cookie_secret, session_id)
-
-
 async def sign_out_page(request: web.Request) -> web.StreamResponse:
     """``GET /oauth2/sign_out``: a page with a button; GET never signs out (link prefetchers)."""
     rt = request.app[RUNTIME]
     session_id = request.cookies.get(rt.cookies.session_name)
-    fields = {"token": signout_token(rt, session_id)}
+    fields = {"token": formtokens.signout_token(rt.config.session.cookie_secret, session_id)}
     if "rd" in request.query:
         fields["rd"] = request.query["rd"]
     form = pages.button_form("/oauth2/sign_out", "ออกจากระบบ", "Sign out", fields)
@@ -245,7 +241,9 @@ def post_refused(origin: str | None, fetch_site: str, own: str, token_ok: bool) 
 
 
 def cross_site(request: web.Request, rt: Runtime, form_token: str, session_id: str | None) -> bool:
-    token_ok = hmac.compare_digest(form_token, signout_token(rt, session_id))
+    token_ok = hmac.compare_digest(
+        form_token, formtokens.signout_token(rt.config.session.cookie_secret, session_id)
+    )
     fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
     return post_refused(request.headers.get("Origin"), fetch_site, own_origin(request, rt), token_ok)
 
@@ -255,12 +253,13 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     info = client_info(request, rt)
     form = await request.post()
-    session_id = request.cookies.get(rt.cookies.session_name)
-    if cross_site(request, rt, str(form.get("token", "")), session_id):
+    cookie = request.cookies.get(rt.cookies.session_name)
+    if cross_site(request, rt, str(form.get("token", "")), cookie):
         raise Forbidden(
             "Sign-out was refused because the request came from another site.",
             message_th="ปฏิเสธการออกจากระบบ เนื่องจากคำขอมาจากเว็บไซต์อื่น",
         )
+    session_id = rt.cookies.session_of(cookie, info.host)  # SECURITY: sealed for this host only
     if session_id:
         session = await rt.store.get(session_id, now=time.time())
         await rt.store.delete(session_id)

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from support.echo_app import start_echo
 from support.harness import Stack, browser, follow, login, start_stack
+from support.identity import session_id
 from support.redis_server import RedisServer
 from support.waits import wait_until, within
 
@@ -123,7 +124,7 @@ def aiohttp_url(url: str) -> Any:
 async def test_sign_out_kills_the_session_server_side(stack: Stack) -> None:
     async with browser() as client:
         await login(client, stack, "doctor")
-        cookie = next(c.value for c in client.cookie_jar if c.key == stack.runtime.cookies.session_name)
+        cookie = session_id(client, stack)
         assert await stack.runtime.store.get(cookie, now=time.time()) is not None
         async with client.get(stack.url("app.test", "/oauth2/sign_out")) as page:
             html = await page.text()

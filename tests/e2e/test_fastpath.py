@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 from support.access_lines import AccessLines
 from support.echo_app import read_request_head, start_raw_upstream
-from support.harness import browser, follow, free_port, stack_config
+from support.harness import browser, follow, free_port, plain_session, stack_config
 from support.redis_server import RedisServer
 from support.waits import wait_until, within
 
@@ -152,7 +152,7 @@ async def started_pair(trusted: list[str], redis_url: str | None = None) -> Asyn
     async with browser() as client:
         response, _ = await follow(client, f"http://app.test:{fast_port}/", user="nurse2org")
         assert response.status == 200
-        cookie = next(c.value for c in client.cookie_jar if c.key == runtime.cookies.session_name)
+        cookie = plain_session(client, runtime.cookies.session_name)
     heads.clear()
     try:
         yield Pair(fast_port, plain_port, f"{runtime.cookies.session_name}={cookie}", server, runtime, heads)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from support.harness import Stack
+from support.harness import Stack, plain_session
 from support.login_stack import PIPELINE_IDS, PIPELINES, hop, logged_in_browser, login_stack, start_url
 
 OWN = "app.test"
@@ -58,7 +58,7 @@ async def post_sign_out(
 
 
 async def still_signed_in(client: aiohttp.ClientSession, stack: Stack) -> bool:
-    cookie = next(c.value for c in client.cookie_jar if c.key == stack.runtime.cookies.session_name)
+    cookie = plain_session(client, stack.runtime.cookies.session_name)
     return await stack.runtime.store.get(cookie, now=time.time()) is not None
 
 

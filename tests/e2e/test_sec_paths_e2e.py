@@ -24,7 +24,7 @@ import pytest
 import yaml
 from aiohttp import web
 from support.echo_app import start_echo
-from support.harness import browser, follow, stack_config
+from support.harness import browser, follow, plain_session, stack_config
 from yarl import URL
 
 from sso_proxy.config.schema import parse_config
@@ -83,7 +83,7 @@ class Proxy:
                 response, _ = await follow(client, f"http://app.test:{self.ports['fast']}/", user=user)
                 assert response.status == 200
                 name = self.runtime.cookies.session_name
-                value = next(c.value for c in client.cookie_jar if c.key == name)
+                value = plain_session(client, name)
             self.cookies[user] = f"{name}={value}"
         return self.cookies[user]
 

@@ -24,6 +24,7 @@ from sso_proxy.mockidp import MockSettings, create_mock_idp_app
 from sso_proxy.mockidp.testing import RunningMock
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
+from sso_proxy.sessions.host_bound import PREFIX as SEALED
 from support.ports import free_port as free_port  # re-exported: tests import it from here
 from support.ports import listening_on
 
@@ -47,6 +48,12 @@ class LoopbackResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+def plain_session(client: aiohttp.ClientSession, name: str) -> str:
+    """The browser's session id: the login host's cookie value. (A route host's cookie holds it
+    sealed for that host alone, ``sso_proxy.sessions.host_bound``; every host reads the plain id.)"""
+    return next(c.value for c in client.cookie_jar if c.key == name and not c.value.startswith(SEALED))
 
 
 def browser() -> aiohttp.ClientSession:

@@ -28,6 +28,7 @@ from aiohttp import web
 
 from sso_proxy.mockidp.provider import render_profile
 from sso_proxy.mockidp.users import MockUser
+from sso_proxy.sessions.host_bound import PREFIX as SEALED
 from sso_proxy.verify.verifier import ASSERTION_HEADER, CLAIMS_KEY, AssertionVerifier, aiohttp_middleware
 from support.harness import Stack
 
@@ -148,9 +149,11 @@ def verifier_for(stack: Stack, route: str, **kwargs: Any) -> AssertionVerifier:
 
 
 def session_id(client: aiohttp.ClientSession, stack: Stack) -> str:
+    """The browser's session id: its login host's cookie (a route host's holds it sealed for that
+    host, ``sso_proxy.sessions.host_bound``). Every host reads the plain id as this session."""
     name = stack.runtime.cookies.session_name
-    values = {c.value for c in client.cookie_jar if c.key == name}
-    assert len(values) == 1, f"expected one session cookie value, got {len(values)}"
+    values = {c.value for c in client.cookie_jar if c.key == name and not c.value.startswith(SEALED)}
+    assert len(values) == 1, f"expected one session id, got {len(values)}"
     return values.pop()
 
 

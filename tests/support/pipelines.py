@@ -27,7 +27,7 @@ from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
 from support.echo_app import start_echo
-from support.harness import browser, follow, free_port, stack_config
+from support.harness import browser, follow, free_port, plain_session, stack_config
 
 UNTRUSTED = "127.0.0.2"
 
@@ -168,5 +168,5 @@ async def _signed_in(runtime: Runtime, port: int, user: str) -> str:
         response, seen = await follow(client, f"http://app.test:{port}/", user=user)
         assert response.status == 200, seen
         name = runtime.cookies.session_name
-        value = next(c.value for c in client.cookie_jar if c.key == name and c["domain"] == "app.test")
+        value = plain_session(client, name)
     return f"{name}={value}"

@@ -26,7 +26,15 @@ from sso_proxy.config.schema import parse_config
 from sso_proxy.identity.key_files import write_key_file
 from sso_proxy.sessions.crypto import SessionCrypto
 from sso_proxy.web.cookies import CookiePolicy
-from support.harness import COOKIE_SECRET, browser, default_routes, follow, free_port, stack_config
+from support.harness import (
+    COOKIE_SECRET,
+    browser,
+    default_routes,
+    follow,
+    free_port,
+    plain_session,
+    stack_config,
+)
 from support.proxy_process import ProxyProcess, Services, replay
 from support.redis_server import RedisServer
 from support.waits import wait_until
@@ -103,9 +111,8 @@ def url(replica: ProxyProcess, host: str, path: str = "/") -> str:
 
 
 def session_cookie(client: aiohttp.ClientSession, name: str) -> str:
-    values = [c.value for c in client.cookie_jar if c.key == name and c["domain"] == "app.test"]
-    assert len(values) == 1, values
-    return values[0]
+    """The session id (the login host's cookie: app.test's holds it sealed for app.test alone)."""
+    return plain_session(client, name)
 
 
 async def log_in(replicas: Replicas, user: str) -> tuple[aiohttp.ClientSession, str]:

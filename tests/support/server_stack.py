@@ -26,7 +26,7 @@ from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
 from support.echo_app import read_request_head, start_raw_upstream
-from support.harness import browser, follow, stack_config
+from support.harness import browser, follow, plain_session, stack_config
 
 GUARD = 10.0  # seconds: only a guard against a hanging test, never an assertion of speed
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -100,7 +100,7 @@ async def log_in(port: int, runtime: Runtime) -> str:
     async with browser() as client:
         response, _ = await follow(client, f"http://app.test:{port}/", user="nurse2org")
         assert response.status == 200
-        return next(c.value for c in client.cookie_jar if c.key == runtime.cookies.session_name)
+        return plain_session(client, runtime.cookies.session_name)
 
 
 def get(path: str, *extra: str, host: str = "app.test") -> bytes:

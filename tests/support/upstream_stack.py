@@ -21,7 +21,7 @@ from sso_proxy.mockidp import MockSettings
 from sso_proxy.mockidp.testing import start_mock_idp
 from sso_proxy.server.runtime import Runtime
 from sso_proxy.server.site import ProxySite
-from support.harness import LoopbackResolver, browser, follow, stack_config
+from support.harness import LoopbackResolver, browser, follow, plain_session, stack_config
 
 PIPELINES = ("fast", "plain")
 WAIT_LIMIT = 30.0  # bound of every wait for an event (never a timing assert)
@@ -41,7 +41,7 @@ class Proxy:
         async with browser() as client:
             await follow(client, self.url("fast", host, "/"), user=user)
             name = self.runtime.cookies.session_name
-            value = next(c.value for c in client.cookie_jar if c.key == name)
+            value = plain_session(client, name)
         return f"{name}={value}"
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import structlog
 from support.echo_app import start_echo
-from support.harness import Stack, browser, follow, login, start_stack
+from support.harness import Stack, browser, follow, login, plain_session, start_stack
 
 from sso_proxy.observability.log import JsonRecords, audit, configure_logging, get_logger, redact_record
 
@@ -59,7 +59,7 @@ async def test_a_whole_login_logs_no_secret(stack: Stack, captured: io.StringIO)
     async with browser() as client:
         response, hops = await follow(client, stack.url("app.test", "/"), user="doctor")
         assert response.status == 200
-        cookie = next(c.value for c in client.cookie_jar if c.key == stack.runtime.cookies.session_name)
+        cookie = plain_session(client, stack.runtime.cookies.session_name)
     async with browser() as client:
         await login(client, stack, "nopid")
     text = captured.getvalue()

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from sso_proxy.core.facts import RequestFacts, session_id_of
+from sso_proxy.core.facts import RequestFacts
 from sso_proxy.core.verdict import Verdict
 from sso_proxy.frontends.aiohttp_app.middleware import HANDLED, REQUEST_ID
 from sso_proxy.frontends.aiohttp_app.requestinfo import believed_client
@@ -78,5 +78,6 @@ def signed_in(request: web.Request) -> Session | None:
     if not ACCESS.settings.enabled or request.path in HEALTH_PATHS:
         return None
     rt = request.app[RUNTIME]
-    session_id = session_id_of(request.cookies.get(rt.cookies.session_name))
+    host = believed_client(request, rt.snapshot.config.trusted_proxies).host
+    session_id = rt.cookies.session_of(request.cookies.get(rt.cookies.session_name), host)
     return rt.sessions.cached(session_id)[0] if session_id is not None else None
