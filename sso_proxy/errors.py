@@ -109,6 +109,9 @@ class Forbidden(SsoProxyError):
     title_th = "ไม่มีสิทธิ์เข้าใช้งาน"
     explain_en = "Your account is signed in, but is not permitted to do this."
     explain_th = "ท่านเข้าสู่ระบบแล้ว แต่บัญชีนี้ไม่มีสิทธิ์ทำรายการนี้"
+    # (name, provider_id) of the person refused, when the raiser knows who asked: the page names
+    # them (contract §5, ``web.failures.who_html``). Their own data only.
+    signed_in_as: tuple[str, str] | None = None
 
 
 class LoginError(SsoProxyError):

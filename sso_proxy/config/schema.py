@@ -163,6 +163,13 @@ class Config:
         """The login host (asked on every request: parsed once)."""
         return (urlsplit(self.public_url).hostname or "").lower()
 
+    @functools.cached_property
+    def login_host_routes(self) -> tuple[str, ...]:
+        """The routes served on the login host. Their pages share the admin console's origin, so
+        their scripts could read its pages and post as the admin: the console is then off
+        (``web.console.console_http.admit``) and ``check-config`` warns."""
+        return tuple(route.name for route in self.routes if route.host.strip("[]") == self.public_host)
+
     @property
     def redirect_uri(self) -> str:
         return self.public_url + "/oauth2/callback"

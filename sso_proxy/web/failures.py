@@ -65,6 +65,14 @@ STEPS: dict[str, NextStep] = {
         "ออกจากระบบหรือเปลี่ยนบัญชี",
         "Sign out or switch account",
     ),
+    "console_off": NextStep(
+        "ปัญหานี้ไม่ได้เกิดจากบัญชีของท่าน กรุณาแจ้งผู้ดูแลบริการเข้าสู่ระบบนี้พร้อมรหัสอ้างอิงด้านล่าง",
+        "Nothing about your account causes this: tell the administrator of this sign-in service the "
+        "reference below.",
+        "switch",
+        "ออกจากระบบหรือเปลี่ยนบัญชี",
+        "Sign out or switch account",
+    ),
     "login_failed": LOGIN_AGAIN,
     "login_cancelled": NextStep(
         "หากต้องการใช้งาน กดปุ่มด้านล่างเพื่อเข้าสู่ระบบอีกครั้ง หากไม่ต้องการ ปิดหน้านี้ได้เลย",

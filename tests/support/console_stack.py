@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -75,14 +75,19 @@ def console_routes(upstream: str) -> list[dict[str, Any]]:
 
 @contextlib.asynccontextmanager
 async def console_stack(
-    *, store: str = "memory", redis_url: str | None = None, **overrides: Any
+    *,
+    store: str = "memory",
+    redis_url: str | None = None,
+    more_routes: Callable[[str], list[dict[str, Any]]] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
+    """``more_routes(upstream)``: routes added after ``console_routes``."""
     echo_runner, upstream = await start_echo()
     overrides.setdefault("admin", ADMIN_RULES)
     try:
         stack = await start_stack(
             upstream,
-            routes=console_routes(upstream),
+            routes=console_routes(upstream) + (more_routes(upstream) if more_routes else []),
             store=store,
             redis_url=redis_url,
             login_host=LOGIN_HOST,

@@ -2,6 +2,7 @@
 POST, sent by the console's own page. The views never see a request that failed any of it.
 
 * another host: 404 (the console exists on the login host only, contract §5);
+* a route served on the login host: 403 to everyone, the console is off (``ConsoleOff``);
 * no session: a browser goes to the login and comes back; a JSON client gets 401;
 * signed in but not admitted by the ``admin:`` rules: 403, on every URL and every POST, before
   any form is read;
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -33,6 +35,7 @@ from sso_proxy.web.console.console_layout import CONSOLE
 
 log = get_logger("sso_proxy.console")
 Form = dict[str, str]
+Refusal = TypeVar("Refusal", bound=Forbidden)
 ADMIN_ROUTE = "(admin console)"  # the route name refusals of the console are audited under
 
 
@@ -55,6 +58,42 @@ class Admin:
 
     def field(self, name: str) -> str:
         return self.form.get(name, "") if self.form is not None else ""
+
+
+class ConsoleOff(Forbidden):
+    """The console does not serve while an app shares its origin (``Config.login_host_routes``)."""
+
+    code = "console_off"
+    title_en = "The admin console is off"
+    title_th = "คอนโซลผู้ดูแลระบบปิดอยู่"
+
+
+def console_off(config: Config, session: Session | None) -> ConsoleOff:
+    names = ", ".join(config.login_host_routes)
+    host = config.public_host
+    return refusal(
+        ConsoleOff(
+            f"The admin console is switched off because the application “{names}” is served on this "
+            f"sign-in host ({host}): its pages share the console's address, so their scripts could act "
+            f"as an administrator. To turn the console on, the administrator of this service gives "
+            f"“{names}” a host name of its own (routes[].host in the config) and reloads it.",
+            message_th=(
+                f"คอนโซลผู้ดูแลระบบถูกปิดไว้ เนื่องจากแอปพลิเคชัน “{names}” ให้บริการอยู่บนโฮสต์เข้าสู่ระบบนี้ ({host}) "
+                "หน้าเว็บของแอปจึงอยู่ที่อยู่เดียวกับคอนโซล และสคริปต์ของแอปอาจสั่งงานแทนผู้ดูแลระบบได้ "
+                f"วิธีเปิดคอนโซล: ผู้ดูแลบริการนี้ย้าย “{names}” ไปใช้ชื่อโฮสต์ของตัวเอง (routes[].host ในไฟล์ตั้งค่า) "
+                "แล้วโหลดการตั้งค่าใหม่"
+            ),
+        ),
+        session,
+    )
+
+
+def refusal(exc: Refusal, session: Session | None) -> Refusal:
+    """``exc``, naming who is signed in (contract §5: a 403 page names them), if anyone is."""
+    if session is not None:
+        who = session.identity
+        exc.signed_in_as = (who.name_th or who.name_eng or who.provider_id, who.provider_id)
+    return exc
 
 
 View = Callable[[web.Request, Admin], Awaitable[web.StreamResponse]]
@@ -94,6 +133,11 @@ async def admit(request: web.Request, rt: Runtime) -> Admin | None:
     if info.host != rt.config.public_host:
         raise NotFound()
     session = await rt.load_session(request)
+    # SECURITY: an app on the login host shares the console's origin: its scripts could read a
+    # console page's token and post as the admin. Fail closed: no page, no action, for anyone.
+    if rt.config.login_host_routes:
+        log.warning("console_off", routes=list(rt.config.login_host_routes), path=request.path)
+        raise console_off(rt.config, session)
     if session is None:
         if wants_json(request.headers.get("Accept", "")):
             raise Unauthenticated()
