@@ -33,6 +33,7 @@ def check_config(root: Node, config: Config) -> None:
             f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
         )
     check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
+    check_console_origin(routes, config)
     # SECURITY: each worker would keep sessions of its own: a sign-out (or a revocation) in one
     # would leave the session alive in the others.
     if config.workers > 1 and config.session.store == "memory":
@@ -42,6 +43,23 @@ def check_config(root: Node, config: Config) -> None:
             "its own sessions, and a sign-out would end a session in one of them only); "
             "use session.store: redis",
         )
+
+
+def check_console_origin(node: Node, config: Config) -> None:
+    """A warning per route on the login host while ``admin:`` rules are set: the console those
+    rules open is off (its pages would share that app's origin, ``Config.login_host_routes``)."""
+    if not config.admin.allow:
+        return  # nobody may open the console anyway (``check_admin`` says so)
+    for index, route in enumerate(config.routes):
+        if route.name in config.login_host_routes:
+            node.problems.warn(
+                f"{node.path}[{index}].host",
+                f"is the login host ({config.public_host}): the admin console is off while {route.name} "
+                f"shares its origin, since a script of {route.name} could act there as an admin; "
+                f"give {route.name} a host name of its own "
+                f"(คอนโซลผู้ดูแลระบบถูกปิด เพราะ {route.name} อยู่บนโฮสต์เดียวกับหน้าเข้าสู่ระบบ "
+                f"ย้าย {route.name} ไปใช้ชื่อโฮสต์ของตัวเอง)",
+            )
 
 
 def check_egress_proxy(node: Node, proxy: str | None) -> None:

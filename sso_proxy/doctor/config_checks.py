@@ -1,4 +1,5 @@
-"""The checks that read only local files: the config itself, the redirect URI, the signing keys.
+"""The checks that read only local files: the config itself, the redirect URI, the admin console,
+the signing keys.
 
 The config is validated exactly as ``check-config`` and ``serve`` validate it (``load_config``):
 the doctor adds live checks on top and never a second opinion on the file.
@@ -37,6 +38,22 @@ def redirect_uri_check(config: Config) -> Check:
     if not uri.startswith("https://"):
         return warned("redirect_uri", en + " (not https: MOPH production expects https)", th)
     return passed("redirect_uri", en, th)
+
+
+def console_check(config: Config) -> Check:
+    """Where the admin console is, or why it is off: a route on the login host shares its origin
+    (``Config.login_host_routes``), and the console then refuses every request."""
+    url = config.public_url + "/oauth2/admin/"
+    if not config.admin.allow:
+        return passed("admin console", f"not in use: no admin.allow rules ({url})", "ไม่ได้เปิดใช้")
+    if shared := config.login_host_routes:
+        names = ", ".join(shared)
+        en = (
+            f"off: {names} is served on the login host {config.public_host}, the console's origin; "
+            f"give {names} a host name of its own"
+        )
+        return warned("admin console", en, f"คอนโซลผู้ดูแลระบบปิดอยู่ เพราะ {names} อยู่บนโฮสต์เข้าสู่ระบบ")
+    return passed("admin console", f"at {url} for the admin rules", "คอนโซลผู้ดูแลระบบพร้อมใช้งาน")
 
 
 def signing_check(config: Config) -> Check:

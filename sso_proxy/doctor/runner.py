@@ -1,9 +1,9 @@
 """``sso-proxy doctor``: run every check, print one line each in a fixed order, exit 1 on a failure.
 
 The live checks run concurrently (a host that does not answer costs one timeout, not one per
-check), but print in the order an operator reads them: the file, what to register, how traffic
-leaves, each MOPH server, the session store, the signing keys. Each line is printed as soon as it
-and every line above it are done.
+check), but print in the order an operator reads them: the file, what to register, where the
+admin console is, how traffic leaves, each MOPH server, the session store, the signing keys.
+Each line is printed as soon as it and every line above it are done.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import aiohttp
 
 from sso_proxy.config.schema import Config
-from sso_proxy.doctor.config_checks import config_check, redirect_uri_check, signing_check
+from sso_proxy.doctor.config_checks import config_check, console_check, redirect_uri_check, signing_check
 from sso_proxy.doctor.egress_line import egress_check, egress_for
 from sso_proxy.doctor.idp_checks import clock_check, key_check
 from sso_proxy.doctor.outcome import Check, Redactor, exit_code, failed, render
@@ -54,7 +54,7 @@ async def run_checks(path: str, environ: Mapping[str, str], emit: Emit) -> list[
         done.append(check)
         emit(masked(check, redact))
 
-    for check in (first, redirect_uri_check(config), egress_check(egresses)):
+    for check in (first, redirect_uri_check(config), console_check(config), egress_check(egresses)):
         out(check)
     async with client_session(trust_env=False) as session:  # the proxy is chosen per call
         tasks = [asyncio.ensure_future(job) for job in _live(config, egresses, session)]

@@ -32,6 +32,7 @@ COOKIE_SECRET = "doctor-test-cookie-secret-hT3x9QeL2mVb7RkZ0wYpN5sJ8aFdC4uG6iK1o
 ORDER = [
     "config",
     "redirect_uri",
+    "admin console",
     "egress proxy",
     "health_id host",
     "health_id key",

@@ -1,7 +1,8 @@
 """check-config runs every check serve runs before it binds (issue 12, item 3), through real
 ``sso-proxy check-config`` and ``serve`` subprocesses: signing key files (missing, unreadable, not
 PEM, RSA, P-384), listen/metrics_listen conflicts; warnings (exit 0)
-for a route open to every Provider ID holder and for an admin console nobody can open. Also the
+for a route open to every Provider ID holder, for an admin console nobody can open and for a
+route on the login host (the console is then off). Also the
 keys of contract §2 the config gained: routes' title_en / description / hidden, and ``admin:``.
 """
 
@@ -210,6 +211,27 @@ def test_an_admin_console_nobody_can_open_is_a_warning(tmp_path: Path, admin: di
     done = run("check-config", tmp_path, data)
     assert done.returncode == 0, done.stderr
     assert "warning: admin.allow: no one can open the admin console" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("host", ["sso.h.example", "SSO.h.example:8443"])
+def test_a_route_on_the_login_host_with_admin_rules_is_a_warning(tmp_path: Path, host: str) -> None:
+    """SECURITY: the app would share the console's origin, so the console is off (the warning says
+    which route and what to do); without admin rules there is no console to warn about."""
+    data = base(tmp_path)
+    data["routes"].append(
+        {"name": "wiki", "host": host, "path_prefix": "/wiki", "upstream": "http://127.0.0.1:9"}
+    )
+    done = run("check-config", tmp_path, data)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: routes[1].host: is the login host (sso.h.example): the admin console is off" in done.stderr
+    )
+    assert "give wiki a host name of its own" in done.stderr and "คอนโซลผู้ดูแลระบบถูกปิด" in done.stderr
+    assert "routes[0].host" not in done.stderr
+    assert done.stdout.startswith("OK:")
+    data["admin"] = {"allow": []}
+    done = run("check-config", tmp_path, data)
+    assert done.returncode == 0 and "routes[1].host" not in done.stderr, done.stderr
 
 
 # --- the contract keys: routes' titles, description, hidden; admin: -----------------------------

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sso_proxy.config.schema import Config, parse_config
-from sso_proxy.doctor.config_checks import config_check, redirect_uri_check, signing_check
+from sso_proxy.doctor.config_checks import config_check, console_check, redirect_uri_check, signing_check
 from sso_proxy.doctor.egress_line import egress_check, egress_for
 from sso_proxy.doctor.idp_checks import FAIL_SKEW, WARN_SKEW, measure_skew, skew_check
 from sso_proxy.doctor.outcome import Check, Redactor, Status, exit_code, mask_url, render
@@ -137,6 +137,21 @@ def test_redirect_uri_is_public_url_plus_callback(public_url: str, status: Statu
     check = redirect_uri_check(make_config(public_url=public_url))
     assert check.status is status
     assert f"register exactly {public_url}/oauth2/callback" in check.en
+
+
+def test_admin_console_line_says_where_it_is_or_why_it_is_off() -> None:
+    admin = {"allow": [{"provider_id": "1000000000001"}]}
+    check = console_check(make_config(admin=admin))
+    assert check.status is Status.PASS and "https://sso.h.example/oauth2/admin/" in check.en
+    assert console_check(make_config()).status is Status.PASS  # no admin rules: no console to open
+    routes = [
+        {"name": "app", "host": "app.h.example", "upstream": "http://10.0.0.9", "allow": []},
+        {"name": "wiki", "host": "sso.h.example", "path_prefix": "/wiki", "upstream": "http://10.0.0.9"},
+    ]
+    check = console_check(make_config(admin=admin, routes=routes))
+    assert check.status is Status.WARN
+    assert "off: wiki is served on the login host sso.h.example" in check.en
+    assert "host name of its own" in check.en and "คอนโซลผู้ดูแลระบบปิดอยู่" in check.th
 
 
 def test_signing_keys_list_each_kid_and_the_jwks_url(tmp_path: Path) -> None:
