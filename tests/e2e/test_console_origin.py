@@ -6,6 +6,8 @@ page's token and post any console action as the admin. The console then fails cl
 ``/oauth2/admin/`` request is a 403 page naming the app and the fix, for the admins too, and no
 action is taken. The reviewer's reproduction ran in chromium; a plain client holding the admin's
 cookies sends what such a script sends.
+
+Also the 403 of the console names who is signed in and offers the sign-out (contract §5).
 """
 
 from __future__ import annotations
@@ -116,3 +118,19 @@ async def test_an_anonymous_browser_is_refused_not_sent_to_the_login(shared: Sta
         assert "Signed in as" not in body
     finally:
         await client.close()
+
+
+async def test_a_non_admin_403_names_who_is_signed_in_and_offers_sign_out() -> None:
+    async with console_stack() as stack:
+        doctor = await signed_in(stack, "doctor")
+        try:
+            for path in ("/sessions", "/events"):
+                status, body, _ = await get(doctor, console(stack, path))
+                assert status == 403
+                assert "Signed in as" in body and f"<code>{PROVIDER_IDS['doctor']}</code>" in body, body
+                assert 'href="/oauth2/sign_out"' in body
+            token = action_token(COOKIE_SECRET, session_of(doctor, stack))
+            status, body = await post(doctor, stack, "/sessions/revoke", {"token": token, "session": "0"})
+            assert status == 403 and f"<code>{PROVIDER_IDS['doctor']}</code>" in body
+        finally:
+            await doctor.close()

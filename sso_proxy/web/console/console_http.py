@@ -153,9 +153,12 @@ async def admit(request: web.Request, rt: Runtime) -> Admin | None:
             rule=f"admin.{decision.rule}",
             client_ip=info.ip,
         )
-        raise Forbidden(
-            "Your account is signed in, but is not an administrator of this sign-in service.",
-            message_th="ท่านเข้าสู่ระบบแล้ว แต่ไม่ได้เป็นผู้ดูแลระบบของบริการเข้าสู่ระบบนี้",
+        raise refusal(
+            Forbidden(
+                "Your account is signed in, but is not an administrator of this sign-in service.",
+                message_th="ท่านเข้าสู่ระบบแล้ว แต่ไม่ได้เป็นผู้ดูแลระบบของบริการเข้าสู่ระบบนี้",
+            ),
+            session,
         )
     secret = rt.config.session.cookie_secret
     form = await checked_form(request, rt, session) if request.method == "POST" else None
@@ -174,9 +177,12 @@ async def checked_form(request: web.Request, rt: Runtime, session: Session) -> F
     refused = post_refused(request.headers.get("Origin"), fetch_site, rt.config.public_url, valid)
     if refused is not None:
         log.warning("console_post_refused", provider_id=session.provider_id, why=refused, path=request.path)
-        raise Forbidden(
-            "The admin console refused this action: it did not come from the console's own page.",
-            message_th="คอนโซลผู้ดูแลปฏิเสธคำสั่งนี้ เนื่องจากไม่ได้ส่งมาจากหน้าคอนโซลเอง",
+        raise refusal(
+            Forbidden(
+                "The admin console refused this action: it did not come from the console's own page.",
+                message_th="คอนโซลผู้ดูแลปฏิเสธคำสั่งนี้ เนื่องจากไม่ได้ส่งมาจากหน้าคอนโซลเอง",
+            ),
+            session,
         )
     return form
 
