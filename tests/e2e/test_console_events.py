@@ -126,7 +126,7 @@ async def test_redis_stream_drops_events_older_than_max_age(
 class StuckStore(MemoryEvents):
     """A store that never answers: the audit hook must not notice."""
 
-    async def append(self, data: bytes, at: float) -> None:
+    async def append(self, data: bytes, at: float, *, anonymous: bool = False) -> None:
         await asyncio.Event().wait()
 
 

@@ -12,7 +12,10 @@ and the hospital name), so "who can open what" can be answered for people whose 
 ended. No token, no citizen id (only Provider ID's hash of it, as the session record holds).
 
 Bounds: an encoded event is at most ``MAX_EVENT_BYTES`` (organizations are dropped from the
-end until it fits, then the profile); the stores keep at most ``max_events`` of them.
+end until it fits, then the profile); the stores keep at most ``max_events`` of them, and apart
+from those at most ``anonymous_cap(max_events)`` anonymous ones (no provider_id: e.g. a failed
+login with a bad state, which any client can cause), so anonymous traffic never evicts a login,
+a refusal, a revocation or an admin action.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ MAX_TEXT = 200
 MAX_ORGANIZATIONS = 20
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_AGE = 7 * 86400.0
+MIN_ANONYMOUS = 100
 KINDS = {
     "login_succeeded": "login",
     "login_failed": "login_failed",
@@ -54,12 +58,22 @@ class Event:
     def provider_id(self) -> str:
         return self.fields.get("provider_id", "")
 
+    @property
+    def anonymous(self) -> bool:
+        """Caused by no one signed in (any client can cause it): kept apart (``anonymous_cap``)."""
+        return not self.provider_id
+
     def mentions(self, provider_ids: set[str]) -> bool:
         """About one of these people: as the subject, the admin who acted, or the target."""
         return any(self.fields.get(key, "") in provider_ids for key in ("provider_id", "by", "target"))
 
 
 Want = Callable[[Event], bool]  # a filter of the events page
+
+
+def anonymous_cap(max_events: int) -> int:
+    """How many anonymous events are kept beside ``max_events`` others: a tenth, at least 100."""
+    return max(MIN_ANONYMOUS, max_events // 10)
 
 
 def _text(name: str, value: object) -> str:

@@ -1,7 +1,8 @@
 """The console's recent events: logins, refusals, sign-outs, revocations and admin actions, newest
 first, filtered by person (provider_id, or words of a name or hcode) and by route.
 
-They come from the audit events (``event_sink``), in the bounded store (``event_store``).
+They come from the audit events (``event_sink``), in the bounded store (``event_store``), whose
+anonymous events (failed logins of no one signed in) are kept apart and shown merged by time.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ async def events_view(request: web.Request, admin: Admin) -> web.StreamResponse:
 
     events = await store.recent(now=now, limit=SHOWN, want=want)
     names = {p.provider_id: p.identity.name_th or "" for p in people}
-    body = filters(person, route, admin) + bounds_note(store.max_events, store.max_age)
+    body = filters(person, route, admin) + bounds_note(store.max_events, store.max_anonymous, store.max_age)
     body += table(HEADERS, [event_row(event, names) for event in events])
     text = console_page(
         section="events", admin_name=admin.identity.name_th or "", admin_id=admin.provider_id, body_html=body
@@ -75,10 +76,17 @@ def filters(person: str, route: str, admin: Admin) -> str:
     )
 
 
-def bounds_note(max_events: int, max_age: float) -> str:
+def bounds_note(max_events: int, max_anonymous: int, max_age: float) -> str:
     days = f"{max_age / 86400:g}"
-    th = f"เก็บล่าสุดไม่เกิน {max_events:,} รายการ ไม่เกิน {days} วัน"
-    return f'<p class="muted">{label(th, f"Keeps the last {max_events:,} events, at most {days} days")}</p>'
+    th = (
+        f"เก็บล่าสุดไม่เกิน {max_events:,} รายการ และเหตุการณ์ของผู้ที่ยังไม่ได้เข้าสู่ระบบแยกไว้อีกไม่เกิน "
+        f"{max_anonymous:,} รายการ ไม่เกิน {days} วัน"
+    )
+    en = (
+        f"Keeps the last {max_events:,} events, and apart from them the last {max_anonymous:,} "
+        f"of no one signed in, at most {days} days"
+    )
+    return f'<p class="muted">{label(th, en)}</p>'
 
 
 def event_row(event: Event, names: dict[str, str]) -> list[str]:

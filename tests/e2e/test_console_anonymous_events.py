@@ -1,0 +1,132 @@
+"""Anonymous traffic never evicts what the console's "Recent events" must keep (review finding).
+
+Any client can make the proxy audit a ``login_failed`` (a callback with a bad state), which the
+console keeps as an event. Kept in the same bounded ring as everything else, a flood of them
+pushed out admin actions, revocations, refusals and logins. Events without a provider_id now
+live in a ring (memory) or stream (Redis) of their own, a tenth of ``max_events`` and at least
+100 (``event_model.anonymous_cap``); the events page shows both, merged newest first.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import aiohttp
+import pytest
+from support.console_stack import (
+    ADMIN_RULES,
+    ADMIN_USER,
+    LOGIN_HOST,
+    PROVIDER_IDS,
+    console,
+    console_stack,
+    page_token,
+    post,
+    signed_in,
+)
+from support.harness import Stack, browser
+from support.redis_server import RedisServer
+from support.waits import wait_until
+
+from sso_proxy.config.sections import SessionConfig
+from sso_proxy.sessions.redis_client import build_client
+from sso_proxy.web.console.event_model import Event, anonymous_cap, encode
+from sso_proxy.web.console.event_redis import ANONYMOUS_STREAM, STREAM, RedisEvents
+from sso_proxy.web.console.event_store import EventStore, MemoryEvents
+
+FLOOD = 150
+MAX_COUNT = 100  # the smallest admin.events.max_count: its anonymous share is the floor, 100
+NODE_SLACK = 100  # what MAXLEN ~ may leave over the cap (stream-node-max-entries)
+SECRET = "anonymous-events-test-secret-" + "Zq8w" * 10
+KIND = re.compile(r'data-kind="([a-z_]+)"')
+
+
+def test_the_anonymous_share_is_a_tenth_and_at_least_100() -> None:
+    assert [anonymous_cap(n) for n in (100, 999, 1000, 10_000, 50_000)] == [100, 100, 100, 1000, 5000]
+    assert Event(0, "login_failed", {"reason": "login_state_invalid"}).anonymous
+    assert not Event(0, "admin", {"provider_id": "P1", "action": "revoke_person"}).anonymous
+
+
+async def flood_and_keep(store: EventStore) -> list[Event]:
+    """One revocation, one admin action, then FLOOD x max_events anonymous failures."""
+    now = time.time()
+    await store.append(encode(Event(now, "revocation", {"provider_id": "VICTIM", "by": "ADMIN"})), now)
+    await store.append(encode(Event(now, "admin", {"provider_id": "ADMIN", "target": "VICTIM"})), now)
+    for i in range(store.max_events * 3):
+        at = now + (i + 1) / 1000
+        failed = Event(
+            at, "login_failed", {"reason": "login_state_invalid", "client_ip": f"10.0.{i // 250}.1"}
+        )
+        await store.append(encode(failed), at, anonymous=True)
+    return await store.recent(now=now + 60, limit=10_000, want=lambda e: True)
+
+
+async def test_memory_store_keeps_admin_events_through_an_anonymous_flood() -> None:
+    store = MemoryEvents(max_events=MAX_COUNT, max_age=3600)
+    shown = await flood_and_keep(store)
+    assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "revocation"]
+    assert len([e for e in shown if e.anonymous]) == store.max_anonymous == 100
+    assert len(store) == 102
+    assert [e.at for e in shown] == sorted((e.at for e in shown), reverse=True)  # merged, newest first
+
+
+async def test_redis_streams_keep_admin_events_through_an_anonymous_flood(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    cfg = SessionConfig(store="redis", redis_url=redis_server.url, cookie_secret=SECRET)
+    store = RedisEvents(build_client(cfg), secret=SECRET, max_events=MAX_COUNT, max_age=3600)
+    try:
+        shown = await flood_and_keep(store)
+        assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "revocation"]
+        with redis_server.client() as client:
+            assert client.xlen(STREAM) == 2
+            anonymous = client.xlen(ANONYMOUS_STREAM)
+        assert store.max_anonymous <= anonymous <= store.max_anonymous + NODE_SLACK
+        assert len([e for e in shown if e.anonymous]) == anonymous
+    finally:
+        await store.close()
+
+
+async def bad_callbacks(stack: Stack, count: int) -> None:
+    client = browser()
+    try:
+        for i in range(count):
+            url = stack.url(LOGIN_HOST, f"/oauth2/callback?state=forged{i}&code=x")
+            async with client.get(url, allow_redirects=False) as response:
+                assert response.status == 400, response.status
+    finally:
+        await client.close()
+
+
+async def kinds_shown(admin: aiohttp.ClientSession, stack: Stack) -> list[str]:
+    async with admin.get(console(stack, "/events")) as response:
+        assert response.status == 200
+        return KIND.findall(await response.text())
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_a_flood_of_anonymous_bad_callbacks_leaves_the_revocation_shown(
+    store: str, request: pytest.FixtureRequest
+) -> None:
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    admin_block = {**ADMIN_RULES, "events": {"max_count": MAX_COUNT}}
+    async with console_stack(store=store, redis_url=redis_url, admin=admin_block) as stack:
+        victim = await signed_in(stack, "nurse2org")
+        admin = await signed_in(stack, ADMIN_USER)
+        try:
+            token = await page_token(admin, stack)
+            fields = {"token": token, "provider_id": PROVIDER_IDS["nurse2org"]}
+            status, _ = await post(admin, stack, "/sessions/revoke-person", fields)
+            assert status == 303
+            await bad_callbacks(stack, FLOOD)
+
+            async def flood_stored() -> bool:
+                return (await kinds_shown(admin, stack)).count("login_failed") >= 100
+
+            await wait_until(flood_stored, what="the anonymous failures in the events")
+            kinds = await kinds_shown(admin, stack)
+            assert "admin" in kinds and "revocation" in kinds and "login" in kinds, kinds
+        finally:
+            await admin.close()
+            await victim.close()
