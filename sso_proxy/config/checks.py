@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 _ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Contract §2: a replica may answer from its in-process cache for at most 1 s after it last
+# confirmed the session with the store.
+MAX_IDENTITY_CACHE = 1.0
 
 
 def check_config(root: Node, config: Config) -> None:
@@ -137,6 +140,14 @@ def check_session(node: Node, session: SessionConfig) -> None:
         problems.add(node.child("cookie_name").path, "letters, digits, '_' and '-' only")
     if session.idle_timeout > session.max_lifetime:
         problems.add(node.child("idle_timeout").path, "must not be longer than max_lifetime")
+    # SECURITY: a longer cache would let a replica keep serving a session the store no longer
+    # holds (a revocation missed while the invalidation channel was down) past the contract's bound.
+    if session.identity_cache > MAX_IDENTITY_CACHE:
+        problems.add(
+            node.child("identity_cache").path,
+            "must be at most 1s: a replica may answer from its cache for at most 1 s after it last "
+            "confirmed the session with the store (contract §2)",
+        )
 
 
 def check_signing(node: Node, signing: SigningConfig) -> None:

@@ -92,7 +92,9 @@ class SessionConfig:
         default=43200.0, kind="duration", restart_only=True, doc="absolute: from login, never extended"
     )
     identity_cache: float = setting(
-        default=1.0, kind="duration", doc="in-process session cache per replica (sign-outs reach all)"
+        default=1.0,
+        kind="duration",
+        doc="in-process session cache per replica, at most 1s (sign-outs reach all)",
     )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import copy
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,9 @@ from support.harness import (
 from support.proxy_process import ProxyProcess, Services, replay
 from support.redis_server import RedisServer
 from support.waits import wait_until
+
+# session.identity_cache of the replicas: the contract's most (§2: 1 s after the last confirmation).
+CACHE_TTL = 1.0
 
 
 @dataclass
@@ -74,7 +77,9 @@ def live_redis(server: RedisServer) -> str:
 
 
 @contextmanager
-def start_replicas(redis_server: RedisServer, workdir: Path, *, identity_cache: str) -> Iterator[Replicas]:
+def start_replicas(
+    redis_server: RedisServer, workdir: Path, *, identity_cache: str = f"{CACHE_TTL:g}s"
+) -> Iterator[Replicas]:
     """Both replicas up and healthy; on exit A gets SIGTERM and B SIGINT, and both must exit 0."""
     redis_url = live_redis(redis_server)
     port_a, port_b = free_port(), free_port()
@@ -175,3 +180,35 @@ async def served_from_cache(replicas: Replicas, replica: ProxyProcess, cookie: s
             return True
         await asyncio.sleep(0.1)
     return False
+
+
+async def confirmed_in_order(replicas: Replicas, control: str, *ended: str) -> None:
+    """Each replica confirms ``control`` with the store, and only then each of ``ended``.
+
+    The cache answers at most CACHE_TTL after a session's last confirmation, so a control still
+    served from the cache later shows that every ``ended`` session, confirmed after it, was
+    still within its cache time too: a refusal of those came from the pub/sub invalidation, not
+    from the cache expiring. (A wait of CACHE_TTL first makes every one of these a store read.)
+    """
+    await asyncio.sleep(CACHE_TTL + 0.05)
+    for replica in replicas.both:
+        assert await answers(replicas, replica, control) == 200, replica.name
+        for cookie in ended:
+            assert await answers(replicas, replica, cookie) == 200, replica.name
+
+
+async def ended_before_cache_expiry(
+    replicas: Replicas, ended: list[str], act: Callable[[], Awaitable[object]]
+) -> bool:
+    """Whether ``act()`` ended the ``ended`` sessions on both replicas while a control confirmed
+    before them, ended in Redis unannounced, was still served from both caches: only the
+    pub/sub invalidation explains that (``confirmed_in_order``). False: the control expired
+    meanwhile (a slow, shared machine), which proves nothing either way; try again then."""
+    control = await log_in_only(replicas, "clerk")
+    await confirmed_in_order(replicas, control, *ended)
+    end_unannounced(replicas, control)
+    await act()
+    for replica in replicas.both:
+        for cookie in ended:
+            await refused(replicas, replica, cookie)
+    return all([await served_from_cache(replicas, replica, control) for replica in replicas.both])
