@@ -37,9 +37,11 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
         config = check_before_serving(path)  # what check-config runs: a reload refuses the same
         runtime.apply(config)
     except ConfigError as exc:
-        log.error("config_reload_refused", path=path, problems=exc.problems)
-        reloads.note_reload(path, False, exc.problems)
-        return False
+        return refuse_reload(path, exc.problems)
+    except Exception as exc:  # a bug in loading must not take the serving config down
+        # SECURITY: the type only, never the message: it may quote a value of the file (a secret).
+        problem = f"(reload): unexpected {type(exc).__name__} while loading; the old config keeps serving"
+        return refuse_reload(path, [problem])
     reloads.note_reload(path, True)
     for warning in config.warnings:
         log.warning("config_warning", warning=warning)
@@ -47,6 +49,13 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
         log.warning("config_reload_needs_restart", path=path, keys=pending)
     log.info("config_reloaded", path=path, routes=len(config.routes))
     return True
+
+
+def refuse_reload(path: str, problems: list[str]) -> bool:
+    """The old config keeps serving; the refusal is logged and noted (admin console, health)."""
+    log.error("config_reload_refused", path=path, problems=problems)
+    reloads.note_reload(path, False, problems)
+    return False
 
 
 async def serve(
