@@ -16,6 +16,12 @@ from sso_proxy.observability.log import audit
 from sso_proxy.sessions.model import SessionInfo
 from sso_proxy.sessions.store import SessionStore, make_store
 
+MEMORY_REVOKE = (
+    "ยกเลิกเซสชันจากคำสั่งนี้ไม่ได้: ที่เก็บเซสชันแบบ memory อยู่ในโปรเซสของพร็อกซีที่กำลังทำงาน"
+    " ใช้หน้าผู้ดูแลระบบ (/oauth2/admin/) ของพร็อกซีนั้น หรือใช้ session.store: redis /"
+    " cannot revoke from this command: the memory store lives inside the running proxy;"
+    " use that proxy's admin console (/oauth2/admin/), or session.store: redis"
+)
 NO_SESSIONS = "ไม่มีผู้ใช้ที่เข้าระบบอยู่ / no active sessions"
 MEMORY_NOTE = (
     "หมายเหตุ: ที่เก็บเซสชันแบบ memory อยู่ในโปรเซสของพร็อกซีที่กำลังทำงาน คำสั่งนี้มองไม่เห็น /"
@@ -101,6 +107,11 @@ def _by(admin: str | None) -> dict[str, str]:
 
 async def cli_revoke(cfg: Config, provider_id: str) -> int:
     """End every session of ``provider_id`` on every replica; print and audit how many."""
+    if cfg.session.store == "memory":
+        # SECURITY: this process's own empty memory store is not the running proxy's: a
+        # "done" (and its audit event) would claim a revocation that never happened.
+        _emit(MEMORY_REVOKE, err=True)
+        return 1
     store = _open(cfg)
     try:
         count = await revoke_user(store, provider_id)

@@ -112,3 +112,20 @@ async def test_thai_names_print_as_utf8_even_in_an_ascii_locale(redis_url: str) 
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert "\tวิภาวดี ใจงาม\t".encode() in done.stdout
+
+
+async def test_revoke_with_the_memory_store_is_refused_without_an_audit_event(
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    """SECURITY: the memory store lives in the running proxy; this process cannot reach it, so a
+    success line (and an audit event) would claim a revocation that never happened."""
+    cfg = config_for("", store="memory")
+    with capture_logs() as logs:
+        assert await cli_revoke(cfg, DOCTOR.provider_id) == 1
+    captured = capsysbinary.readouterr()
+    assert captured.out == b""
+    err = captured.err.decode("utf-8")
+    assert "cannot revoke from this command: the memory store lives inside the running proxy" in err
+    assert "/oauth2/admin/" in err and "session.store: redis" in err
+    assert "ยกเลิกเซสชันจากคำสั่งนี้ไม่ได้" in err
+    assert not [entry for entry in logs if entry["event"] == "session_revoked"]
