@@ -32,6 +32,7 @@ from sso_proxy.config.sections import SigningConfig as SigningConfig
 from sso_proxy.config.setting import secret_key_paths, section, setting
 from sso_proxy.config.values import HEADER_ENCODINGS, LocalText
 from sso_proxy.config.values import TEMPLATE_FIELDS as TEMPLATE_FIELDS  # header template fields
+from sso_proxy.config.yamlfile import NESTED_TOO_DEEP
 from sso_proxy.errors import ConfigError
 from sso_proxy.policy import evaluate as policy
 
@@ -42,7 +43,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class RouteConfig:
     name: str = setting(kind="str", required=True, doc="unique; the assertion audience suffix")
     host: str = setting(kind="host", required=True, doc="Host header, case-insensitive, port ignored")
-    upstream: str = setting(kind="url", required=True, doc="where allowed requests go")
+    upstream: str = setting(kind="upstream", required=True, doc="where allowed requests go")
     path_prefix: str = setting(default="/", kind="prefix", doc="the longest matching prefix wins")
     timeout: float = setting(default=30.0, kind="duration", doc="upstream response time before 504")
     public_paths: tuple[str, ...] = setting(default=(), kind="prefixes", doc="forwarded without login")
@@ -192,6 +193,11 @@ def inspect_config(
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError as exc:
         return None, [f"{path}: cannot read file: {exc.strerror or exc}"]
+    except UnicodeDecodeError as exc:  # e.g. saved as Thai Windows (cp874 / TIS-620)
+        return None, [
+            f"{path}: not UTF-8 text (byte {exc.start}): the config file must be UTF-8 "
+            f"(convert it, e.g. iconv -f CP874 -t UTF-8)"
+        ]
     try:
         return read_config(text, environ, source=str(path), file_mode=mode)
     except ConfigError as exc:  # a YAML syntax error: nothing more can be read
@@ -218,8 +224,11 @@ def read_config(
     if file_mode is not None and file_mode & stat.S_IROTH:
         for path in secret_rules.inline_secrets(raw, env, secrets):
             problems.add(path, secret_rules.shared_file_problem(source, file_mode))
-    raw = expand_env(raw, env, "", problems, frozenset(secrets))
-    return build_config(Node(raw, "", problems), source), problems.items
+    try:
+        raw = expand_env(raw, env, "", problems, frozenset(secrets))
+        return build_config(Node(raw, "", problems), source), problems.items
+    except RecursionError:  # a recursive alias loads as a list holding itself
+        return None, [NESTED_TOO_DEEP]
 
 
 def build_config(root: Node, source: str) -> Config | None:

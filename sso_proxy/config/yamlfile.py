@@ -24,12 +24,22 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool 
     seen: set[Any] = set()
     for key_node, _value in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be plain text, not {_kind(key)}", key_node.start_mark
+            )
         if isinstance(key, (str, int, float, bool)) and key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (each key may appear once)", key_node.start_mark
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else type(value).__name__
 
 
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -47,6 +57,12 @@ def load_yaml(text: str) -> Any:
         raise ConfigError([f"(file): not valid YAML (line {line}): {exc.reason}: #x{code:04x}"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"(file): not valid YAML: {exc}"]) from exc
+    except RecursionError as exc:
+        raise ConfigError([NESTED_TOO_DEEP]) from exc
+
+
+# A recursive alias (``a: &a [*a]``) or thousands of nested brackets: never a config.
+NESTED_TOO_DEEP = "(file): nested too deeply (or a recursive alias such as &a [*a]): not a config"
 
 
 # Errors whose context mark is where the broken token or bracket began (a key missing its ':',

@@ -69,8 +69,11 @@ def is_loopback(host: str) -> bool:
 
 async def probe_host(name: str, url: str, *, egress: Egress, seconds: float) -> Check:
     """One line for ``name``'s host: reachable (and until when its certificate is valid), or why not."""
-    target = target_of(url)
     label = f"{name} host"
+    try:
+        target = target_of(url)
+    except ValueError as exc:  # a port out of range or not a number, an unclosed "[": a line, no traceback
+        return failed(label, f"{url}: not a valid URL ({exc})", f"URL ของ {name} ไม่ถูกต้อง")
     try:
         async with asyncio.timeout(seconds):
             if egress.proxy is None:

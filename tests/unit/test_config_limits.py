@@ -4,10 +4,17 @@ config reader)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support.configs import problems_of, with_change
 
+from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import parse_config
+from sso_proxy.doctor.outcome import Status
+from sso_proxy.doctor.reachability import probe_host
+from sso_proxy.errors import ConfigError
+from sso_proxy.moph.egress import Egress
 
 # --- session.identity_cache: contract §2 allows at most 1 s -------------------------------------
 
@@ -23,3 +30,87 @@ def test_identity_cache_above_1s_is_refused_naming_the_key_and_the_limit(value: 
     (problem,) = problems_of(with_change("session.identity_cache", value))
     assert problem.startswith("session.identity_cache: must be at most 1s"), problem
     assert "1 s after it last confirmed the session with the store" in problem
+
+
+# --- values that raised instead of being reported ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("health_id.base_url", "http://[::1", "health_id.base_url: not a valid URL (Invalid IPv6 URL)"),
+        (
+            "provider_id.base_url",
+            "https://provider.id.th:99999",
+            "provider_id.base_url: not a valid URL (Port",
+        ),
+        ("health_id.base_url", "https://moph.id.th:http", "health_id.base_url: not a valid URL (Port"),
+        ("public_url", "https://sso.h.example:0", "public_url: port must be 1-65535, got 0"),
+        ("routes[0].upstream", "http://127.0.0.1:70000", "routes[0].upstream: not a valid URL (Port"),
+        ("routes[0].upstream", "http://[fe80::1", "routes[0].upstream: not a valid URL"),
+    ],
+)
+def test_a_url_with_an_invalid_port_or_bracket_is_a_problem_at_its_key(
+    path: str, value: str, expected: str
+) -> None:
+    problems = problems_of(with_change(path, value))
+    assert any(problem.startswith(expected) for problem in problems), problems
+
+
+@pytest.mark.parametrize("upstream", ["http://127.0.0.1:9000/?a=1", "http://127.0.0.1:9000/app#top"])
+def test_an_upstream_with_a_query_or_fragment_is_refused_before_serving(upstream: str) -> None:
+    """The forwarder's own rule (``upstream.url.parse_upstream``), now at check-config time."""
+    (problem,) = problems_of(with_change("routes[0].upstream", upstream))
+    assert problem.startswith(
+        "routes[0].upstream: upstream must not carry credentials, a query or a fragment"
+    )
+
+
+def test_an_upstream_base_path_is_still_taken() -> None:
+    config = parse_config(with_change("routes[0].upstream", "http://127.0.0.1:9000/app/"), {})
+    assert config.routes[0].upstream == "http://127.0.0.1:9000/app"
+
+
+def test_an_upstream_password_is_reported_once_and_never_quoted() -> None:
+    (problem,) = problems_of(with_change("routes[0].upstream", "http://u:pw-1234@127.0.0.1:9000"))
+    assert problem == "routes[0].upstream: must not contain a user name or password"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("? [a]\n: x\n", "(file): not valid YAML (line 1, column 3): a key must be plain text, not a list"),
+        (
+            "? {a: 1}\n: x\n",
+            "(file): not valid YAML (line 1, column 3): a key must be plain text, not a mapping",
+        ),
+        ("a: &a [*a]\n", "(file): nested too deeply (or a recursive alias such as &a [*a])"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "(file): nested too deeply"),
+    ],
+    ids=["list-key", "mapping-key", "recursive-alias", "deep"],
+)
+def test_yaml_that_raised_is_one_problem(text: str, expected: str, tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        check_before_serving(path, {})
+    (problem,) = info.value.problems
+    assert problem.startswith(expected), problem
+
+
+def test_a_config_file_in_thai_windows_encoding_is_named_as_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(with_change("routes[0].title", "สลิปเงินเดือน").encode("cp874"))
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        check_before_serving(path, {})
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{path}: not UTF-8 text (byte ")
+    assert "the config file must be UTF-8" in problem
+
+
+@pytest.mark.parametrize("url", ["https://moph.id.th:99999", "https://moph.id.th:x", "https://[::1"])
+async def test_doctor_reports_an_invalid_url_as_a_failed_line(url: str) -> None:
+    check = await probe_host("Health ID", url, egress=Egress(proxy=None, source="test"), seconds=1.0)
+    assert check.status is Status.FAIL and check.en.startswith(f"{url}: not a valid URL"), check
