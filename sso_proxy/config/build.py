@@ -66,6 +66,7 @@ READERS: dict[str, Reader] = {
     "cidrs": lambda node, info, default: tuple(node.cidrs()),
     "listen": lambda node, info, default: values.read_listen(node),
     "url": lambda node, info, default: values.read_url(node),
+    "upstream": lambda node, info, default: values.read_upstream(node),
     "origin": lambda node, info, default: values.read_url(node, origin_only=True),
     "cookie_domain": read_cookie_domain,
     "host": lambda node, info, default: values.read_host(node),

@@ -22,6 +22,7 @@ T = TypeVar("T")
 # How the YAML value is read (sso_proxy.config.build has one reader per kind).
 Kind = Literal[
     "str", "bool", "int", "duration", "choice", "strings", "domains", "cidrs", "listen", "url", "origin",
+    "upstream",  # a route's upstream: a URL as the forwarder parses it (no query, no fragment)
     "cookie_domain", "host", "prefix", "prefixes", "methods", "header_map", "rules", "text",
     "sample",  # 1 in N (a whole number >= 1), or off (0)
     "section", "list",  # a nested mapping / a list of mappings, read as ``section``

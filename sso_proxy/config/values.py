@@ -14,6 +14,7 @@ from sso_proxy.config.read import Node
 from sso_proxy.core.headers import is_protected_header
 from sso_proxy.core.paths import normalise_path
 from sso_proxy.errors import BadRequest
+from sso_proxy.upstream.url import parse_upstream
 
 # Identity fields usable in per-route header templates, e.g. "{provider_id}".
 TEMPLATE_FIELDS = (
@@ -56,7 +57,15 @@ def read_url(node: Node, *, origin_only: bool = False) -> str | None:
     text = node.string()
     if text is None:
         return None
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port out of range or not a number
+    except ValueError as exc:  # also an unclosed IPv6 bracket: "http://[::1"
+        node.problems.add(node.path, f"not a valid URL ({exc}): {text!r}")
+        return None
+    if port == 0:
+        node.problems.add(node.path, f"port must be 1-65535, got 0: {text!r}")
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         node.problems.add(node.path, f"must be an http(s) URL, got {text!r}")
         return None
@@ -65,6 +74,23 @@ def read_url(node: Node, *, origin_only: bool = False) -> str | None:
     if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment):
         node.problems.add(node.path, "must be an origin only (scheme://host[:port]), no path or query")
     return text.rstrip("/")
+
+
+def read_upstream(node: Node) -> str | None:
+    """A route's ``upstream``: refused here, at its key path, by the very rule the forwarder
+    parses it with (``upstream.url.parse_upstream``), instead of at the first request."""
+    text = read_url(node)
+    if text is None:
+        return None
+    parts = urlsplit(text)
+    if parts.username or parts.password:
+        return None  # reported by read_url (without repeating the URL and its password)
+    try:
+        parse_upstream(text)
+    except ValueError as exc:
+        node.problems.add(node.path, str(exc))
+        return None
+    return text
 
 
 def read_host(node: Node) -> str | None:
