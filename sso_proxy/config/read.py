@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from sso_proxy.config.durations import parse_duration
+from sso_proxy.config.envfiles import file_variable, read_env_file
 from sso_proxy.config.yamlfile import load_yaml as load_yaml  # re-exported: schema.py reads it here
 
 T = TypeVar("T")
@@ -68,6 +69,13 @@ def expand_env(
         name, default = match.group(1), match.group(2)
         if name in environ:
             return environ[name]
+        if (file := file_variable(environ, name)) is not None:
+            value, problem = read_env_file(name, file, secret=path in secrets)
+            if problem is None and value is not None:
+                return value
+            problems.add(path, problem or "")
+            problems.unset.add(path)
+            return ""
         if default is not None:
             return default
         hint = (
@@ -85,7 +93,12 @@ def expand_env(
 def literal_part(value: str, environ: Mapping[str, str]) -> str:
     """What of ``value`` is written in the file: ``${NAME}`` of a set variable removed, the
     default of an unset one kept."""
-    return _VAR.sub(lambda m: "" if m.group(1) in environ else (m.group(2) or ""), value)
+
+    def written(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return "" if name in environ or file_variable(environ, name) else (match.group(2) or "")
+
+    return _VAR.sub(written, value)
 
 
 class Node:
@@ -219,27 +232,7 @@ def suggest(key: str, allowed: set[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(sorted(allowed))})"
 
 
-def read_env_file_value(environ: Mapping[str, str], name: str) -> str | None:
-    """Support the ``NAME_FILE`` convention for secrets mounted as files (Docker/Kubernetes)."""
-    path = environ.get(f"{name}_FILE")
-    if not path:
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().strip()
-
-
-def environ_with_files(environ: Mapping[str, str]) -> dict[str, str]:
-    merged = dict(environ)
-    for key in list(environ):
-        if key.endswith("_FILE") and key[:-5] not in environ:
-            try:
-                value = read_env_file_value(environ, key[:-5])
-            except OSError:
-                continue
-            if value is not None:
-                merged[key[:-5]] = value
-    return merged
-
-
 def default_environ() -> dict[str, str]:
-    return environ_with_files(os.environ)
+    """The process's environment; a ``NAME_FILE`` is read only for a ``${NAME}`` the config
+    references (``expand_env``)."""
+    return dict(os.environ)

@@ -105,9 +105,8 @@ def test_missing_env_variable_is_an_error() -> None:
 def test_env_file_convention(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra\n")
-    from sso_proxy.config.read import environ_with_files
-
-    env = environ_with_files({"SSO_COOKIE_SECRET_FILE": str(secret)})
+    secret.chmod(0o600)
+    env = {"SSO_COOKIE_SECRET_FILE": str(secret)}
     config = parse_config(with_change("session.cookie_secret", "${SSO_COOKIE_SECRET}"), env)
     assert config.session.cookie_secret == "ShHsVE7ulZlRdiSalEglsEvKqExFDBqZiFSahz3ORqra"
 
