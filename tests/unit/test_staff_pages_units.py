@@ -233,7 +233,7 @@ def test_the_sign_out_token_belongs_to_one_session() -> None:
 
 def test_a_refusal_that_knows_who_asked_names_them() -> None:
     refused = errors.Forbidden("Not an administrator.")
-    refused.signed_in_as = ("สาธิต <รักษาดี>", "P-1")  # type: ignore[attr-defined]
+    refused.signed_in_as = ("สาธิต <รักษาดี>", "P-1")
     page = failure_page(refused, reference="r")
     assert "สาธิต &lt;รักษาดี&gt;" in page and "<code>P-1</code>" in page
     assert "Signed in as" not in failure_page(errors.Forbidden(), reference="r")
