@@ -59,7 +59,7 @@ READERS: dict[str, Reader] = {
     "str": lambda node, info, default: node.string(default),
     "bool": lambda node, info, default: node.boolean(default),
     "int": lambda node, info, default: node.integer(default, minimum=info.minimum),
-    "duration": lambda node, info, default: node.duration(default),
+    "duration": lambda node, info, default: node.duration(default, info.limits),
     "choice": lambda node, info, default: node.choice(info.choices, default),
     "strings": lambda node, info, default: tuple(node.strings()),
     "domains": lambda node, info, default: tuple(name.lower() for name in node.strings()),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sso_proxy.config.durations import parse_duration
+from sso_proxy.config.durations import ANY_DURATION, DurationTooLarge, format_duration, parse_duration
 from sso_proxy.config.envfiles import file_variable, read_env_file
 from sso_proxy.config.yamlfile import load_yaml as load_yaml  # re-exported: schema.py reads it here
 
@@ -162,7 +162,8 @@ class Node:
             return default
         return self.value
 
-    def duration(self, default: float) -> float:
+    def duration(self, default: float, limits: tuple[float, float] = ANY_DURATION) -> float:
+        """Seconds; ``limits``: (shortest, longest) the key allows (``config.durations``)."""
         if self.value is None:
             return default
         if isinstance(self.value, bool) or not isinstance(self.value, (str, int, float)):
@@ -172,11 +173,20 @@ class Node:
             # A bare number (``timeout: 30``) is refused, never read as seconds: a lifetime
             # meant as 30 minutes must not quietly become 30 seconds (parse_duration says so).
             seconds = parse_duration(str(self.value))
+        except DurationTooLarge as exc:
+            self.problems.add(self.path, f"{exc}: must be at most {format_duration(limits[1])}")
+            return default
         except ValueError as exc:
             self.problems.add(self.path, str(exc))
             return default
         if seconds <= 0:
             self.problems.add(self.path, "must be greater than zero")
+            return default
+        shortest, longest = limits
+        if seconds < shortest or seconds > longest:
+            side, bound = ("least", shortest) if seconds < shortest else ("most", longest)
+            got = format_duration(seconds)
+            self.problems.add(self.path, f"must be at {side} {format_duration(bound)}, got {got}")
             return default
         return seconds
 

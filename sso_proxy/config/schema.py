@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from sso_proxy.config import checks, secret_rules
 from sso_proxy.config.build import read_whole
+from sso_proxy.config.durations import NETWORK_WAIT
 from sso_proxy.config.read import Node, Problems, default_environ, expand_env, load_yaml
 from sso_proxy.config.sections import AccessLogConfig as AccessLogConfig
 from sso_proxy.config.sections import AdminConfig as AdminConfig
@@ -45,7 +46,9 @@ class RouteConfig:
     host: str = setting(kind="host", required=True, doc="Host header, case-insensitive, port ignored")
     upstream: str = setting(kind="upstream", required=True, doc="where allowed requests go")
     path_prefix: str = setting(default="/", kind="prefix", doc="the longest matching prefix wins")
-    timeout: float = setting(default=30.0, kind="duration", doc="upstream response time before 504")
+    timeout: float = setting(
+        default=30.0, kind="duration", limits=NETWORK_WAIT, doc="upstream response time before 504"
+    )
     public_paths: tuple[str, ...] = setting(default=(), kind="prefixes", doc="forwarded without login")
     allow: tuple[policy.Rule, ...] | None = setting(
         default=None, kind="rules", doc="omitted = any Provider ID holder; [] = nobody"
@@ -140,11 +143,13 @@ class Config:
     # SECURITY: each request head must arrive whole within this, counted from the connection's
     # start or the end of the previous response (both front ends): no slow-loris.
     header_timeout: float = setting(
-        default=15.0, kind="duration", restart_only=True, doc="a client must send each request head within it"
-    )
+        default=15.0, kind="duration", limits=NETWORK_WAIT, restart_only=True,
+        doc="a client must send each request head within it",
+    )  # fmt: skip
     client_stall_timeout: float = setting(
-        default=30.0, kind="duration", doc="a client not reading the answer (or sending its body) is dropped"
-    )
+        default=30.0, kind="duration", limits=NETWORK_WAIT,
+        doc="a client not reading the answer (or sending its body) is dropped",
+    )  # fmt: skip
     # Only the Health ID / Provider ID calls use it; upstream apps are always reached directly.
     egress_proxy: str | None = setting(
         default=None, kind="str", secret=True,  # its password, if any: never a sample, never world-readable

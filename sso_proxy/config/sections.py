@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from sso_proxy.config import checks
+from sso_proxy.config.durations import MOPH_CALL, SESSION_SPAN, STORE_WAIT
 from sso_proxy.config.setting import section, setting
 from sso_proxy.policy import evaluate as policy
 
@@ -20,7 +21,7 @@ class HealthIdConfig:
     client_secret: str = setting(
         kind="str", required=True, secret=True, doc="OAuth client secret issued by Health ID"
     )
-    timeout: float = setting(default=10.0, kind="duration", doc="each call to Health ID")
+    timeout: float = setting(default=10.0, kind="duration", limits=MOPH_CALL, doc="each call to Health ID")
 
 
 @section()
@@ -30,7 +31,7 @@ class ProviderIdConfig:
     )
     client_id: str = setting(kind="str", required=True, doc="client id issued by Provider ID")
     secret_key: str = setting(kind="str", required=True, secret=True, doc="secret key issued by Provider ID")
-    timeout: float = setting(default=10.0, kind="duration", doc="each call to Provider ID")
+    timeout: float = setting(default=10.0, kind="duration", limits=MOPH_CALL, doc="each call to Provider ID")
     # Query flags of the profile call (moph-api.md §4).
     moph_center_token: bool = setting(
         default=False, kind="bool", key="profile_flags.moph_center_token", doc="MOPH Account Center tokens"
@@ -67,8 +68,9 @@ class SessionConfig:
         default=False, kind="bool", restart_only=True, doc="redis_url points at a Redis Cluster node"
     )
     redis_timeout: float = setting(
-        default=1.0, kind="duration", restart_only=True, doc="socket timeout: a dead store answers 503"
-    )
+        default=1.0, kind="duration", limits=STORE_WAIT, restart_only=True,
+        doc="socket timeout: a dead store answers 503",
+    )  # fmt: skip
     cookie_secret: str = setting(
         default="",
         kind="str",
@@ -85,12 +87,14 @@ class SessionConfig:
     idle_timeout: float = setting(
         default=1800.0,
         kind="duration",
+        limits=SESSION_SPAN,
         restart_only=True,
         doc="sliding: each use restarts it (stamp written at most every idle_timeout/60, 1-60 s)",
     )
     max_lifetime: float = setting(
-        default=43200.0, kind="duration", restart_only=True, doc="absolute: from login, never extended"
-    )
+        default=43200.0, kind="duration", limits=SESSION_SPAN, restart_only=True,
+        doc="absolute: from login, never extended",
+    )  # fmt: skip
     identity_cache: float = setting(
         default=1.0,
         kind="duration",

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import MISSING, Field, dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, dataclass_transform, overload
 
+from sso_proxy.config.durations import ANY_DURATION
+
 if TYPE_CHECKING:
     from sso_proxy.config.read import Node
 
@@ -39,6 +41,7 @@ class Setting:
     restart_only: bool = False  # a running process keeps the old one (a bound socket, the open store)
     choices: tuple[str, ...] = ()  # kind "choice"
     minimum: int | None = None  # kind "int"
+    limits: tuple[float, float] = ANY_DURATION  # kind "duration": (shortest, longest) in seconds
     section: type | None = None  # kind "section" / "list": the dataclass read from it
     # A credential (or, in a URL, its password): refused when it is a known placeholder, or
     # when it is written in a config file other users can read (``config.secret_rules``).
@@ -51,6 +54,7 @@ class More(TypedDict, total=False):
     restart_only: bool
     choices: tuple[str, ...]
     minimum: int
+    limits: tuple[float, float]
     section: type
     secret: bool
 

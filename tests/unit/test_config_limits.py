@@ -4,13 +4,14 @@ config reader)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.configs import problems_of, with_change
 
 from sso_proxy.config.preflight import check_before_serving
-from sso_proxy.config.schema import parse_config
+from sso_proxy.config.schema import Config, parse_config
 from sso_proxy.doctor.outcome import Status
 from sso_proxy.doctor.reachability import probe_host
 from sso_proxy.errors import ConfigError
@@ -30,6 +31,69 @@ def test_identity_cache_above_1s_is_refused_naming_the_key_and_the_limit(value: 
     (problem,) = problems_of(with_change("session.identity_cache", value))
     assert problem.startswith("session.identity_cache: must be at most 1s"), problem
     assert "1 s after it last confirmed the session with the store" in problem
+
+
+# --- durations: finite, and within what each key can mean at runtime ------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["session.max_lifetime", "session.idle_timeout", "header_timeout", "routes[0].timeout",
+     "session.identity_cache"],
+)  # fmt: skip
+def test_a_duration_too_large_for_a_float_is_refused_naming_the_limit(path: str) -> None:
+    """Four hundred digits and a d read as infinity: int(max_lifetime) at login raised OverflowError."""
+    (problem,) = problems_of(with_change(path, "9" * 400 + "d"))
+    assert problem.startswith(f"{path}: too large to be a duration: must be at most "), problem
+    assert "999" not in problem
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "limit"),
+    [
+        ("session.max_lifetime", "999999999999d", "365d"),  # Redis refused the TTL: 503 at every login
+        ("session.idle_timeout", "366d", "365d"),
+        ("header_timeout", "2h", "1h"),
+        ("client_stall_timeout", "61m", "1h"),
+        ("routes[0].timeout", "1d", "1h"),
+        ("health_id.timeout", "6m", "5m"),
+        ("provider_id.timeout", "1h", "5m"),
+        ("session.redis_timeout", "90s", "1m"),
+    ],
+)
+def test_a_duration_above_its_key_limit_is_refused(path: str, value: str, limit: str) -> None:
+    (problem,) = problems_of(with_change(path, value))
+    assert problem.startswith(f"{path}: must be at most {limit}, got "), problem
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["header_timeout", "client_stall_timeout", "routes[0].timeout", "health_id.timeout",
+     "provider_id.timeout", "session.redis_timeout"],
+)  # fmt: skip
+def test_a_network_wait_no_peer_can_meet_is_refused(path: str) -> None:
+    (problem,) = problems_of(with_change(path, "0.001ms"))
+    assert problem == f"{path}: must be at least 100ms, got 0.001ms", problem
+
+
+def test_the_age_of_console_events_is_at_most_a_year() -> None:
+    (problem,) = problems_of(with_change("admin", {"events": {"max_age": "400d"}}))
+    assert problem.startswith("admin.events.max_age: must be at most 365d, got 400d"), problem
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "read"),
+    [
+        ("session.max_lifetime", "365d", lambda c: c.session.max_lifetime == 365 * 86400),
+        ("header_timeout", "100ms", lambda c: c.header_timeout == 0.1),
+        ("header_timeout", "1h", lambda c: c.header_timeout == 3600),
+        ("routes[0].timeout", "1h", lambda c: c.routes[0].timeout == 3600),
+        ("session.redis_timeout", "1m", lambda c: c.session.redis_timeout == 60),
+        ("health_id.timeout", "5m", lambda c: c.health_id.timeout == 300),
+    ],
+)
+def test_a_duration_at_its_limit_is_taken(path: str, value: str, read: Callable[[Config], bool]) -> None:
+    assert read(parse_config(with_change(path, value), {}))
 
 
 # --- values that raised instead of being reported ----------------------------------------------
