@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sso_proxy.config import addresses
 from sso_proxy.config.read import Node
 from sso_proxy.config.secret_rules import cookie_secret_problem
 from sso_proxy.core.routing import case_conflicts
@@ -25,16 +26,11 @@ MAX_IDENTITY_CACHE = 1.0
 
 
 def check_config(root: Node, config: Config) -> None:
-    metrics = root.child("metrics_listen")
     routes = root.child("routes")
     if isinstance(routes.value, list) and not config.routes:
         root.problems.add(routes.path, "at least one route is needed")
     check_unique_routes(routes, config.routes)
-    if config.metrics_listen and config.listen and same_port(config.metrics_listen, config.listen):
-        root.problems.add(
-            metrics.path,
-            f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
-        )
+    check_listen(root, config)
     check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
     check_console_origin(routes, config)
     # SECURITY: each worker would keep sessions of its own: a sign-out (or a revocation) in one
@@ -73,15 +69,25 @@ def check_egress_proxy(node: Node, proxy: str | None) -> None:
         node.problems.add(node.path, problem)
 
 
-def same_port(one: str, other: str) -> bool:
-    """Whether two ``host:port`` cannot both be bound: the same port on the same host, or on a
-    wildcard address that includes the other."""
-    host_a, _, port_a = one.rpartition(":")
-    host_b, _, port_b = other.rpartition(":")
-    if port_a != port_b:
-        return False
-    hosts = {host_a.strip("[]").lower(), host_b.strip("[]").lower()}
-    return len(hosts) == 1 or bool(hosts & {"0.0.0.0", "::", "*", ""})
+def check_listen(root: Node, config: Config) -> None:
+    """Each host resolved as the bind will resolve it (``config.addresses``)."""
+    bound: dict[str, frozenset[addresses.Address]] = {}
+    for key, listen in (("listen", config.listen), ("metrics_listen", config.metrics_listen)):
+        if not listen:
+            continue  # left out, or refused already (reported)
+        found = addresses.bound_addresses(listen)
+        if isinstance(found, str):
+            root.problems.add(root.child(key).path, found)
+        else:
+            bound[key] = found
+    if "listen" not in bound or "metrics_listen" not in bound or not config.metrics_listen:
+        return
+    # SECURITY: the metrics must never share the public port, however its address is spelt.
+    if addresses.shared_port(config.listen, bound["listen"], config.metrics_listen, bound["metrics_listen"]):
+        root.problems.add(
+            root.child("metrics_listen").path,
+            f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
+        )
 
 
 def check_unique_routes(node: Node, routes: tuple[RouteConfig, ...]) -> None:

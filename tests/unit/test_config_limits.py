@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from support.configs import problems_of, with_change
 
 from sso_proxy.config.preflight import check_before_serving
@@ -94,6 +95,34 @@ def test_the_age_of_console_events_is_at_most_a_year() -> None:
 )
 def test_a_duration_at_its_limit_is_taken(path: str, value: str, read: Callable[[Config], bool]) -> None:
     assert read(parse_config(with_change(path, value), {}))
+
+
+# --- listen / metrics_listen: compared as the addresses they bind ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "metrics"),
+    [
+        ("127.0.0.1:4180", "localhost:4180"),
+        ("localhost:4180", "127.0.0.1:4180"),
+        ("[::]:4180", "localhost:4180"),  # a wildcard takes every address
+    ],
+)
+def test_metrics_on_the_public_port_under_another_spelling_is_refused(listen: str, metrics: str) -> None:
+    data = yaml.safe_load(with_change("metrics_listen", metrics))
+    (problem,) = problems_of(yaml.safe_dump({**data, "listen": listen}))
+    assert problem.startswith("metrics_listen: must differ from listen"), problem
+
+
+@pytest.mark.parametrize("metrics", ["localhost:9180", "127.0.0.2:4180"])
+def test_metrics_on_another_port_or_address_is_taken(metrics: str) -> None:
+    assert parse_config(with_change("metrics_listen", metrics), {}).metrics_listen == metrics
+
+
+@pytest.mark.parametrize("key", ["listen", "metrics_listen"])
+def test_a_listen_host_that_does_not_resolve_is_a_problem_at_its_key(key: str) -> None:
+    (problem,) = problems_of(with_change(key, "no-such-host.invalid:9181"))
+    assert problem.startswith(f"{key}: cannot resolve host 'no-such-host.invalid': "), problem
 
 
 # --- values that raised instead of being reported ----------------------------------------------
