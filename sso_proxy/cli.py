@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import Config, load_config, summary
-from sso_proxy.errors import ConfigError
+from sso_proxy.errors import ConfigError, ListenError
 from sso_proxy.observability.log import configure_logging, get_logger
 
 
@@ -136,6 +136,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"{args.config}: refusing to start: {len(exc.problems)} problem(s):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return 1
+    except ListenError as exc:  # port in use, address not on this machine: one line, no traceback
+        print(exc, file=sys.stderr)
         return 1
     return 0
 

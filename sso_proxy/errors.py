@@ -2,6 +2,7 @@
 
     SsoProxyError                      base; carries an HTTP status and a bilingual message
     ├── ConfigError                    the config file is invalid (carries every problem)
+    ├── ListenError                    listen / metrics_listen cannot be bound (a one-line message)
     ├── BadRequest (400)               malformed or ambiguous request (paths, URIs, params)
     │   └── HttpsRequired (400)        plain http where the cookies are Secure (cookie_secure)
     ├── NotFound (404)                 no route for host + path
@@ -65,6 +66,15 @@ class ConfigError(SsoProxyError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems) or self.title_en)
         self.problems = list(problems)
+
+
+class ListenError(SsoProxyError):
+    """``serve`` could not bind a configured address (port in use, address not on this machine):
+    the message is the one line the operator reads, in English and Thai, naming the key."""
+
+    code = "listen_error"
+    title_en = "Cannot listen on the configured address"
+    title_th = "เปิดพอร์ตที่ตั้งค่าไว้ไม่ได้"
 
 
 class BadRequest(SsoProxyError):

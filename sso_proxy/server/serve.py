@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from aiohttp import web
 from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import Config
 from sso_proxy.config.setting import restart_only_changes as restart_only_changes  # keys: restart_only=True
-from sso_proxy.errors import ConfigError
+from sso_proxy.errors import ConfigError, ListenError
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
 from sso_proxy.frontends.appkeys import RUNTIME
 from sso_proxy.observability import reloads
@@ -23,6 +24,14 @@ from sso_proxy.server.site import ProxySite
 
 log = get_logger("sso_proxy.server.serve")
 DRAIN_SECONDS = 20.0
+# Why a bind fails, in the operator's words (English, Thai); any other errno: its strerror.
+BIND_REASONS = {
+    errno.EADDRINUSE: ("address already in use", "มีโปรแกรมอื่นใช้พอร์ตนี้อยู่แล้ว"),
+    errno.EADDRNOTAVAIL: ("cannot assign requested address (not an address of this machine)",
+                          "เครื่องนี้ไม่มีที่อยู่ IP นี้"),
+    errno.EACCES: ("permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+                   "ไม่มีสิทธิ์เปิดพอร์ตนี้"),
+}  # fmt: skip
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -82,22 +91,25 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
     metrics_runner: web.AppRunner | None = None
+    served = False
     try:
         await runner.setup()
         host, port = split_listen(config.listen)
         site = ProxySite(runner, host, port, reuse_port=config.workers > 1, backlog=1024)
-        await site.start()
+        await bind("listen", config.listen, site)
         metrics_runner = await start_metrics(config, app, metrics_socket)
         if own_process:
             settle_heap()
         log.info("serving", listen=config.listen, public_url=config.public_url, routes=len(config.routes))
         if ready is not None:
             ready.set()
+        served = True
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        log.info("draining", seconds=DRAIN_SECONDS)
+        if served:  # not after a failed bind (ListenError): nothing was served
+            log.info("draining", seconds=DRAIN_SECONDS)
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()
@@ -119,5 +131,19 @@ async def start_metrics(
         await web.UnixSite(runner, metrics_socket).start()
     else:
         host, port = split_listen(config.metrics_listen)
-        await web.TCPSite(runner, host, port).start()
+        await bind("metrics_listen", config.metrics_listen, web.TCPSite(runner, host, port))
     return runner
+
+
+async def bind(key: str, listen: str, site: web.BaseSite) -> None:
+    """Start ``site``; a failed bind is one clear line (``ListenError``), never a traceback."""
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError(bind_problem(key, listen, exc)) from None
+
+
+def bind_problem(key: str, listen: str, exc: OSError) -> str:
+    plain = (exc.strerror or str(exc)).lower()
+    english, thai = BIND_REASONS.get(exc.errno or 0, (plain, "เปิดพอร์ตนี้ไม่ได้"))
+    return f"{key}: cannot bind {listen}: {english} (เปิด {listen} ไม่ได้: {thai})"

@@ -12,6 +12,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -22,6 +23,7 @@ from types import FrameType
 from aiohttp import web
 
 from sso_proxy.config.schema import Config
+from sso_proxy.errors import ListenError
 from sso_proxy.observability.log import configure_logging, get_logger
 
 log = get_logger("sso_proxy.server.workers")
@@ -38,7 +40,11 @@ def _child(config: Config, config_path: str, metrics_socket: str | None) -> None
     from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
 
-    run_loop(serve(config, config_path, metrics_socket=metrics_socket, own_process=True))
+    try:
+        run_loop(serve(config, config_path, metrics_socket=metrics_socket, own_process=True))
+    except ListenError as exc:  # one line, as ``sso-proxy serve`` prints it; no traceback
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def _stop_while_starting(signum: int, _frame: FrameType | None) -> None:
@@ -97,11 +103,11 @@ def _send(children: Sequence[BaseProcess], signum: int) -> None:
 
 async def _serve_gathered(listen: str, sockets: tuple[str, ...]) -> web.AppRunner:
     from sso_proxy.observability.gather import create_gather_app
-    from sso_proxy.server.serve import split_listen
+    from sso_proxy.server.serve import bind, split_listen
 
     runner = web.AppRunner(create_gather_app(sockets), access_log=None)
     await runner.setup()
     host, port = split_listen(listen)
-    await web.TCPSite(runner, host, port).start()
+    await bind("metrics_listen", listen, web.TCPSite(runner, host, port))
     log.info("metrics_gathered", listen=listen, workers=len(sockets))
     return runner
