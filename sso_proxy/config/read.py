@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+# A whole value that is a shell-style reference (``"$PID_SECRET"``): never replaced, so flagged.
+_SHELL_VAR = re.compile(r"\$[A-Z_][A-Z0-9_]*")
 
 
 def join(path: str, key: str | int) -> str:
@@ -62,7 +64,13 @@ def expand_env(
         return {k: expand_env(v, environ, join(path, str(k)), problems, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [expand_env(v, environ, join(path, i), problems, secrets) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "${" not in value:
+    if not isinstance(value, str):
+        return value
+    if (malformed := malformed_reference(value, secret=path in secrets)) is not None:
+        problems.add(path, malformed)
+        problems.unset.add(path)  # its one problem: "too short" and the like would only repeat it
+        return ""
+    if "${" not in value:
         return value
 
     def substitute(match: re.Match[str]) -> str:
@@ -88,6 +96,25 @@ def expand_env(
         return ""
 
     return _VAR.sub(substitute, value)
+
+
+def malformed_reference(value: str, *, secret: bool) -> str | None:
+    """A reference that would be kept as literal text: ``${`` left in what the file writes
+    (``${NAME``, ``${NAME-x}``, a ``${`` inside a default), or a whole value ``$NAME`` (upper
+    case, the environment's convention). A ``$`` elsewhere stays legal: a random secret may hold
+    ``$`` or ``$AB`` and is never guessed at; one that is exactly ``$NAME`` is given through the
+    environment (``${VAR}``), whose values are never checked. A secret's value is never quoted."""
+    written = _VAR.sub(lambda match: match.group(2) or "", value)  # literal text and defaults
+    if (at := written.find("${")) >= 0:
+        near = "" if secret else f" at {written[at : at + 40]!r}"
+        return (
+            f"malformed variable reference{near}: write ${{NAME}} or ${{NAME:-default}} "
+            "(NAME: letters, digits and _, closed by })"
+        )
+    if _SHELL_VAR.fullmatch(value.strip()):
+        quoted = "" if secret else f" {value.strip()!r}"
+        return f"malformed variable reference{quoted}: $NAME is not replaced; write ${{NAME}}"
+    return None
 
 
 def literal_part(value: str, environ: Mapping[str, str]) -> str:

@@ -125,6 +125,38 @@ def test_a_listen_host_that_does_not_resolve_is_a_problem_at_its_key(key: str) -
     assert problem.startswith(f"{key}: cannot resolve host 'no-such-host.invalid': "), problem
 
 
+# --- malformed variable references: never kept as literal text ---------------------------------
+
+
+@pytest.mark.parametrize("value", ["$PID_SECRET", "${PID_SECRET", "${PID-SECRET}", "x${A:-${B}}"])
+def test_a_malformed_reference_in_a_secret_is_refused_without_quoting_it(value: str) -> None:
+    (problem,) = problems_of(with_change("provider_id.secret_key", value), {"PID_SECRET": "s"})
+    assert problem.startswith("provider_id.secret_key: malformed variable reference: "), problem
+    assert value not in problem and "PID" not in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "near"),
+    [("${HID", "'${HID'"), ("id-${HID-x}", "'${HID-x}'"), ("$HEALTH_ID_CLIENT", "'$HEALTH_ID_CLIENT'")],
+)
+def test_a_malformed_reference_elsewhere_is_quoted(value: str, near: str) -> None:
+    (problem,) = problems_of(with_change("health_id.client_id", value))
+    assert problem.startswith("health_id.client_id: malformed variable reference "), problem
+    assert f" {near}: " in problem and "write ${NAME}" in problem
+
+
+@pytest.mark.parametrize("value", ["pa$$word", "a$b", "$", "$lower", "x$NAME", "${HID}$", "${HID:-a$b}"])
+def test_a_dollar_that_is_no_reference_stays_legal(value: str) -> None:
+    """A random secret may hold "$"; only a whole upper-case $NAME looks like a reference."""
+    config = parse_config(with_change("health_id.client_secret", value), {"HID": "h"})
+    assert config.health_id.client_secret == value.replace("${HID}", "h").replace("${HID:-a$b}", "h")
+
+
+def test_a_value_from_the_environment_may_hold_anything() -> None:
+    config = parse_config(with_change("health_id.client_secret", "${HS}"), {"HS": "$HS ${x"})
+    assert config.health_id.client_secret == "$HS ${x"
+
+
 # --- values that raised instead of being reported ----------------------------------------------
 
 
