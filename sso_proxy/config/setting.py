@@ -173,6 +173,24 @@ def restart_only_keys(cls: type, base: str = "") -> list[tuple[str, tuple[str, .
     return out
 
 
+def keep_restart_only(old: T, new: T) -> T:
+    """``new`` with the running value of every restart-only key taken from ``old``.
+
+    A reload cannot rebuild what those keys shaped (the open store, the bound socket), so every
+    reader must keep seeing the value those were built with: one consistent value until a restart,
+    never the store's on one side and the file's on the other (a new ``cookie_secret`` for tokens
+    while the store still seals with the old one)."""
+    kept: dict[str, Any] = {}
+    for item, info in settings_of(type(old)):
+        before, after = getattr(old, item.name), getattr(new, item.name)
+        if info.restart_only:
+            if before != after:
+                kept[item.name] = before
+        elif info.kind == "section" and (merged := keep_restart_only(before, after)) is not after:
+            kept[item.name] = merged
+    return dataclasses.replace(new, **kept) if kept else new  # type: ignore[type-var]
+
+
 def restart_only_changes(old: Any, new: Any) -> list[str]:
     """Key paths whose new value waits for a restart, so an operator is told instead of ignored."""
     changed = []

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sso_proxy.config.preflight import check_before_serving
 from sso_proxy.config.schema import Config
+from sso_proxy.config.setting import keep_restart_only
 from sso_proxy.config.setting import restart_only_changes as restart_only_changes  # keys: restart_only=True
 from sso_proxy.errors import ConfigError, ListenError
 from sso_proxy.frontends.aiohttp_app.webapp import create_app
@@ -43,7 +44,11 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
     """Load ``path``; on any problem keep serving the old config and log every problem."""
     old = runtime.config
     try:
-        config = check_before_serving(path)  # what check-config runs: a reload refuses the same
+        loaded = check_before_serving(path)  # what check-config runs: a reload refuses the same
+        pending = restart_only_changes(old, loaded)
+        # SECURITY: restart-only keys keep their running values everywhere, not only in what was
+        # built at start-up (the store keeps the old cookie_secret: so must every token and cookie).
+        config = keep_restart_only(old, loaded)
         runtime.apply(config)
     except ConfigError as exc:
         return refuse_reload(path, exc.problems)
@@ -54,7 +59,7 @@ async def reload_config(runtime: Runtime, path: str) -> bool:
     reloads.note_reload(path, True)
     for warning in config.warnings:
         log.warning("config_warning", warning=warning)
-    if pending := restart_only_changes(old, config):
+    if pending:
         log.warning("config_reload_needs_restart", path=path, keys=pending)
     log.info("config_reloaded", path=path, routes=len(config.routes))
     return True

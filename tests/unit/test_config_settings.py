@@ -21,7 +21,14 @@ from sso_proxy.config.schema import (
     SigningConfig,
     parse_config,
 )
-from sso_proxy.config.setting import about, allowed_keys, default_of, nested_groups, restart_only_changes
+from sso_proxy.config.setting import (
+    about,
+    allowed_keys,
+    default_of,
+    keep_restart_only,
+    nested_groups,
+    restart_only_changes,
+)
 from sso_proxy.errors import ConfigError
 
 BASE: dict[str, Any] = {
@@ -156,6 +163,35 @@ def test_restart_only_keys_come_from_the_settings() -> None:
     new = parse_config(yaml.safe_dump(changed), {})
     assert restart_only_changes(old, new) == ["listen", "session.redis_url", "workers"]
     assert restart_only_changes(old, old) == []
+
+
+def test_a_reload_keeps_the_running_value_of_every_restart_only_key() -> None:
+    """Review finding: every reader sees the value the store and socket were built with."""
+    session = {**BASE["session"], "store": "redis", "redis_url": "redis://127.0.0.1:1/0"}
+    old = parse_config(yaml.safe_dump({**BASE, "session": session}), {})
+    changed = {
+        **BASE,
+        "listen": "127.0.0.1:4181",
+        "workers": 2,
+        "client_stall_timeout": "9s",
+        "admin": {"events": {"max_count": 500}},
+        "session": {
+            **session,
+            "cookie_secret": "Kq8dLm2ZxT4vNp7RwYb1HcJ6sGf9AeU3oEiQtVzBnWr",
+            "max_lifetime": "1h",
+            "cookie_name": "other",
+        },
+    }
+    new = parse_config(yaml.safe_dump(changed), {})
+    kept = keep_restart_only(old, new)
+    assert restart_only_changes(old, kept) == []  # not one restart-only key takes the new value
+    assert kept.session.cookie_secret == old.session.cookie_secret and kept.session.max_lifetime == 43200
+    assert (kept.listen, kept.workers, kept.admin.events_max_count) == ("127.0.0.1:4180", 1, 10_000)
+    # everything else is the new file's
+    assert kept.client_stall_timeout == 9 and kept.session.cookie_name == "other"
+    restored = dataclasses.replace(kept, listen=new.listen, workers=2, session=new.session)
+    assert dataclasses.replace(restored, admin=new.admin) == new
+    assert keep_restart_only(old, old) is old
 
 
 def test_the_store_default_is_one_value_for_dataclass_and_reader() -> None:

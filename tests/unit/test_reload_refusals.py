@@ -47,6 +47,9 @@ async def test_an_unexpected_error_refuses_the_reload_and_keeps_the_old_config(
         return object()
 
     monkeypatch.setattr(serve, "check_before_serving", check)
+    # The fake configs are no dataclasses: nothing restart-only to compare or keep.
+    monkeypatch.setattr(serve, "restart_only_changes", lambda old, new: [])
+    monkeypatch.setattr(serve, "keep_restart_only", lambda old, new: new)
     with capture_logs() as logs:
         assert await serve.reload_config(runtime, str(path)) is False  # type: ignore[arg-type]
     assert runtime.config is serving and not runtime.applied
