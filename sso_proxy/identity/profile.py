@@ -61,6 +61,12 @@ ORG_STR_FIELDS = (
     "moph_station_ref_code",
 )
 ORG_TOKEN_FIELDS = ("moph_access_token_idp", "moph_access_token_idp_fdh", "moph_access_token_idp_pcu")
+# SECURITY: no citizen id leaves the proxy. The documented profile has none, but variants carry
+# one (moph-api.md: ``full_cid``), and an organization entry passes its other fields on (the
+# assertion, userinfo): these names are dropped at any depth, in any letter case.
+CITIZEN_ID_FIELDS = frozenset(
+    {"cid", "full_cid", "id_card", "idcard", "citizen_id", "id_card_encrypt", "national_id"}
+)
 PERSON_STR_FIELDS = (
     "account_id",
     "hash_cid",
@@ -91,8 +97,18 @@ def _normalise_fields(instance: object, names: tuple[str, ...]) -> None:
 
 
 def _public_value(value: Any) -> Any:
-    """A value of an organization entry as the assertion carries it: text normalised."""
-    return normalise_text(value) if isinstance(value, str) else value
+    """A value of an organization entry as the assertion carries it: text normalised, no citizen id."""
+    if isinstance(value, str):
+        return normalise_text(value)
+    if isinstance(value, Mapping):
+        return {k: _public_value(v) for k, v in value.items() if not _citizen_id_field(k)}
+    if isinstance(value, list):
+        return [_public_value(item) for item in value]
+    return value
+
+
+def _citizen_id_field(key: object) -> bool:
+    return isinstance(key, str) and key.lower() in CITIZEN_ID_FIELDS
 
 
 @dataclass(frozen=True)
@@ -129,7 +145,7 @@ def organization_from_raw(raw: Mapping[str, Any]) -> Organization:
     public: dict[str, Any] = {}
     tokens: dict[str, str] = {}
     for key, value in raw.items():
-        if not isinstance(key, str):
+        if not isinstance(key, str) or _citizen_id_field(key):
             continue
         if key in ORG_TOKEN_FIELDS:
             if isinstance(value, str) and value:

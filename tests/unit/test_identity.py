@@ -103,6 +103,21 @@ def test_tokens_never_reach_the_public_view() -> None:
     assert "eyJ" not in repr(identity)
 
 
+CID = "1101700203451"  # 13 digits, Thai citizen-id shaped
+
+
+@pytest.mark.parametrize("name", ["full_cid", "cid", "CID", "id_card", "citizen_id", "id_card_encrypt"])
+def test_a_citizen_id_in_an_organization_entry_goes_nowhere(name: str) -> None:
+    """SECURITY: the entry's other fields reach the assertion and userinfo; a citizen id must not."""
+    entry = {**ORG, name: CID, "address": {"province": "พิษณุโลก", name: CID, "rows": [{name: CID}]}}
+    identity = identity_from_profile(profile(organization=[entry], full_cid=CID), ial=None)
+    org = identity.organizations[0]
+    assert name not in org.public and org.public["address"]["province"] == "พิษณุโลก"
+    assert org.public["address"]["rows"] == [{}]
+    assert CID not in str(identity.to_public_dict()) and CID not in str(identity.to_storage())
+    assert CID not in repr(identity)
+
+
 def test_storage_round_trip_is_exact() -> None:
     identity = identity_from_profile(profile(), ial=1.3)
     again = Identity.from_storage(identity.to_storage())
