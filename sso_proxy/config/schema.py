@@ -34,6 +34,7 @@ from sso_proxy.config.setting import secret_key_paths, section, setting
 from sso_proxy.config.values import HEADER_ENCODINGS, LocalText
 from sso_proxy.config.values import TEMPLATE_FIELDS as TEMPLATE_FIELDS  # header template fields
 from sso_proxy.config.yamlfile import NESTED_TOO_DEEP
+from sso_proxy.core.routing import RouteTable
 from sso_proxy.errors import ConfigError
 from sso_proxy.policy import evaluate as policy
 
@@ -174,7 +175,8 @@ class Config:
         """The routes served on the login host. Their pages share the admin console's origin, so
         their scripts could read its pages and post as the admin: the console is then off
         (``web.console.console_http.admit``) and ``check-config`` warns."""
-        return tuple(route.name for route in self.routes if route.host.strip("[]") == self.public_host)
+        # SECURITY: asked of the route table itself, so a wildcard covering the login host counts.
+        return tuple(route.name for route in RouteTable(self.routes).routes_for_host(self.public_host))
 
     @property
     def redirect_uri(self) -> str:

@@ -73,6 +73,10 @@ def read_url(node: Node, *, origin_only: bool = False) -> str | None:
         node.problems.add(node.path, "must not contain a user name or password")
     if origin_only and (parts.path not in ("", "/") or parts.query or parts.fragment):
         node.problems.add(node.path, "must be an origin only (scheme://host[:port]), no path or query")
+    # SECURITY: one spelling per host: routes are matched without a trailing dot, so "sso.h." and
+    # "sso.h" would be one host to the router and two to every check that compares origins.
+    if origin_only and parts.hostname.endswith("."):
+        node.problems.add(node.path, f"write the host without a trailing dot: {text!r}")
     return text.rstrip("/")
 
 

@@ -41,9 +41,16 @@ def wiki(upstream: str) -> list[dict[str, Any]]:
     return [{"name": "wiki", "host": LOGIN_HOST, "path_prefix": "/wiki", "upstream": upstream}]
 
 
-@pytest.fixture
-async def shared() -> AsyncIterator[Stack]:
-    async with console_stack(more_routes=wiki) as running:
+def wildcard_wiki(upstream: str) -> list[dict[str, Any]]:
+    """The same app on a wildcard that covers the login host (review 4, F1): the router serves it
+    there, so it shares the console's origin as much as an exact route does."""
+    parent = LOGIN_HOST.split(".", 1)[1]
+    return [{"name": "wiki", "host": f"*.{parent}", "path_prefix": "/wiki", "upstream": upstream}]
+
+
+@pytest.fixture(params=[wiki, wildcard_wiki], ids=["exact", "wildcard"])
+async def shared(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    async with console_stack(more_routes=request.param) as running:
         yield running
 
 

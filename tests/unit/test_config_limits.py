@@ -171,6 +171,7 @@ def test_a_value_from_the_environment_may_hold_anything() -> None:
         ),
         ("health_id.base_url", "https://moph.id.th:http", "health_id.base_url: not a valid URL (Port"),
         ("public_url", "https://sso.h.example:0", "public_url: port must be 1-65535, got 0"),
+        ("public_url", "https://sso.h.example.", "public_url: write the host without a trailing dot"),
         ("routes[0].upstream", "http://127.0.0.1:70000", "routes[0].upstream: not a valid URL (Port"),
         ("routes[0].upstream", "http://[fe80::1", "routes[0].upstream: not a valid URL"),
     ],
