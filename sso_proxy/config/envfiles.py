@@ -44,6 +44,7 @@ def read_env_file(name: str, path: str, *, secret: bool) -> tuple[str | None, st
     # SECURITY: a secret in a file every local user can read is no secret (as in the config file).
     if secret and mode & stat.S_IROTH:
         return None, (
-            f"{label}: a secret in a file every local user can read (mode {mode:04o}): run chmod 600 {path}"
+            f"{label}: a secret in a file every local user can read (mode {mode:04o}): run chmod 600 "
+            f"{path} (a Docker/Compose secret: give it mode: 0400; Kubernetes: defaultMode: 0400)"
         )
     return text.strip(), None
