@@ -80,8 +80,14 @@ def observe_idp(name: str, seconds: float, outcome: str) -> None:
         IDP_ERRORS.labels(name, outcome).inc()
 
 
+_STORE_BY_OP: dict[str, Histogram] = {}  # each op's histogram child: ``labels`` costs a lock and checks
+
+
 def observe_store(op: str, seconds: float, ok: bool) -> None:
-    STORE_SECONDS.labels(op).observe(seconds)
+    child = _STORE_BY_OP.get(op)
+    if child is None:
+        child = _STORE_BY_OP[op] = STORE_SECONDS.labels(op)
+    child.observe(seconds)
     if not ok:
         STORE_ERRORS.labels(op).inc()
 

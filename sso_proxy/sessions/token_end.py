@@ -14,6 +14,7 @@ sealed since; reading its ``exp`` here without the key is therefore safe. Pure.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 
@@ -21,6 +22,7 @@ TOKEN_END_MARGIN = 60.0
 _MAX_PAYLOAD = 16_384
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a session's token is read again at each cache miss
 def token_end(token: str | None) -> float | None:
     """The last moment a session holding ``token`` may live; None without a readable ``exp``."""
     if not token or token.count(".") != 2:
