@@ -40,7 +40,8 @@ MAX_REMEMBERED = 100_000
 
 
 def _aad(host: str) -> bytes:
-    return b"host\x00" + host.lower().encode("utf-8", "surrogatepass")
+    """The host as the router knows it (any case; a trailing dot is the same DNS name)."""
+    return b"host\x00" + host.lower().rstrip(".").encode("utf-8", "surrogatepass")
 
 
 class HostBound:

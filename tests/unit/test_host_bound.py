@@ -20,7 +20,8 @@ def test_a_sealed_value_opens_on_its_host_only() -> None:
     assert cookie.session_of(value, "APP.test") == SID  # host names are case-insensitive
     assert cookie.session_of(value, "other.test") is None
     assert cookie.session_of(value, "sso.test") is None
-    assert cookie.session_of(value, "app.test.") is None
+    assert cookie.session_of(value, "app.test.") == SID  # the same DNS name, as the router reads it
+    assert cookie.session_of(value, "app.test.evil") is None
 
 
 def test_each_seal_is_a_new_value() -> None:
