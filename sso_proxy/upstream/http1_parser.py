@@ -61,6 +61,12 @@ class ResponseSink(Protocol):
     def response_end(self) -> None: ...
 
 
+# SECURITY: an upstream's response head (interim 1xx heads included) may take this much of the
+# proxy's memory and no more: one that never ends is a 502, not a process that grows until it dies
+# (aiohttp's client allows 8 KB per line, nginx 4-8 KB per head by default).
+MAX_RESPONSE_HEAD = 64 * 1024
+
+
 class ResponseParser:
     """httptools' callbacks for the responses on one connection, one exchange at a time."""
 
@@ -77,6 +83,8 @@ class ResponseParser:
         self.complete = False
         self.keep_alive = False
         self.dirty = False
+        self._head_bytes = 0  # bytes fed while no final head had come (``MAX_RESPONSE_HEAD``)
+        self._refused: str | None = None  # why a head just parsed cannot be relayed
 
     def begin(self, *, head_only: bool) -> None:
         """A request has been sent: read its response (``head_only``: it was a HEAD request)."""
@@ -88,6 +96,8 @@ class ResponseParser:
         self.complete = False
         self.keep_alive = False
         self.dirty = False
+        self._head_bytes = 0
+        self._refused = None
 
     def feed(self, data: bytes) -> None:
         """Response bytes; raises ``UpstreamProtocolError`` when they are not HTTP/1.1."""
@@ -95,12 +105,19 @@ class ResponseParser:
             self.dirty = True  # data after the end of a response: cannot reuse
             return
         assert self._parser is not None, "feed before begin"
+        waiting = self.head is None
+        if waiting:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             raise UpstreamProtocolError("unexpected protocol upgrade") from None
         except httptools.HttpParserError as exc:
             raise UpstreamProtocolError(f"invalid HTTP response: {exc}") from None
+        if self._refused is not None:
+            raise UpstreamProtocolError(self._refused)
+        if waiting and self.head is None and self._head_bytes > MAX_RESPONSE_HEAD:
+            raise UpstreamProtocolError(f"response head larger than {MAX_RESPONSE_HEAD // 1024} KB")
 
     def eof(self) -> bool:
         """The connection closed: True when that ends the response (a body with no Content-Length
@@ -141,6 +158,9 @@ class ResponseParser:
             self._interim = True  # 100 Continue / 103 Early Hints: the final response follows
             return
         digest = digest_headers(self._raw)
+        if digest.foreign_coding:
+            self._refused = "response with a transfer coding other than a final chunked"
+            return
         has_body = not (self._head_only or status == 204 or status == 304)
         reason = self._reason.decode("utf-8", "surrogateescape")
         head = ResponseHead(
@@ -159,12 +179,16 @@ class ResponseParser:
         self._sink.response_head(head)
 
     def on_body(self, body: bytes) -> None:
+        if self._refused is not None:
+            return  # ``feed`` raises once llhttp returns
         if self.complete:
             self.dirty = True  # a body after a HEAD answer: the framing is not what we think
             return
         self._sink.response_body(body)
 
     def on_message_complete(self) -> None:
+        if self._refused is not None:
+            return
         if self._interim:
             self._interim = False
             return

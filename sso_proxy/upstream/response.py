@@ -45,6 +45,9 @@ class HeaderDigest:
     connection: frozenset[bytes]  # lower-case tokens of the Connection header
     set_cookie: bool = True  # a Set-Cookie is among them (``passed_headers`` has work to do)
     settled: bool = False  # Content-Length, Content-Type, Date and Server all among them
+    # A transfer coding other than a final ``chunked`` (gzip, identity): its body runs to EOF
+    # still coded, which no client could read once the hop-by-hop header is dropped.
+    foreign_coding: bool = False
 
     def keep_alive(self, http_version: str) -> bool:
         if http_version == "1.1":
@@ -61,6 +64,7 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
     entries = [(name.lower(), name, value) for name, value in raw]
     connection: frozenset[bytes] = frozenset()
     chunked = False
+    codings: list[bytes] = []
     seen: set[bytes] = set()
     for lname, _, value in entries:
         if lname in _NOTED:
@@ -69,6 +73,7 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
                 connection = connection | {t.strip().lower() for t in value.split(b",")}
             elif lname == b"transfer-encoding":
                 chunked = True
+                codings.extend(t.strip().lower() for t in value.split(b",") if t.strip())
     drop = _HOP_BY_HOP_B | connection if connection else _HOP_BY_HOP_B
     if chunked:
         # A Content-Length next to Transfer-Encoding is meaningless (RFC 9112 §6.3); we re-frame.
@@ -80,8 +85,15 @@ def digest_headers(raw: list[tuple[bytes, bytes]]) -> HeaderDigest:
     ]
     framed = b"content-length" in seen or chunked
     passed = seen - drop
+    foreign = chunked and (not codings or codings[-1] != b"chunked")
     return HeaderDigest(
-        headers, b"content-type" in passed, framed, connection, b"set-cookie" in passed, passed >= _SETTLED_B
+        headers,
+        b"content-type" in passed,
+        framed,
+        connection,
+        b"set-cookie" in passed,
+        passed >= _SETTLED_B,
+        foreign,
     )
 
 
