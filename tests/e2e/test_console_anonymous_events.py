@@ -4,23 +4,23 @@ Any client can make the proxy audit a ``login_failed`` (a callback with a bad st
 console keeps as an event. Kept in the same bounded ring as everything else, a flood of them
 pushed out admin actions, revocations, refusals and logins. Events without a provider_id now
 live in a ring (memory) or stream (Redis) of their own, a tenth of ``max_events`` and at least
-100 (``event_model.anonymous_cap``); the events page shows both, merged newest first.
+100 (``event_model.apart_cap``); the events page shows all rings, merged newest first. (Admin
+actions and revocations have a third: ``test_console_admin_events.py``.)
 """
 
 from __future__ import annotations
 
-import re
 import time
 
-import aiohttp
 import pytest
 from support.console_stack import (
     ADMIN_RULES,
     ADMIN_USER,
+    EVENTS_MAX_COUNT,
     LOGIN_HOST,
     PROVIDER_IDS,
-    console,
     console_stack,
+    kinds_shown,
     page_token,
     post,
     signed_in,
@@ -31,43 +31,46 @@ from support.waits import wait_until
 
 from sso_proxy.config.sections import SessionConfig
 from sso_proxy.sessions.redis_client import build_client
-from sso_proxy.web.console.event_model import Event, anonymous_cap, encode
-from sso_proxy.web.console.event_redis import ANONYMOUS_STREAM, STREAM, RedisEvents
+from sso_proxy.web.console.event_model import Event, apart_cap, encode
+from sso_proxy.web.console.event_redis import ADMIN_STREAM, ANONYMOUS_STREAM, STREAM, RedisEvents
 from sso_proxy.web.console.event_store import EventStore, MemoryEvents
 
 FLOOD = 150
-MAX_COUNT = 100  # the smallest admin.events.max_count: its anonymous share is the floor, 100
+MAX_COUNT = EVENTS_MAX_COUNT
 NODE_SLACK = 100  # what MAXLEN ~ may leave over the cap (stream-node-max-entries)
 SECRET = "anonymous-events-test-secret-" + "Zq8w" * 10
-KIND = re.compile(r'data-kind="([a-z_]+)"')
 
 
 def test_the_anonymous_share_is_a_tenth_and_at_least_100() -> None:
-    assert [anonymous_cap(n) for n in (100, 999, 1000, 10_000, 50_000)] == [100, 100, 100, 1000, 5000]
+    assert [apart_cap(n) for n in (100, 999, 1000, 10_000, 50_000)] == [100, 100, 100, 1000, 5000]
     assert Event(0, "login_failed", {"reason": "login_state_invalid"}).anonymous
     assert not Event(0, "admin", {"provider_id": "P1", "action": "revoke_person"}).anonymous
 
 
 async def flood_and_keep(store: EventStore) -> list[Event]:
-    """One revocation, one admin action, then FLOOD x max_events anonymous failures."""
+    """One login, one revocation, one admin action, then 3 x max_events anonymous failures."""
     now = time.time()
-    await store.append(encode(Event(now, "revocation", {"provider_id": "VICTIM", "by": "ADMIN"})), now)
-    await store.append(encode(Event(now, "admin", {"provider_id": "ADMIN", "target": "VICTIM"})), now)
+    for kept in (
+        Event(now, "login", {"provider_id": "VICTIM"}),
+        Event(now, "revocation", {"provider_id": "VICTIM", "by": "ADMIN"}),
+        Event(now, "admin", {"provider_id": "ADMIN", "target": "VICTIM"}),
+    ):
+        await store.append(encode(kept), now, ring=kept.ring)
     for i in range(store.max_events * 3):
         at = now + (i + 1) / 1000
         failed = Event(
             at, "login_failed", {"reason": "login_state_invalid", "client_ip": f"10.0.{i // 250}.1"}
         )
-        await store.append(encode(failed), at, anonymous=True)
+        await store.append(encode(failed), at, ring=failed.ring)
     return await store.recent(now=now + 60, limit=10_000, want=lambda e: True)
 
 
 async def test_memory_store_keeps_admin_events_through_an_anonymous_flood() -> None:
     store = MemoryEvents(max_events=MAX_COUNT, max_age=3600)
     shown = await flood_and_keep(store)
-    assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "revocation"]
+    assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "login", "revocation"]
     assert len([e for e in shown if e.anonymous]) == store.max_anonymous == 100
-    assert len(store) == 102
+    assert len(store) == 103
     assert [e.at for e in shown] == sorted((e.at for e in shown), reverse=True)  # merged, newest first
 
 
@@ -78,9 +81,9 @@ async def test_redis_streams_keep_admin_events_through_an_anonymous_flood(
     store = RedisEvents(build_client(cfg), secret=SECRET, max_events=MAX_COUNT, max_age=3600)
     try:
         shown = await flood_and_keep(store)
-        assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "revocation"]
+        assert sorted(e.kind for e in shown if not e.anonymous) == ["admin", "login", "revocation"]
         with redis_server.client() as client:
-            assert client.xlen(STREAM) == 2
+            assert (client.xlen(STREAM), client.xlen(ADMIN_STREAM)) == (1, 2)
             anonymous = client.xlen(ANONYMOUS_STREAM)
         assert store.max_anonymous <= anonymous <= store.max_anonymous + NODE_SLACK
         assert len([e for e in shown if e.anonymous]) == anonymous
@@ -97,12 +100,6 @@ async def bad_callbacks(stack: Stack, count: int) -> None:
                 assert response.status == 400, response.status
     finally:
         await client.close()
-
-
-async def kinds_shown(admin: aiohttp.ClientSession, stack: Stack) -> list[str]:
-    async with admin.get(console(stack, "/events")) as response:
-        assert response.status == 200
-        return KIND.findall(await response.text())
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])

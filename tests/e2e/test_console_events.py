@@ -20,7 +20,7 @@ from sso_proxy.config.sections import SessionConfig
 from sso_proxy.identity.profile import Identity, Organization
 from sso_proxy.observability.log import AUDIT_SINKS, audit
 from sso_proxy.sessions.redis_client import build_client
-from sso_proxy.web.console.event_model import MAX_EVENT_BYTES, Event, encode, event_of
+from sso_proxy.web.console.event_model import MAX_EVENT_BYTES, Event, Ring, encode, event_of
 from sso_proxy.web.console.event_redis import STREAM, RedisEvents
 from sso_proxy.web.console.event_sink import QUEUE_SIZE, EventSink
 from sso_proxy.web.console.event_store import MemoryEvents
@@ -126,7 +126,7 @@ async def test_redis_stream_drops_events_older_than_max_age(
 class StuckStore(MemoryEvents):
     """A store that never answers: the audit hook must not notice."""
 
-    async def append(self, data: bytes, at: float, *, anonymous: bool = False) -> None:
+    async def append(self, data: bytes, at: float, *, ring: Ring = "main") -> None:
         await asyncio.Event().wait()
 
 

@@ -30,6 +30,8 @@ USERS = [user.key for user in load_users() if user.provider is not None]  # who 
 PROVIDER_IDS = {user.key: str(user.provider["provider_id"]) for user in load_users() if user.provider}
 ADMIN_RULES = {"allow": [{"organization": {"hcode": "10999", "position": "นักวิชาการคอมพิวเตอร์"}}]}
 TOKEN = re.compile(r'name="token" value="([0-9a-f]+)"')
+KIND = re.compile(r'data-kind="([a-z_]+)"')  # an event's kind on the events page
+EVENTS_MAX_COUNT = 100  # the smallest admin.events.max_count: its apart rings' share is the floor, 100
 
 
 def console_routes(upstream: str) -> list[dict[str, Any]]:
@@ -130,6 +132,13 @@ async def page_token(client: aiohttp.ClientSession, stack: Stack) -> str:
     found = TOKEN.search(text)
     assert found is not None, text
     return found.group(1)
+
+
+async def kinds_shown(admin: aiohttp.ClientSession, stack: Stack) -> list[str]:
+    """The kinds of the events the events page shows this admin, newest first."""
+    async with admin.get(console(stack, "/events")) as response:
+        assert response.status == 200
+        return KIND.findall(await response.text())
 
 
 async def post(

@@ -12,10 +12,15 @@ and the hospital name), so "who can open what" can be answered for people whose 
 ended. No token, no citizen id (only Provider ID's hash of it, as the session record holds).
 
 Bounds: an encoded event is at most ``MAX_EVENT_BYTES`` (organizations are dropped from the
-end until it fits, then the profile); the stores keep at most ``max_events`` of them, and apart
-from those at most ``anonymous_cap(max_events)`` anonymous ones (no provider_id: e.g. a failed
-login with a bad state, which any client can cause), so anonymous traffic never evicts a login,
-a refusal, a revocation or an admin action.
+end until it fits, then the profile). The stores keep them in three rings (``Event.ring``), each
+bounded, so what one kind of client can cause never evicts what another ring holds:
+
+* ``admin``: admin actions and revocations (``ADMIN_KINDS``), written only by an admitted admin
+  in the console (and ``sessions revoke``): at most ``apart_cap(max_events)``;
+* ``anonymous``: events without a provider_id (e.g. a failed login with a bad state, which any
+  client can cause): at most ``apart_cap(max_events)``;
+* ``main``: the rest (logins, refusals, sign-outs: what any signed-in person can cause): at
+  most ``max_events``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sso_proxy.identity.profile import ORG_MATCH_FIELDS, Identity, identity_from_profile
 from sso_proxy.observability.log import redact_text
@@ -33,7 +38,7 @@ MAX_TEXT = 200
 MAX_ORGANIZATIONS = 20
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_MAX_AGE = 7 * 86400.0
-MIN_ANONYMOUS = 100
+MIN_APART = 100
 KINDS = {
     "login_succeeded": "login",
     "login_failed": "login_failed",
@@ -43,6 +48,8 @@ KINDS = {
     "admin_action": "admin",
 }
 KEPT = ("provider_id", "hcode", "route", "rule", "client_ip", "reason", "count", "by", "action", "target")
+ADMIN_KINDS = frozenset({"admin", "revocation"})  # only admins (and the shell) cause these
+Ring = Literal["main", "admin", "anonymous"]
 _UNREDACTED = frozenset({"provider_id", "by", "target"})  # provider ids: never a secret's shape
 _PERSON = ("provider_id", "account_id", "hash_cid", "email", "name_th", "name_eng")
 
@@ -60,8 +67,18 @@ class Event:
 
     @property
     def anonymous(self) -> bool:
-        """Caused by no one signed in (any client can cause it): kept apart (``anonymous_cap``)."""
+        """Caused by no one signed in (any client can cause it): kept apart (``apart_cap``)."""
         return not self.provider_id
+
+    @property
+    def ring(self) -> Ring:
+        """The ring that keeps this event (see the module's docstring)."""
+        # SECURITY (availability): admin actions and revocations have a ring no one else writes
+        # to, so a signed-in non-admin's flood of refusals can never push them out.
+        if self.kind in ADMIN_KINDS:
+            return "admin"
+        # SECURITY (availability): what anyone can cause without signing in has a ring of its own.
+        return "anonymous" if self.anonymous else "main"
 
     def mentions(self, provider_ids: set[str]) -> bool:
         """About one of these people: as the subject, the admin who acted, or the target."""
@@ -71,9 +88,10 @@ class Event:
 Want = Callable[[Event], bool]  # a filter of the events page
 
 
-def anonymous_cap(max_events: int) -> int:
-    """How many anonymous events are kept beside ``max_events`` others: a tenth, at least 100."""
-    return max(MIN_ANONYMOUS, max_events // 10)
+def apart_cap(max_events: int) -> int:
+    """How many events the ``admin`` ring, and the ``anonymous`` ring, each keep beside the
+    ``max_events`` of ``main``: a tenth, at least 100."""
+    return max(MIN_APART, max_events // 10)
 
 
 def _text(name: str, value: object) -> str:

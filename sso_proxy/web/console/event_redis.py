@@ -1,21 +1,26 @@
 """The console's recent events in Redis: capped streams shared by every replica.
 
-    sso:events        STREAM, each entry {"e": AES-GCM(encoded event, aad = "sso:events")}
-    sso:events:anon   the same, for anonymous events (no provider_id: a failed login any client
-                      can cause), capped at ``event_model.anonymous_cap(max_events)``, so a flood
-                      of them never evicts a login, a refusal, a revocation or an admin action
+    sso:events         STREAM, each entry {"e": AES-GCM(encoded event, aad = "sso:events")}:
+                       the ``main`` ring (logins, refusals, sign-outs), capped at max_events
+    sso:events:admin   the same, for the ``admin`` ring: admin actions and revocations, which
+                       only an admitted admin (or ``sessions revoke``) causes, capped at
+                       ``event_model.apart_cap(max_events)``
+    sso:events:anon    the same, for the ``anonymous`` ring (no provider_id: a failed login any
+                       client can cause), capped at ``apart_cap(max_events)``
+
+so neither a signed-in person's flood of refusals nor an anonymous flood ever evicts an admin
+action or a revocation (``Event.ring``).
 
 Sealed with the session keys (``sessions.crypto``): a Redis dump shows no name or provider_id,
 as for sessions. Bounds, both applied on every write in one round trip:
 
-* count: ``XADD ... MAXLEN ~ max_events`` (``max_anonymous`` for the anonymous stream). Redis
-  trims whole stream nodes, so the length stays below the cap + ``stream-node-max-entries``
-  (100 by default);
+* count: ``XADD ... MAXLEN ~ <the stream's cap>``. Redis trims whole stream nodes, so each
+  length stays below its cap + ``stream-node-max-entries`` (100 by default);
 * age: ``XTRIM ... MINID ~ <now - max_age>``; reads skip what trimming left behind.
 
 An entry is at most MAX_EVENT_BYTES + 29 bytes of sealed value, so the streams hold at most about
-(max_events + max_anonymous + 200) x 2.1 KB plus Redis's per-entry overhead (tested:
-``tests/e2e/test_console_events.py``). Reads merge the two streams newest first.
+(max_events + max_admin + max_anonymous + 300) x 2.1 KB plus Redis's per-entry overhead (tested:
+``tests/e2e/test_console_events.py``). Reads merge the three streams newest first.
 """
 
 from __future__ import annotations
@@ -30,12 +35,14 @@ from sso_proxy.web.console.event_model import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_EVENTS,
     Event,
+    Ring,
     Want,
-    anonymous_cap,
+    apart_cap,
     decode,
 )
 
 STREAM = "sso:events"
+ADMIN_STREAM = "sso:events:admin"
 ANONYMOUS_STREAM = "sso:events:anon"
 PAGE = 256
 Entries = AsyncGenerator[tuple[int, Any], None]  # (entry time in ms, entry values), newest first
@@ -52,16 +59,21 @@ class RedisEvents:
     ) -> None:
         self.client = client
         self.max_events = max_events
-        self.max_anonymous = anonymous_cap(max_events)
+        self.max_admin = self.max_anonymous = apart_cap(max_events)
         self.max_age = max_age
+        self.streams: dict[Ring, tuple[str, int]] = {  # each ring's stream and its cap
+            "main": (STREAM, max_events),
+            "admin": (ADMIN_STREAM, self.max_admin),
+            "anonymous": (ANONYMOUS_STREAM, self.max_anonymous),
+        }
         self._crypto = SessionCrypto(secret)
 
-    async def append(self, data: bytes, at: float, *, anonymous: bool = False) -> None:
+    async def append(self, data: bytes, at: float, *, ring: Ring = "main") -> None:
         sealed = self._crypto.seal(data, STREAM)  # SECURITY: Redis holds ciphertext only
         oldest = f"{max(0, int((at - self.max_age) * 1000))}-0"
-        # SECURITY (availability): what anyone can cause without signing in has a stream of its
-        # own, so it can never push a login, a revocation or an admin action out of the other.
-        stream, cap = (ANONYMOUS_STREAM, self.max_anonymous) if anonymous else (STREAM, self.max_events)
+        # SECURITY (availability): each ring has a stream of its own: a flood of refusals, or of
+        # anonymous failures, can never push an admin action or a revocation out of theirs.
+        stream, cap = self.streams[ring]
         with unavailable_on_failure("events append"):
             async with self.client.pipeline(transaction=False) as pipe:
                 # SECURITY (availability): capped by count and by age on every write.
@@ -72,10 +84,11 @@ class RedisEvents:
     async def recent(self, *, now: float, limit: int, want: Want) -> list[Event]:
         out: list[Event] = []
         oldest_ms = int((now - self.max_age) * 1000)
-        identified = self._entries(STREAM, oldest_ms, self.max_events)
-        anonymous = self._entries(ANONYMOUS_STREAM, oldest_ms, self.max_anonymous)
-        async with contextlib.aclosing(identified), contextlib.aclosing(anonymous):
-            async for values in newest_first(identified, anonymous):
+        sources = [self._entries(stream, oldest_ms, cap) for stream, cap in self.streams.values()]
+        async with contextlib.AsyncExitStack() as stack:
+            for source in sources:
+                stack.push_async_callback(source.aclose)
+            async for values in newest_first(sources):
                 event = self._open(values)
                 if event is not None and want(event):
                     out.append(event)
@@ -109,7 +122,7 @@ class RedisEvents:
 
     async def length(self) -> int:
         with unavailable_on_failure("events length"):
-            return int(await self.client.xlen(STREAM)) + int(await self.client.xlen(ANONYMOUS_STREAM))
+            return sum([int(await self.client.xlen(stream)) for stream, _ in self.streams.values()])
 
     async def close(self) -> None:
         with contextlib.suppress(*REDIS_FAILURES):
@@ -125,13 +138,14 @@ def _millis(entry_id: Any) -> int:
     return int(head) if head.isdigit() else 0
 
 
-async def newest_first(one: Entries, other: Entries) -> AsyncIterator[Any]:
-    """The values of two newest-first entry sequences, merged newest first."""
-    a, b = await anext(one, None), await anext(other, None)
-    while a is not None or b is not None:
-        if a is not None and (b is None or a[0] >= b[0]):
-            yield a[1]
-            a = await anext(one, None)
-        elif b is not None:
-            yield b[1]
-            b = await anext(other, None)
+async def newest_first(sources: list[Entries]) -> AsyncIterator[Any]:
+    """The values of newest-first entry sequences, merged newest first (a tie: the earlier source)."""
+    heads: dict[int, tuple[int, Any]] = {}  # source index -> its newest entry not yet yielded
+    for index, source in enumerate(sources):
+        if (head := await anext(source, None)) is not None:
+            heads[index] = head
+    while heads:
+        index = max(heads, key=lambda i: (heads[i][0], -i))
+        yield heads.pop(index)[1]
+        if (head := await anext(sources[index], None)) is not None:
+            heads[index] = head

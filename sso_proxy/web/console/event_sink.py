@@ -72,7 +72,7 @@ class EventSink:
         if event is None:
             return
         try:
-            await self.store.append(encode(event), at, anonymous=event.anonymous)
+            await self.store.append(encode(event), at, ring=event.ring)
         except StoreUnavailable as exc:
             if not self._failing:  # once per outage, not once per event
                 log.warning("console_events_unavailable", detail=exc.detail)

@@ -2,7 +2,8 @@
 first, filtered by person (provider_id, or words of a name or hcode) and by route.
 
 They come from the audit events (``event_sink``), in the bounded store (``event_store``), whose
-anonymous events (failed logins of no one signed in) are kept apart and shown merged by time.
+admin actions and revocations, and anonymous events (failed logins of no one signed in), are each
+kept apart (``Event.ring``) and shown merged by time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sso_proxy.web.console.console_http import Admin
 from sso_proxy.web.console.console_layout import console_page, label, table, url, when
 from sso_proxy.web.console.console_state import CONSOLE_STATE
 from sso_proxy.web.console.event_model import Event
+from sso_proxy.web.console.event_store import EventStore
 from sso_proxy.web.console.people import Person, matching, people_seen
 from sso_proxy.web.pages import esc
 
@@ -54,7 +56,7 @@ async def events_view(request: web.Request, admin: Admin) -> web.StreamResponse:
 
     events = await store.recent(now=now, limit=SHOWN, want=want)
     names = {p.provider_id: p.identity.name_th or "" for p in people}
-    body = filters(person, route, admin) + bounds_note(store.max_events, store.max_anonymous, store.max_age)
+    body = filters(person, route, admin) + bounds_note(store)
     body += table(HEADERS, [event_row(event, names) for event in events])
     text = console_page(
         section="events", admin_name=admin.identity.name_th or "", admin_id=admin.provider_id, body_html=body
@@ -76,15 +78,16 @@ def filters(person: str, route: str, admin: Admin) -> str:
     )
 
 
-def bounds_note(max_events: int, max_anonymous: int, max_age: float) -> str:
-    days = f"{max_age / 86400:g}"
+def bounds_note(store: EventStore) -> str:
+    days = f"{store.max_age / 86400:g}"
+    most, admin, anonymous = f"{store.max_events:,}", f"{store.max_admin:,}", f"{store.max_anonymous:,}"
     th = (
-        f"เก็บล่าสุดไม่เกิน {max_events:,} รายการ และเหตุการณ์ของผู้ที่ยังไม่ได้เข้าสู่ระบบแยกไว้อีกไม่เกิน "
-        f"{max_anonymous:,} รายการ ไม่เกิน {days} วัน"
+        f"เก็บล่าสุดไม่เกิน {most} รายการ และแยกไว้อีก: การดำเนินการของผู้ดูแลและการยกเลิกเซสชันไม่เกิน "
+        f"{admin} รายการ เหตุการณ์ของผู้ที่ยังไม่ได้เข้าสู่ระบบไม่เกิน {anonymous} รายการ ไม่เกิน {days} วัน"
     )
     en = (
-        f"Keeps the last {max_events:,} events, and apart from them the last {max_anonymous:,} "
-        f"of no one signed in, at most {days} days"
+        f"Keeps the last {most} events, and apart from them the last {admin} admin actions and "
+        f"revocations and the last {anonymous} of no one signed in, at most {days} days"
     )
     return f'<p class="muted">{label(th, en)}</p>'
 

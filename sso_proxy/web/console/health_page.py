@@ -65,7 +65,10 @@ async def store_rows(admin: Admin, state: ConsoleState) -> list[tuple[str, str]]
     age = f"{time.monotonic() - heartbeat:.1f} s" if heartbeat else "-"
     rows.append(("heartbeat age", esc(age)))
     rows.append(("persistence", await persistence(events) if kind == "redis" else memory_note()))
-    kept = f"≤ {events.max_events:,} (+ ≤ {events.max_anonymous:,} anonymous), ≤ {events.max_age / 86400:g} d"
+    kept = (
+        f"≤ {events.max_events:,} (+ ≤ {events.max_admin:,} admin actions and revocations, "
+        f"+ ≤ {events.max_anonymous:,} anonymous), ≤ {events.max_age / 86400:g} d"
+    )
     rows.append(("events kept", esc(kept)))
     rows.append(("events dropped (queue full)", esc(str(state.sink.dropped))))
     return rows
