@@ -94,6 +94,9 @@ async def serve(
         path = str(Path(config_path))
         reloads.note_start(path)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(runtime, path)))
+        # SECURITY (availability): a worker starts with SIGHUP blocked (``workers.Pool.spawn``); a
+        # reload sent while it started is delivered now, to the handler above (one reload).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=DRAIN_SECONDS, access_log=None)
     metrics_runner: web.AppRunner | None = None
     served = False

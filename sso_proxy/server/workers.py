@@ -1,14 +1,16 @@
 """``workers: N``: N processes share the listening port via SO_REUSEPORT (multi-core hosts).
 
-The parent supervises: it forwards SIGTERM/SIGINT/SIGHUP to the children and exits 0 when all
-have drained. A worker that dies without being told to stop (a crash, the OOM killer, ``kill -9``)
-is logged (``worker_exited``) and replaced after a short back-off, on its own metrics socket. If
-workers keep dying (``RESTART_LIMIT`` replacements within ``RESTART_WINDOW``), something is wrong
-that another replacement will not fix: the parent stops them all and exits 1, so the service
-manager (systemd ``Restart=on-failure``) restarts the whole proxy and the failure is visible.
-Sessions live in the store, so any worker serves any user. With ``metrics_listen``
-the parent also serves the metrics, every worker's in one scrape (``observability.gather``): each
-worker serves its own on a Unix socket in a directory made for this run and removed at its end.
+The parent supervises: it forwards SIGTERM/SIGINT/SIGHUP to the children and exits 0 when all have
+drained. A child starts with SIGHUP blocked, so a reload while it starts is held until it can
+reload (``Pool.spawn``, ``serve.serve``). A worker that dies without being told to stop (a crash,
+the OOM killer, ``kill -9``) is logged (``worker_exited``) and replaced after a short back-off, on
+its own metrics socket. If workers keep dying (``RESTART_LIMIT`` replacements within
+``RESTART_WINDOW``), something is wrong that another replacement will not fix: the parent stops
+them all and exits 1, so the service manager (systemd ``Restart=on-failure``) restarts the whole
+proxy and the failure is visible. Sessions live in the store, so any worker serves any user. With
+``metrics_listen`` the parent also serves the metrics, every worker's in one scrape
+(``observability.gather``): each worker serves its own on a Unix socket in a directory made for
+this run and removed at its end.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ RESTART_WINDOW = 60.0
 
 def _child(config: Config, config_path: str, metrics_socket: str | None) -> None:
     # Until serve() takes the signals over: a stop while starting ends the worker cleanly (nothing
-    # to drain), a reload is not a reason to die.
+    # to drain). SIGHUP was blocked from the child's first instruction (``Pool.spawn``) and stays
+    # blocked until serve() has installed its reload handler and unblocks it: a reload sent in
+    # between is held pending by the kernel and then re-reads the file, once.
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop_while_starting)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(config.log_level)
     from sso_proxy.server.eventloop import run_loop
     from sso_proxy.server.serve import serve
@@ -120,7 +123,14 @@ class Pool:
             return
         socket = self.sockets[index] if self.sockets else None
         child = self.context.Process(target=_child, args=(self.config, self.config_path, socket))
-        child.start()
+        # SECURITY (availability): the child inherits a blocked SIGHUP (the mask survives fork and
+        # exec): a reload while it starts (with the config of before the reload) is neither lost
+        # nor, before any of its code runs, the default action that would kill it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            child.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # ours: pending, handled by the loop
         self.running[index] = child
         asyncio.get_running_loop().add_reader(child.sentinel, self.ended, index, child)
         log.info("worker_started", worker=index, pid=child.pid, replacement=replacement)

@@ -125,3 +125,43 @@ async def test_a_killed_worker_is_logged_and_replaced_with_the_reloaded_rules(pr
 
     assert proxy.stop() == 0, proxy.log_text()[-3000:]
     assert not proxy.events("workers_failing")
+
+
+def holds_sighup(pid: int) -> bool:
+    """``pid`` neither acts on nor dies of a SIGHUP right now: blocked (the fix: from its first
+    instruction until serve() handles reloads) or ignored (before it: while it started)."""
+    bit = 1 << (signal.SIGHUP - 1)
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("SigBlk:", "SigIgn:")) and int(line.split()[1], 16) & bit:
+                return True
+    return False
+
+
+async def test_a_reload_while_a_replacement_starts_reaches_the_replacement(proxy: ProxyProcess) -> None:
+    """Review finding: the replacement, spawned with the config of before the reload, ignored a
+    SIGHUP while it started (and died of one before its code ran): it served the old routes until
+    the next reload. Now the SIGHUP waits, blocked, and is handled once serve() can reload."""
+    await proxy.wait_event("serving", count=2, timeout=30)
+    victim = min(worker_pids(proxy.pid))
+    os.kill(victim, signal.SIGKILL)
+    started = await proxy.wait_event("worker_started", count=3, timeout=30)
+    new = started[2]["pid"]
+    await wait_until(
+        lambda: holds_sighup(new), what="the replacement holding SIGHUP", limit=5, interval=0.002
+    )
+    assert len(proxy.events("serving")) == 2  # the replacement is still starting
+
+    data = dict(proxy.data)
+    data["routes"] = [*data["routes"], {**data["routes"][0], "name": "late", "host": "late.test"}]
+    proxy.write_config(data)
+    proxy.hup()
+    await proxy.wait_event("serving", count=3, timeout=30)
+    await proxy.wait_event("config_reloaded", count=2, timeout=30)  # the sibling's and the new one's
+
+    statuses = [get(proxy.port, "late.test") for _ in range(REQUESTS)]
+    assert statuses == [302] * REQUESTS, statuses
+    counted = requests_by_worker(proxy, "late")
+    assert counted.get(str(started[2]["worker"]), 0) > 0, counted  # the replacement served them too
+    assert new in worker_pids(proxy.pid) and len(proxy.events("worker_exited")) == 1  # SIGHUP killed none
+    assert proxy.stop() == 0, proxy.log_text()[-3000:]
