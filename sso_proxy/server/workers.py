@@ -191,6 +191,8 @@ class Pool:
         run, not with the start-up rules (SECURITY: a deny added by a reload holds on it too).
         The same checks as theirs, the same restart-only keys kept (``serve.reload_config``); a
         file they refuse (they log why) leaves the current config."""
+        if self.stopping:
+            return  # draining workers have put SIGHUP back to its default action: it would kill them
         self.send(signal.SIGHUP)
         try:
             loaded = check_before_serving(self.config_path)

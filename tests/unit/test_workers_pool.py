@@ -62,3 +62,14 @@ async def test_a_stop_during_the_back_off_starts_no_replacement_and_exits_0() ->
     deaths.stop(signal.SIGTERM)
     assert handle.cancelled() and not deaths.pending
     assert deaths.finished.is_set() and deaths.status == 0
+
+
+async def test_a_reload_while_stopping_is_not_passed_to_draining_workers() -> None:
+    """Draining workers have put SIGHUP back to its default action: passing one on would kill
+    them mid-drain and make the parent exit 1."""
+    draining = pool()
+    sent: list[int] = []
+    draining.send = sent.append  # type: ignore[method-assign,assignment]
+    draining.stop(signal.SIGTERM)
+    draining.reload()
+    assert sent == [signal.SIGTERM]
