@@ -18,6 +18,7 @@ put zero-width characters into real names, and a login must not fail over an inv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -64,6 +65,7 @@ ORG_TOKEN_FIELDS = ("moph_access_token_idp", "moph_access_token_idp_fdh", "moph_
 # SECURITY: no citizen id leaves the proxy. The documented profile has none, but variants carry
 # one (moph-api.md: ``full_cid``), and an organization entry passes its other fields on (the
 # assertion, userinfo): these names are dropped at any depth, in any letter case.
+MAX_DEPTH = 16  # nesting inside one organization entry (MOPH's deepest is 1: ``address``)
 CITIZEN_ID_FIELDS = frozenset(
     {"cid", "full_cid", "id_card", "idcard", "citizen_id", "id_card_encrypt", "national_id"}
 )
@@ -96,14 +98,20 @@ def _normalise_fields(instance: object, names: tuple[str, ...]) -> None:
                 object.__setattr__(instance, name, cleaned or None)
 
 
-def _public_value(value: Any) -> Any:
-    """A value of an organization entry as the assertion carries it: text normalised, no citizen id."""
+def _public_value(value: Any, depth: int = 0) -> Any:
+    """A value of an organization entry as the assertion carries it: text normalised, no citizen
+    id; what every verifier can parse: no NaN or infinity (not JSON), nothing nested deeper than
+    ``MAX_DEPTH`` (PHP's json_decode stops at 64): those become null."""
     if isinstance(value, str):
         return normalise_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (Mapping, list)) and depth >= MAX_DEPTH:
+        return None
     if isinstance(value, Mapping):
-        return {k: _public_value(v) for k, v in value.items() if not _citizen_id_field(k)}
+        return {k: _public_value(v, depth + 1) for k, v in value.items() if not _citizen_id_field(k)}
     if isinstance(value, list):
-        return [_public_value(item) for item in value]
+        return [_public_value(item, depth + 1) for item in value]
     return value
 
 

@@ -6,6 +6,7 @@ identity headers, the signed assertion, the rules and the logs (``sso_proxy.iden
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from typing import Any
 
@@ -62,4 +63,4 @@ def as_float(value: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number == number else None  # drop NaN
+    return number if math.isfinite(number) else None  # drop NaN and the infinities (not JSON)

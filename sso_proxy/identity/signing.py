@@ -32,10 +32,13 @@ REFRESH_MARGIN = 30.0
 
 def _json(value: Any) -> bytes:
     """Compact JSON, Thai as raw UTF-8; escaped only if the IdP sent text UTF-8 cannot hold."""
+    # allow_nan=False: "NaN" is no JSON, and Node's and PHP's verifiers refuse it (the profile
+    # drops such values first: ``identity.profile``).
+    options: dict[str, Any] = {"separators": (",", ":"), "default": str, "allow_nan": False}
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, **options).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates ("\ud800" in MOPH's JSON): \u-escape, never crash
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
+        return json.dumps(value, ensure_ascii=True, **options).encode("ascii")
 
 
 class Signer:

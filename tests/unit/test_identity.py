@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from typing import Any
 
 import pytest
 
-from sso_proxy.identity.profile import Identity, as_bool, identity_from_profile
+from sso_proxy.identity.key_files import ephemeral_keys
+from sso_proxy.identity.profile import MAX_DEPTH, Identity, as_bool, identity_from_profile
+from sso_proxy.identity.signing import Signer
 
 ORG = {
     "hcode": "10999",
@@ -130,3 +135,32 @@ def test_storage_round_trip_is_exact() -> None:
 def test_no_provider_id_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         identity_from_profile(bad, ial=None)
+
+
+def _strict_json(text: str) -> object:
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_what_only_python_parses_never_reaches_the_assertion() -> None:
+    """NaN, Infinity and very deep nesting from the IdP: Node's and PHP's verifiers refuse such a
+    token (review 6, F2), so the profile turns them into null before anything is signed."""
+    body = (
+        '{"provider_id": "0ABC123DEF456", "ial_level": 1e400, "organization": [{"hcode": "10999",'
+        ' "score": NaN, "big": 1e400, "small": -1e400, "tree": ' + "[" * 70 + "]" * 70 + "}]}"
+    )
+    identity = identity_from_profile(json.loads(body), ial=None)
+    public = identity.organizations[0].public
+    assert public["score"] is None and public["big"] is None and public["small"] is None
+    depth, tree = 0, public["tree"]
+    while isinstance(tree, list) and tree:
+        depth, tree = depth + 1, tree[0]
+    assert depth <= MAX_DEPTH and identity.ial is None
+    token, _ = Signer(ephemeral_keys(), issuer="https://sso.test").assertion(
+        identity, route_name="app", hcode=None, now=time.time()
+    )
+    payload = token.split(".")[1]
+    claims = _strict_json(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode())
+    assert isinstance(claims, dict) and claims["organization"][0]["score"] is None
