@@ -11,6 +11,7 @@ a 502 too, before any of it is relayed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from support.echo_app import read_request_head, start_raw_upstream
@@ -39,6 +40,19 @@ def public(upstream: str) -> list[dict[str, object]]:
     ]
 
 
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+async def answer_from(script: Script, pipeline: str) -> bytes:
+    """What a client gets from the proxy (on ``pipeline``) when ``script`` plays the upstream."""
+    server, upstream = await start_raw_upstream(script)
+    try:
+        async with started_proxy(public(upstream)) as proxy:
+            return await ask(proxy.ports[pipeline])
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize("pipeline", PIPELINES)
 @pytest.mark.parametrize("interim", [False, True], ids=["one_head", "endless_1xx"])
 async def test_an_endless_response_head_is_cut_off(pipeline: str, interim: bool) -> None:
@@ -59,12 +73,7 @@ async def test_an_endless_response_head_is_cut_off(pipeline: str, interim: bool)
         except ConnectionError:
             pass
 
-    server, upstream = await start_raw_upstream(endless_head)
-    try:
-        async with started_proxy(public(upstream)) as proxy:
-            answer = await ask(proxy.ports[pipeline])
-    finally:
-        server.close()
+    answer = await answer_from(endless_head, pipeline)
     assert answer.startswith(b"HTTP/1.1 502"), answer[:200]
     # SECURITY: the proxy stopped reading soon after the bound (socket buffers hold a few MB more).
     assert accepted[0] < MAX_RESPONSE_HEAD + 8 * 1024 * 1024, accepted[0]
@@ -80,12 +89,7 @@ async def test_a_large_but_bounded_head_is_relayed(pipeline: str) -> None:
             writer.write(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 2\r\n\r\nok")
             await writer.drain()
 
-    server, upstream = await start_raw_upstream(big_head)
-    try:
-        async with started_proxy(public(upstream)) as proxy:
-            answer = await ask(proxy.ports[pipeline])
-    finally:
-        server.close()
+    answer = await answer_from(big_head, pipeline)
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\nok"), answer[:200]
     assert b"X-Pad-47: " + b"b" * 1000 in answer
 
@@ -100,12 +104,7 @@ async def test_a_body_under_a_foreign_transfer_coding_is_refused(pipeline: str, 
             )
             await writer.drain()
 
-    server, upstream = await start_raw_upstream(close_delimited)
-    try:
-        async with started_proxy(public(upstream)) as proxy:
-            answer = await ask(proxy.ports[pipeline])
-    finally:
-        server.close()
+    answer = await answer_from(close_delimited, pipeline)
     assert answer.startswith(b"HTTP/1.1 502"), answer[:200]
     assert b"body" not in answer.split(b"\r\n\r\n", 1)[1][-8:]
 
@@ -119,10 +118,5 @@ async def test_a_chunked_body_is_still_relayed(pipeline: str) -> None:
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
             await writer.drain()
 
-    server, upstream = await start_raw_upstream(framed)
-    try:
-        async with started_proxy(public(upstream)) as proxy:
-            answer = await ask(proxy.ports[pipeline])
-    finally:
-        server.close()
+    answer = await answer_from(framed, pipeline)
     assert answer.startswith(b"HTTP/1.1 200") and b"ok" in answer, answer[:200]

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import http.client
 import re
-import shutil
 import stat
-import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -18,13 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support.harness import free_port, stack_config
-from support.proxy_process import ProxyProcess, Services
+from support.proxy_process import ProxyProcess
 from support.waits import wait_until
-
-from sso_proxy.mockidp import MockSettings
+from support.workers_stack import two_workers
 
 REQUESTS = 60
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yaml"
@@ -38,30 +33,10 @@ class Workers:
 
 @pytest.fixture
 def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[Workers]:
-    tmpdir = Path(tempfile.mkdtemp(prefix="sw", dir="/tmp"))  # short: Unix socket paths are limited
-    monkeypatch.setenv("TMPDIR", str(tmpdir))
-    services = Services([])
-    port, metrics_port = free_port(), free_port()
-    routes = [{"name": "app", "host": "app.test", "upstream": services.echo_url}]
-    data = stack_config(
-        port=port,
-        idp_url=services.mock.base_url,
-        settings=MockSettings(),
-        routes=routes,
-        metrics_listen=f"127.0.0.1:{metrics_port}",
-        workers=2,
-        store="redis",
-        redis_url=redis_url,
-    )  # fmt: skip  (several workers share their sessions in Redis: the in-memory store is refused)
-    proxy = ProxyProcess(tmp_path, "workers", yaml.safe_load(yaml.safe_dump(data))).start()
-    try:
+    with two_workers(tmp_path, monkeypatch, redis_url) as (proxy, tmpdir):
         yield Workers(proxy, tmpdir)
         assert proxy.stop() == 0, proxy.log_text()[-3000:]
         assert list(tmpdir.iterdir()) == [], "the run's socket directory is removed when it ends"
-    finally:
-        proxy.stop()
-        services.close()
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def scrape(proxy: ProxyProcess) -> dict[str, list[tuple[dict[str, str], float]]]:

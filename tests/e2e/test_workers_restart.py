@@ -12,21 +12,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import shutil
 import signal
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support.harness import free_port, stack_config
-from support.proxy_process import ProxyProcess, Services
+from support.proxy_process import ProxyProcess
 from support.waits import wait_until
-
-from sso_proxy.mockidp import MockSettings
+from support.workers_stack import two_workers
 
 pytestmark = pytest.mark.redis
 REQUESTS = 40
@@ -34,28 +29,8 @@ REQUESTS = 40
 
 @pytest.fixture
 def proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[ProxyProcess]:
-    tmpdir = Path(tempfile.mkdtemp(prefix="sw", dir="/tmp"))  # short: Unix socket paths are limited
-    monkeypatch.setenv("TMPDIR", str(tmpdir))
-    services = Services([])
-    port, metrics_port = free_port(), free_port()
-    routes = [{"name": "app", "host": "app.test", "upstream": services.echo_url}]
-    data = stack_config(
-        port=port,
-        idp_url=services.mock.base_url,
-        settings=MockSettings(),
-        routes=routes,
-        metrics_listen=f"127.0.0.1:{metrics_port}",
-        workers=2,
-        store="redis",
-        redis_url=redis_url,
-    )
-    process = ProxyProcess(tmp_path, "workers", yaml.safe_load(yaml.safe_dump(data))).start()
-    try:
+    with two_workers(tmp_path, monkeypatch, redis_url) as (process, _):
         yield process
-    finally:
-        process.stop()
-        services.close()
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def get(port: int, host: str) -> int:
