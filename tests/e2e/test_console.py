@@ -24,9 +24,11 @@ from support.console_stack import (
     USERS,
     console,
     console_stack,
+    get,
     page_token,
     post,
     route_url,
+    session_of,
     signed_in,
 )
 from support.harness import COOKIE_SECRET, Stack, browser, follow
@@ -57,17 +59,6 @@ CONSOLE_POSTS = ["/sessions/revoke", "/sessions/revoke-person", "/access", "/ses
 async def stack() -> AsyncIterator[Stack]:
     async with console_stack() as running:
         yield running
-
-
-def session_of(client: aiohttp.ClientSession, stack: Stack) -> str:
-    name = stack.runtime.cookies.session_name
-    (value,) = [c.value for c in client.cookie_jar if c.key == name and c["domain"] == LOGIN_HOST]
-    return value
-
-
-async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
-    async with client.get(url, allow_redirects=False, headers=headers) as response:
-        return response.status, await response.text(), dict(response.headers)
 
 
 async def test_anonymous_browser_goes_to_login_and_json_client_gets_401(stack: Stack) -> None:

@@ -25,8 +25,10 @@ from support.console_stack import (
     TOKEN,
     console,
     console_stack,
+    get,
     post,
     route_url,
+    session_of,
     signed_in,
 )
 from support.harness import COOKIE_SECRET, Stack, browser, follow
@@ -52,17 +54,6 @@ def wildcard_wiki(upstream: str) -> list[dict[str, Any]]:
 async def shared(request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
     async with console_stack(more_routes=request.param) as running:
         yield running
-
-
-def session_of(client: aiohttp.ClientSession, stack: Stack) -> str:
-    name = stack.runtime.cookies.session_name
-    (value,) = [c.value for c in client.cookie_jar if c.key == name and c["domain"] == LOGIN_HOST]
-    return value
-
-
-async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
-    async with client.get(url, allow_redirects=False, headers=headers) as response:
-        return response.status, await response.text(), dict(response.headers)
 
 
 async def still_signed_in(stack: Stack, client: aiohttp.ClientSession) -> bool:

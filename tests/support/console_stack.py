@@ -205,3 +205,14 @@ async def browser_login(page: Page, url: str, user: str) -> None:
     await page.wait_for_url(IDP_LOGIN)
     await page.locator(f'[data-user="{user}"]').click()
     await page.wait_for_url(url)
+
+
+def session_of(client: aiohttp.ClientSession, stack: Stack) -> str:
+    name = stack.runtime.cookies.session_name
+    (value,) = [c.value for c in client.cookie_jar if c.key == name and c["domain"] == LOGIN_HOST]
+    return value
+
+
+async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
+    async with client.get(url, allow_redirects=False, headers=headers) as response:
+        return response.status, await response.text(), dict(response.headers)
