@@ -31,7 +31,8 @@ const SSO_ALGORITHM = 'ES256';
 const SSO_LEEWAY = 30;                 // seconds of clock difference tolerated on exp / iat / nbf
 const SSO_MAX_LIFETIME = 300;          // sso-proxy issues assertions for at most 300 s
 const SSO_JWKS_MAX_AGE = 300;          // refetch the cached JWKS after this many seconds
-const SSO_JWKS_MIN_REFETCH = 30;       // an unknown kid refetches it, at most this often
+const SSO_JWKS_MIN_REFETCH = 30;       // at most one fetch attempt (failed or not) this often
+const SSO_JWKS_MAX_STALE = 86400;      // cached keys not refreshed for 24 h are no longer trusted
 const SSO_MAX_JWKS_BYTES = 262144;
 const SSO_REQUIRED_CLAIMS = ['iss', 'aud', 'sub', 'iat', 'exp'];
 // DER SubjectPublicKeyInfo prefix for an uncompressed P-256 point (id-ecPublicKey, prime256v1)
@@ -47,7 +48,10 @@ class SsoUnknownKey extends SsoAssertionInvalid
 {
 }
 
-/** The JWKS cannot be fetched and no copy is cached: not the client's fault, answer 503. */
+/**
+ * No trusted keys: the JWKS cannot be fetched and no copy fetched in the last 24 h is cached.
+ * Not the client's fault: answer 503.
+ */
 class SsoJwksUnavailable extends RuntimeException
 {
 }
@@ -228,30 +232,81 @@ function sso_fetch_jwks(string $url, int $timeout = 5): array
 
 /**
  * The JWKS, from $cacheFile while it is younger than SSO_JWKS_MAX_AGE; refetched sooner for an
- * unknown kid (a key rotation), at most every SSO_JWKS_MIN_REFETCH seconds so that tokens with
- * made-up kids cannot make every request fetch. The proxy unreachable: the cached copy serves on.
+ * unknown kid (a key rotation). Every fetch attempt, failed or not, is recorded (the mtime of
+ * "$cacheFile.attempt"), and there is at most one every SSO_JWKS_MIN_REFETCH seconds: neither
+ * tokens with made-up kids nor an outage at the proxy can make every request fetch.
+ * The proxy unreachable: the cached copy serves on, for SSO_JWKS_MAX_STALE seconds after it was
+ * fetched; older keys may have been withdrawn at the proxy (a compromised key), so then
+ * SsoJwksUnavailable (answer 503) until a fetch succeeds.
  */
 function sso_jwks(string $url, string $cacheFile, bool $unknownKid = false): array
 {
     clearstatcache(true, $cacheFile);
     $cached = is_file($cacheFile) ? sso_trusted_cache($cacheFile) : null;
     $age = $cached === null ? PHP_INT_MAX : time() - (int) filemtime($cacheFile);
-    if ($age >= SSO_JWKS_MAX_AGE || ($unknownKid && $age >= SSO_JWKS_MIN_REFETCH)) {
+    $wanted = $age >= SSO_JWKS_MAX_AGE || ($unknownKid && $age >= SSO_JWKS_MIN_REFETCH);
+    if ($wanted && sso_may_attempt($cacheFile)) {
+        sso_write_private($cacheFile . '.attempt', '');  // recorded before the fetch, as it starts
         try {
             $jwks = sso_fetch_jwks($url);
+            if (!sso_write_private($cacheFile, (string) json_encode($jwks))) {
+                @unlink($cacheFile . '.attempt');  // nothing cached to serve meanwhile: fetch again
+            }
+            return $jwks;
         } catch (SsoJwksUnavailable $e) {
             if ($cached === null) {
                 throw $e;
             }
-            return $cached;
+            error_log('sso-proxy ' . $e->getMessage() . " (the cached keys are $age s old)");
         }
-        $temporary = $cacheFile . '.' . bin2hex(random_bytes(6));
-        file_put_contents($temporary, json_encode($jwks));
-        chmod($temporary, 0600);
-        rename($temporary, $cacheFile);
-        return $jwks;
+    }
+    if ($cached === null) {
+        throw new SsoJwksUnavailable('JWKS: none cached, and a fetch was attempted under '
+            . SSO_JWKS_MIN_REFETCH . ' s ago');
+    }
+    // SECURITY: fail closed. Keys that could not be refreshed for a day may have been removed at
+    // the proxy (a compromised key): do not trust them indefinitely because fetches keep failing.
+    if ($age >= SSO_JWKS_MAX_STALE) {
+        throw new SsoJwksUnavailable("JWKS: not refreshed for $age s: the cached keys are no longer trusted");
     }
     return $cached;
+}
+
+/**
+ * Whether a JWKS fetch may start now: none was attempted in the last SSO_JWKS_MIN_REFETCH
+ * seconds. An attempt file that another user could have written is ignored (as the cache is):
+ * it cannot stop the fetches.
+ */
+function sso_may_attempt(string $cacheFile): bool
+{
+    $attemptFile = $cacheFile . '.attempt';
+    clearstatcache(true, $attemptFile);
+    if (!is_file($attemptFile) || !sso_private_file($attemptFile)) {
+        return true;
+    }
+    $since = time() - (int) filemtime($attemptFile);
+    return $since < 0 || $since >= SSO_JWKS_MIN_REFETCH;  // in the future: a clock step, not a record
+}
+
+/** $content into $file, readable and writable by this user only, replaced atomically. */
+function sso_write_private(string $file, string $content): bool
+{
+    $temporary = $file . '.' . bin2hex(random_bytes(6));
+    if (file_put_contents($temporary, $content) === false) {
+        return false;
+    }
+    if (!chmod($temporary, 0600) || !rename($temporary, $file)) {
+        @unlink($temporary);
+        return false;
+    }
+    return true;
+}
+
+/** Owned by this user and writable by no one else. */
+function sso_private_file(string $file): bool
+{
+    $mine = !function_exists('posix_geteuid') || fileowner($file) === posix_geteuid();
+    return $mine && (fileperms($file) & 0022) === 0;
 }
 
 /**
@@ -260,8 +315,7 @@ function sso_jwks(string $url, string $cacheFile, bool $unknownKid = false): arr
  */
 function sso_trusted_cache(string $cacheFile): ?array
 {
-    $mine = !function_exists('posix_geteuid') || fileowner($cacheFile) === posix_geteuid();
-    if (!$mine || (fileperms($cacheFile) & 0022) !== 0) {
+    if (!sso_private_file($cacheFile)) {
         return null;
     }
     try {
@@ -273,7 +327,8 @@ function sso_trusted_cache(string $cacheFile): ?array
 
 /**
  * The verified claims of this request's X-Provider-Assertion, or null (answer 401) when it is
- * missing or invalid. Throws SsoJwksUnavailable (answer 503) when no JWKS can be had at all.
+ * missing or invalid. Throws SsoJwksUnavailable (answer 503) when no trusted keys can be had: none
+ * fetched, or none fetched in the last 24 h.
  */
 function sso_claims_from_request(string $jwksUrl, string $issuer, string $audience, string $cacheFile): ?array
 {

@@ -3,8 +3,15 @@
 Standalone on purpose: an upstream app imports this module (and ``verify_wsgi``) without running
 the proxy. What it trusts: only ES256 signatures by a key in the proxy's JWKS, for the configured
 issuer and audience, within ``exp`` plus a small leeway. The JWKS is fetched, cached for
-``max_age`` and refetched early when a token names an unknown ``kid`` (at most once per
-``min_refetch_interval``, so garbage tokens cannot make the app hammer the proxy).
+``max_age`` and refetched early when a token names an unknown ``kid``: at most one fetch attempt
+per ``min_refetch_interval`` (30 s), failed or not, so garbage tokens cannot make the app hammer
+the proxy, nor can an outage at the proxy.
+
+When the JWKS endpoint fails, the keys fetched last keep working for ``max_stale`` (24 h) after
+that fetch; after that they are no longer trusted (a key removed from the proxy, e.g. after a
+compromise, must not stay trusted just because refreshes fail): every assertion is refused with
+``JwksUnavailable`` (503 in ``aiohttp_middleware``) until a fetch succeeds, as when no keys were
+ever fetched. The same rule holds in docs/php/verify.php and docs/verify-node/verify.mjs.
 
 Usage (aiohttp)::
 
@@ -39,6 +46,7 @@ ALGORITHMS = ("ES256",)
 ASSERTION_HEADER = "X-Provider-Assertion"
 MAX_JWKS_BYTES = 256 * 1024
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "exp")
+MAX_STALE = 24 * 3600.0  # keys that could not be refreshed for this long are no longer trusted
 
 PublicKeys = Mapping[str, ec.EllipticCurvePublicKey]
 Clock = Callable[[], float]
@@ -53,7 +61,10 @@ class UnknownKey(AssertionInvalid):
 
 
 class JwksUnavailable(AssertionInvalid):
-    """The JWKS could not be fetched and no earlier copy is cached: not the client's fault."""
+    """No trusted keys: the JWKS could not be fetched, and no copy fetched in the last 24 h is cached.
+
+    Not the client's fault: answer 503.
+    """
 
 
 def _b64url_int(text: Any) -> int:
@@ -137,6 +148,7 @@ class KeyCache:
 
     max_age: float = 300.0
     min_refetch_interval: float = 30.0
+    max_stale: float = MAX_STALE
     keys: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
     fetched_at: float | None = None
     attempted_at: float | None = None
@@ -153,9 +165,16 @@ class KeyCache:
     def store(self, keys: dict[str, ec.EllipticCurvePublicKey], now: float) -> None:
         self.keys, self.fetched_at = keys, now
 
-    def usable_keys(self) -> PublicKeys:
+    def usable_keys(self, now: float) -> PublicKeys:
         if self.fetched_at is None:
             raise JwksUnavailable("the proxy's JWKS could not be fetched")
+        # SECURITY: fail closed. Keys that could not be refreshed for max_stale may have been
+        # withdrawn at the proxy (a compromised key): refuse rather than trust them indefinitely.
+        if now - self.fetched_at >= self.max_stale:
+            raise JwksUnavailable(
+                f"the proxy's JWKS could not be refreshed for {self.max_stale:.0f} s:"
+                " the cached keys are no longer trusted"
+            )
         return self.keys
 
 
@@ -177,6 +196,7 @@ class AssertionVerifier:
         leeway: float = 30.0,
         max_age: float = 300.0,
         min_refetch_interval: float = 30.0,
+        max_stale: float = MAX_STALE,
         timeout: float = 5.0,
         session: aiohttp.ClientSession | None = None,
         clock: Clock = time.time,
@@ -186,7 +206,7 @@ class AssertionVerifier:
         self.audience = audience
         self.leeway = leeway
         self.timeout = timeout
-        self.cache = KeyCache(max_age=max_age, min_refetch_interval=min_refetch_interval)
+        self.cache = KeyCache(max_age=max_age, min_refetch_interval=min_refetch_interval, max_stale=max_stale)
         self._session = session
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -206,7 +226,7 @@ class AssertionVerifier:
             return self._decode(token, now)
 
     def _decode(self, token: str, now: float) -> dict[str, Any]:
-        keys = self.cache.usable_keys()
+        keys = self.cache.usable_keys(now)
         return decode_assertion(
             token, keys, issuer=self.issuer, audience=self.audience, leeway=self.leeway, now=now
         )
@@ -220,7 +240,7 @@ class AssertionVerifier:
                 keys = parse_jwks_bytes(await self._fetch())
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 log.warning("jwks fetch from %s failed: %s", self.jwks_url, exc)
-                return  # keep the previous keys: a blip at the proxy must not log everyone out
+                return  # keep the previous keys (up to max_stale): a blip must not log everyone out
             self.cache.store(keys, now)
 
     async def _fetch(self) -> bytes:

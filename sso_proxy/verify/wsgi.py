@@ -1,6 +1,7 @@
 """Verify sso-proxy's ``X-Provider-Assertion`` in a WSGI app (Flask, Django, any WSGI server).
 
-Same rules as ``sso_proxy.verify.verifier`` (ES256 only, issuer, audience, ``exp`` with leeway), with a
+Same rules as ``sso_proxy.verify.verifier`` (ES256 only, issuer, audience, ``exp`` with leeway; one
+JWKS fetch attempt per 30 s at most; cached keys not refreshed for 24 h are no longer trusted), with a
 synchronous JWKS fetch over ``urllib`` and a lock, so it works under threaded servers.
 
 Usage::
@@ -27,6 +28,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from sso_proxy.verify.verifier import (
     MAX_JWKS_BYTES,
+    MAX_STALE,
     AssertionInvalid,
     JwksUnavailable,
     KeyCache,
@@ -71,6 +73,7 @@ class SyncAssertionVerifier:
         leeway: float = 30.0,
         max_age: float = 300.0,
         min_refetch_interval: float = 30.0,
+        max_stale: float = MAX_STALE,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
         fetch: Callable[[str, float], bytes] = fetch_jwks_bytes,
@@ -80,7 +83,7 @@ class SyncAssertionVerifier:
         self.audience = audience
         self.leeway = leeway
         self.timeout = timeout
-        self.cache = KeyCache(max_age=max_age, min_refetch_interval=min_refetch_interval)
+        self.cache = KeyCache(max_age=max_age, min_refetch_interval=min_refetch_interval, max_stale=max_stale)
         self._clock = clock
         self._fetch = fetch
         self._lock = threading.Lock()
@@ -98,7 +101,7 @@ class SyncAssertionVerifier:
             return self._decode(token, now)
 
     def _decode(self, token: str, now: float) -> dict[str, Any]:
-        keys = self.cache.usable_keys()
+        keys = self.cache.usable_keys(now)
         return decode_assertion(
             token, keys, issuer=self.issuer, audience=self.audience, leeway=self.leeway, now=now
         )

@@ -6,7 +6,9 @@ verify.php`` fetches the JWKS from the live proxy's /.well-known/jwks.json and m
 assertion and refuse every variation of it: a changed signature or payload, expired, wrong
 audience or issuer, alg=none, HS256 keyed with the public key, an unknown or mismatched kid.
 ``sso_claims_from_request`` (the function apps call) is run too: its JWKS cache, the refetch
-for a rotated-in key, and a planted cache file.
+for a rotated-in key, and a planted cache file; and, against a JWKS endpoint that counts its
+hits and can fail, at most one fetch attempt per 30 s during an outage and the 24 h limit on
+keys that could not be refreshed.
 
 Needs Debian's ``php-cli``: FAILS (never skips) without it.
 """
@@ -19,9 +21,12 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,8 @@ from support.identity import (
 )
 from support.php_fpm import php_cli_binary
 
-from sso_proxy.identity.key_files import SigningKey, b64url, write_key_file
+from sso_proxy.identity.key_files import SigningKey, b64url, ephemeral_keys, write_key_file
+from sso_proxy.identity.profile import identity_from_profile
 from sso_proxy.identity.signing import Signer
 
 VERIFY_PHP = Path(__file__).resolve().parents[2] / "docs" / "php" / "verify.php"
@@ -241,10 +247,16 @@ async def from_request(
 
 
 def plant(cache: Path, *keys: SigningKey, age: float = 0.0, mode: int = 0o600) -> None:
+    """A cache file fetched ``age`` seconds ago; no fetch attempt recorded since."""
     cache.write_text(json.dumps({"keys": [key.public_jwk for key in keys]}), encoding="utf-8")
     cache.chmod(mode)
     then = time.time() - age
     os.utime(cache, (then, then))
+    attempt_file(cache).unlink(missing_ok=True)
+
+
+def attempt_file(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".attempt")
 
 
 async def test_claims_from_request_caches_the_jwks_and_refetches_for_a_new_kid(
@@ -290,3 +302,163 @@ async def test_claims_from_request_without_header_or_jwks(php: str, live: Live, 
     dead = f"http://127.0.0.1:{live.stack.port}/no-such-jwks"
     assert (await from_request(php, live, live.token, cache, jwks=dead))[0] == "unavailable"
     assert not cache.exists()
+
+
+# --- the JWKS endpoint fails: rate limit and the 24 h limit (no live proxy needed) ------------------
+
+ISSUER = "https://sso.hospital.example"
+AUDIENCE = f"{ISSUER}/routes/payslip"
+DAY = 24 * 3600
+IDENTITY = identity_from_profile({"provider_id": "P1", "organization": [{"hcode": "10670"}]}, ial=2.3)
+
+# N requests in one PHP process, as a PHP-FPM worker serves them; one JSON result per request.
+STORM_PHP = r"""
+require $argv[1];
+$_SERVER['HTTP_X_PROVIDER_ASSERTION'] = $argv[5];
+$results = [];
+for ($i = 0; $i < (int) $argv[7]; $i++) {
+    try {
+        $claims = sso_claims_from_request($argv[2], $argv[3], $argv[4], $argv[6]);
+        $results[] = $claims === null ? null : $claims['sub'];
+    } catch (SsoJwksUnavailable $e) {
+        $results[] = 'unavailable';
+        fwrite(STDERR, $e->getMessage() . "\n");
+    }
+}
+echo json_encode($results);
+"""
+
+
+class CountingJwks:
+    """A JWKS endpoint that counts its hits; ``status`` other than 200 is an outage."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document, self.hits, self.status = document, 0, 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits += 1
+                body = json.dumps(outer.document).encode() if outer.status == 200 else b"down"
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+
+
+@dataclass
+class Outage:
+    jwks: CountingJwks
+    key: SigningKey
+    good: str  # signed by the published key
+    unknown_kid: str  # signed by a key that is not published: what anyone reaching the app can send
+
+
+@pytest.fixture
+def outage() -> Iterator[Outage]:
+    key, stranger = ephemeral_keys()[0], ephemeral_keys()[0]
+    jwks = CountingJwks(Signer([key], issuer=ISSUER).jwks())
+    now = time.time()
+    good = Signer([key], issuer=ISSUER).assertion(IDENTITY, route_name="payslip", hcode=None, now=now)[0]
+    unknown_kid = Signer([stranger], issuer=ISSUER).assertion(
+        IDENTITY, route_name="payslip", hcode=None, now=now
+    )[0]
+    yield Outage(jwks, key, good, unknown_kid)
+    jwks.server.shutdown()
+    jwks.server.server_close()
+
+
+def storm(php: str, outage: Outage, token: str, cache: Path, requests: int = 20) -> tuple[list[Any], str]:
+    result = subprocess.run(
+        [php, "-r", STORM_PHP, "--", str(VERIFY_PHP), outage.jwks.url, ISSUER, AUDIENCE, token, str(cache),
+         str(requests)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def backdate(path: Path, age: float) -> None:
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def test_unknown_kid_refetch_is_rate_limited_during_an_outage(
+    php: str, outage: Outage, tmp_path: Path
+) -> None:
+    """A failed fetch counts: 20 made-up kids against a failing JWKS endpoint fetch once, not 20 times."""
+    cache = tmp_path / "jwks-cache.json"
+    plant(cache, outage.key, age=60)  # fresh (< 300 s), out of the 30 s refetch window
+    outage.jwks.status = 500
+    results, err = storm(php, outage, outage.unknown_kid, cache)
+    assert results == [None] * 20 and "kid: not in the JWKS" in err
+    assert outage.jwks.hits == 1
+    assert attempt_file(cache).stat().st_mode & 0o777 == 0o600
+    # the next request, a PHP process later, still within 30 s of that attempt: no fetch either
+    assert storm(php, outage, outage.unknown_kid, cache, requests=1)[0] == [None]
+    assert outage.jwks.hits == 1
+    backdate(attempt_file(cache), 31)  # 30 s later: one more attempt
+    storm(php, outage, outage.unknown_kid, cache)
+    assert outage.jwks.hits == 2
+
+
+def test_stale_cache_refresh_is_rate_limited_during_an_outage(
+    php: str, outage: Outage, tmp_path: Path
+) -> None:
+    """Past 5 minutes every request wants a refresh: still one attempt per 30 s; the keys serve on."""
+    cache = tmp_path / "jwks-cache.json"
+    plant(cache, outage.key, age=3600)
+    outage.jwks.status = 500
+    results, _ = storm(php, outage, outage.good, cache)
+    assert results == ["P1"] * 20
+    assert outage.jwks.hits == 1
+
+
+def test_a_first_fetch_that_failed_is_not_retried_at_once(php: str, outage: Outage, tmp_path: Path) -> None:
+    cache = tmp_path / "jwks-cache.json"
+    outage.jwks.status = 503
+    assert storm(php, outage, outage.good, cache, requests=5)[0] == ["unavailable"] * 5
+    assert outage.jwks.hits == 1 and not cache.exists()
+    outage.jwks.status = 200
+    backdate(attempt_file(cache), 31)
+    assert storm(php, outage, outage.good, cache, requests=5)[0] == ["P1"] * 5
+    assert outage.jwks.hits == 2 and cache.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_planted_attempt_file_cannot_stop_the_fetches(php: str, outage: Outage, tmp_path: Path) -> None:
+    cache = tmp_path / "jwks-cache.json"
+    attempt = attempt_file(cache)
+    attempt.write_text("")
+    attempt.chmod(0o666)  # another user's doing: not believed
+    results, _ = storm(php, outage, outage.good, cache, requests=1)
+    assert results == ["P1"] and outage.jwks.hits == 1
+
+
+def test_keys_not_refreshed_for_24_hours_are_no_longer_trusted(
+    php: str, outage: Outage, tmp_path: Path
+) -> None:
+    """The rule shared by the three verifiers: the last keys serve through an outage for 24 h after
+    they were fetched, then every assertion is refused (503) until a fetch succeeds: a key removed
+    from the proxy (a compromise) must not stay trusted because fetches keep failing."""
+    cache = tmp_path / "jwks-cache.json"
+    outage.jwks.status = 500
+    plant(cache, outage.key, age=DAY - 120)
+    assert storm(php, outage, outage.good, cache, requests=3)[0] == ["P1"] * 3
+    plant(cache, outage.key, age=DAY + 1)
+    results, err = storm(php, outage, outage.good, cache, requests=3)
+    assert results == ["unavailable"] * 3 and "the cached keys are no longer trusted" in err
+    assert outage.jwks.hits == 2  # one attempt per run, each refused by the endpoint
+    outage.jwks.status = 200  # the proxy is back
+    backdate(attempt_file(cache), 31)
+    assert storm(php, outage, outage.good, cache, requests=3)[0] == ["P1"] * 3
+    assert time.time() - cache.stat().st_mtime < 60

@@ -83,6 +83,9 @@ def node() -> Iterator[str]:
 class Jwks:
     url: str
     document: Any = None
+    status: int = 200  # anything else: an outage at the proxy
+    hits: int = 0
+    control: str = ""  # GET <control>/<status> sets ``status``: a script switches it mid-run
 
     def publish(self, *keys: SigningKey) -> None:
         self.document = Signer(keys, issuer=ISSUER).jwks()
@@ -93,13 +96,22 @@ async def jwks() -> AsyncIterator[Jwks]:
     state = Jwks(url="")
 
     async def serve(request: web.Request) -> web.Response:
+        state.hits += 1
+        if state.status != 200:
+            return web.Response(status=state.status, text="down")
         return web.json_response(state.document)
+
+    async def control(request: web.Request) -> web.Response:
+        state.status = int(request.match_info["status"])
+        return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", serve)
+    app.router.add_get("/control/{status}", control)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     state.url = str(server.make_url("/.well-known/jwks.json"))
+    state.control = str(server.make_url("/control"))
     yield state
     await server.close()
 
@@ -227,6 +239,128 @@ async def test_node_upstream_verifies_headers_and_decodes_the_thai_name(node: st
         assert body["headers"]["x-provider-name-th"].encode() == NAME_TH.encode()
         assert body["headers"]["x-provider-hcode"] == "10999"
         assert dict(headers)["X-Provider-Name-Th"] == quote(NAME_TH, safe="")
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=10)
+
+
+# --- the JWKS endpoint fails: one fetch attempt per 30 s, and the 24 h limit -------------------------
+
+# Runs in node with verify.mjs's makeVerifier; `later(ms)` moves the clock the JWKS cache reads
+# (Date.now) forward, `jwks(status)` switches the test's JWKS endpoint; prints one JSON line:
+# {"results": [...]} where each result is "ok" or the error's code.
+CLOCK_SCRIPT = """
+import { makeVerifier } from '%(verify)s';
+const [jwksUrl, control, issuer, audience, good, bad] = process.argv.slice(1);
+const verify = makeVerifier(jwksUrl, issuer, audience);
+const real = Date.now;
+const later = (ms) => { Date.now = () => real() + ms; };
+const jwks = async (status) => { await fetch(`${control}/${status}`); };
+const results = [];
+const check = async (token) => {
+  try { await verify(token); results.push('ok'); } catch (e) { results.push(e.code ?? e.name); }
+};
+%(body)s
+console.log(JSON.stringify({ results }));
+"""
+
+
+async def node_clock_script(node: str, jwks: Jwks, body: str, good: str, bad: str) -> list[str]:
+    script = CLOCK_SCRIPT % {"verify": (NODE_DIR / "verify.mjs").as_uri(), "body": body}
+    code, out, err = await run_node(
+        node, "--input-type=module", "-e", script, jwks.url, jwks.control, ISSUER, AUDIENCE, good, bad
+    )
+    assert code == 0, err
+    results: list[str] = json.loads(out.strip().splitlines()[-1])["results"]
+    return results
+
+
+@pytest.fixture
+def tokens(jwks: Jwks) -> tuple[str, str]:
+    """A valid assertion, and one signed by a key the JWKS does not publish (a made-up kid)."""
+    key, stranger = ephemeral_keys()[0], ephemeral_keys()[0]
+    jwks.publish(key)
+    now = time.time()
+    return mint(Signer([key], issuer=ISSUER), now), mint(Signer([stranger], issuer=ISSUER), now)
+
+
+async def test_unknown_kid_refetch_is_rate_limited_during_an_outage(
+    node: str, jwks: Jwks, tokens: tuple[str, str]
+) -> None:
+    """A failed fetch counts: jose's own cooldown counts from the last success, so each made-up kid
+    refetched while the JWKS endpoint failed. Now: one attempt per 30 s, failed or not."""
+    body = """
+await check(good);
+await jwks(500);
+later(60_000);  // past the 30 s since the first fetch
+for (let i = 0; i < 20; i++) await check(bad);
+later(75_000);  // 15 s after that failed attempt: still none
+await check(bad);
+later(91_000);  // 31 s after it: one more
+for (let i = 0; i < 5; i++) await check(bad);
+"""
+    results = await node_clock_script(node, jwks, body, *tokens)
+    assert jwks.hits == 3  # the first fetch, then one attempt per 30 s window
+    assert results == ["ok"] + ["ERR_JWKS_NO_MATCHING_KEY"] * 26
+
+
+async def test_stale_keys_refresh_is_rate_limited_during_an_outage_and_they_serve_on(
+    node: str, jwks: Jwks, tokens: tuple[str, str]
+) -> None:
+    body = """
+await check(good);
+await jwks(500);
+later(3_600_000);  // an hour later: past the 5 minutes, every request wants a refresh
+for (let i = 0; i < 20; i++) await check(good);
+"""
+    results = await node_clock_script(node, jwks, body, *tokens)
+    assert results == ["ok"] * 21
+    assert jwks.hits == 2
+
+
+async def test_keys_not_refreshed_for_24_hours_are_no_longer_trusted(
+    node: str, jwks: Jwks, tokens: tuple[str, str]
+) -> None:
+    """The rule shared by the three verifiers: the last keys serve through an outage for 24 h after
+    they were fetched (jose's default cacheMaxAge gave up after 10 minutes), then every assertion is
+    refused until a fetch succeeds: a key removed from the proxy must not stay trusted."""
+    body = """
+await check(good);
+await jwks(500);
+later(11 * 60_000);           // past jose's default 10 minutes
+await check(good);
+later(24 * 3_600_000 - 1_000);  // the last second of the 24 h
+await check(good);
+later(24 * 3_600_000);
+await check(good);
+await check(good);
+await jwks(200);                // the proxy is back
+later(24 * 3_600_000 + 31_000);
+await check(good);
+"""
+    results = await node_clock_script(node, jwks, body, *tokens)
+    assert results == ["ok", "ok", "ok", "ERR_JWKS_UNAVAILABLE", "ERR_JWKS_UNAVAILABLE", "ok"]
+    assert jwks.hits == 4  # first fetch, two failed refreshes, the one that found the proxy back
+
+
+async def test_node_upstream_answers_503_without_trusted_keys(
+    node: str, jwks: Jwks, tokens: tuple[str, str]
+) -> None:
+    jwks.status = 502
+    process = await asyncio.create_subprocess_exec(
+        node, "verify.mjs", "serve", "0", jwks.url, ISSUER, AUDIENCE,
+        cwd=NODE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
+        upstream = line.split()[-1]
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                async with session.get(upstream, headers={"X-Provider-Assertion": tokens[0]}) as response:
+                    assert response.status == 503, await response.text()
+                    assert (await response.json())["error"] == "unavailable"
+        assert jwks.hits == 1
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=10)

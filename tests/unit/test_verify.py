@@ -314,6 +314,56 @@ async def test_cached_keys_survive_a_jwks_outage(jwks_server: JwksServer, key1: 
     assert jwks_server.fetches == 2
 
 
+async def test_cached_keys_are_trusted_for_24_hours_of_outage_then_refused(
+    jwks_server: JwksServer, key1: SigningKey
+) -> None:
+    """Fail closed: keys that could not be refreshed for 24 h may have been withdrawn at the proxy."""
+    jwks_server.publish(key1)
+    clock = Clock()
+    verifier = verifier_for(jwks_server, clock)
+    signer = Signer([key1], issuer=ISSUER)
+
+    def mint() -> str:
+        return signer.assertion(IDENTITY, route_name=ROUTE, hcode=None, now=clock.now)[0]
+
+    assert (await verifier.verify(mint()))["sub"] == "06FE192230A88"
+    jwks_server.status = 500
+    clock.now = NOW + 24 * 3600 - 1  # the last keys keep working through the outage ...
+    assert (await verifier.verify(mint()))["sub"] == "06FE192230A88"
+    clock.now = NOW + 24 * 3600  # ... for 24 h after they were fetched, not indefinitely
+    with pytest.raises(JwksUnavailable, match="no longer trusted"):
+        await verifier.verify(mint())
+    clock.now += 31
+    with pytest.raises(JwksUnavailable):  # refetch attempts stay rate-limited meanwhile
+        await verifier.verify(mint())
+    assert jwks_server.fetches == 3  # the first, then one per 30 s while the endpoint fails
+    jwks_server.status = 200  # the proxy is back: trusted again at the next attempt
+    clock.now += 31
+    assert (await verifier.verify(mint()))["sub"] == "06FE192230A88"
+    assert jwks_server.fetches == 4
+
+
+async def test_unknown_kid_refetch_is_rate_limited_during_an_outage(
+    jwks_server: JwksServer, key1: SigningKey, key2: SigningKey
+) -> None:
+    """A failed fetch counts as an attempt: made-up kids cannot make every request fetch."""
+    jwks_server.publish(key1)
+    clock = Clock()
+    verifier = verifier_for(jwks_server, clock)
+    await verifier.verify(
+        Signer([key1], issuer=ISSUER).assertion(IDENTITY, route_name=ROUTE, hcode=None, now=NOW)[0]
+    )
+    jwks_server.status = 500
+    clock.now += 60
+    stranger, _ = Signer([key2], issuer=ISSUER).assertion(
+        IDENTITY, route_name=ROUTE, hcode=None, now=clock.now
+    )
+    for _ in range(20):
+        with pytest.raises(UnknownKey):
+            await verifier.verify(stranger)
+    assert jwks_server.fetches == 2
+
+
 def test_parse_jwks_keeps_only_p256_signing_keys(key1: SigningKey) -> None:
     good = dict(key1.public_jwk)
     document = {

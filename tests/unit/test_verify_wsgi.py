@@ -180,6 +180,30 @@ def test_sync_verifier_rotation_and_rate_limit(jwks: JwksState) -> None:
         verifier.verify(mint(key2)[:-4] + "AAAA")
 
 
+def test_sync_verifier_trusts_cached_keys_for_24_hours_of_outage_only(jwks: JwksState) -> None:
+    key1 = ephemeral_keys()[0]
+    now = [time.time()]
+    start = now[0]
+    verifier = SyncAssertionVerifier(jwks.url, issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0])
+
+    signer = Signer([key1], issuer=ISSUER)
+
+    def mint() -> str:
+        return signer.assertion(IDENTITY, route_name="leave", hcode=None, now=now[0])[0]
+
+    jwks.publish(key1)
+    assert verifier.verify(mint())["sub"] == "06FE192230A88"
+    jwks.status = 500
+    now[0] = start + 24 * 3600 - 1
+    assert verifier.verify(mint())["sub"] == "06FE192230A88"
+    now[0] = start + 24 * 3600
+    with pytest.raises(JwksUnavailable, match="no longer trusted"):
+        verifier.verify(mint())
+    jwks.status = 200
+    now[0] += 31
+    assert verifier.verify(mint())["sub"] == "06FE192230A88"
+
+
 def test_non_http_jwks_url_is_refused() -> None:
     verifier = SyncAssertionVerifier("file:///etc/passwd", issuer=ISSUER, audience=AUDIENCE)
     with pytest.raises(JwksUnavailable):
