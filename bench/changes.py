@@ -139,6 +139,22 @@ reads its answers, WebSockets after a revocation, the logs); on the measured pat
 of a flag per request. Full runs of this session before this file's: C/B 1.63, 1.56 and 1.82 (access
 log on), E/F 0.73, 0.71 and 0.82, rotating sessions 0.85, 0.88 and 0.76, the log's cost (on / off)
 0.92, 0.94 and 1.00.
+
+Round 2, eighth pass (session 9): security fixes on the measured path, and a cheaper session
+re-read. A route host's session cookie now holds the session sealed for that host (AES-GCM with the
+host name as associated data), so a hand-off read on one app's origin opens nothing elsewhere; the
+one decision opens it on every request, from a memo of the values that opened (a dict lookup). The
+bench's cookies are what browsers now hold: the logins' app cookies come sealed from the hand-off,
+and the filled sessions' are sealed for app.bench the same way. A session re-read (the rotating
+rows' cache misses) reads the Provider ID token's end from a memo and the store histogram's child
+once: 300,000 to 252,000 instructions per re-read (callgrind, batches of 8 as the rotating rows
+make them). That is not where most of a miss goes under load: in one experiment, C-spread used
+9-17 us more CPU per request than the same rotation with a cache that never expired, while the
+store work of about 1,000 re-reads a second accounts for 3-5 us of it; the rest is the request's
+own suspension and wake-up, which no store shortcut removes. identity_cache may not exceed 1 s any
+more (contract §2), so 1 s is the longest a replica may keep a session. Full run of this session
+before this file's, on a slow machine (speed 0.64-0.97, 3 quiet rounds): C/B 1.43 (1.74 with the log
+off), E/F 0.75, rotating sessions 0.73, the log's cost 0.82.
 """
 
 CHANGES = [
