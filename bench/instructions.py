@@ -13,8 +13,9 @@ while it starts), for the access log on (as shipped) and off. For each: a warm-u
 keep-alive GETs with the session cookie, then instrumentation on for ``N`` more, off, and a dump.
 The instruction count over those ``N`` requests, divided by ``N``, is printed.
 
-Under callgrind the proxy serves some 150 requests a second, so the identity cache is set to 60 s
-(else most requests would read Redis) and each 50 ms access-log batch holds a few lines: the
+Under callgrind the proxy serves some 150 requests a second. The identity cache is at its most,
+1 s (contract §2; it was 60 s before that limit), so about one request in 150 reads Redis (some
+2,700 instructions a request on average); each 50 ms access-log batch holds a few lines: the
 batch's fixed cost weighs more here than under load.
 
 Usage: ``python -m bench.instructions [--requests N] [--warmup N]`` (needs Debian ``valgrind``).
