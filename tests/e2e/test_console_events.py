@@ -142,3 +142,22 @@ async def test_audit_never_waits_for_the_events_store() -> None:
     finally:
         await sink.stop()
     assert sink not in AUDIT_SINKS
+
+
+async def test_a_full_queue_still_takes_admin_actions_and_revocations() -> None:
+    """SECURITY (availability): a flood filling the queue (a slow store, anyone's events) drops
+    no admin action or revocation: they queue apart, as they are stored apart."""
+    store = StuckStore()
+    sink = EventSink(store)
+    sink.start()
+    try:
+        for i in range(QUEUE_SIZE + 50):
+            audit("login_failed", reason="state", client_ip=f"10.0.{i // 250}.{i % 250}")
+        dropped = sink.dropped
+        assert dropped >= 49
+        audit("admin_action", provider_id="P-ADMIN", action="revoke_person", target="P-1")
+        audit("session_revoked", provider_id="P-1", count=2, by="P-ADMIN")
+        assert sink.dropped == dropped
+        assert sink.admin_queue.qsize() >= 1  # queued (the other may be with the stuck store)
+    finally:
+        await sink.stop()

@@ -16,11 +16,12 @@ from typing import Any
 
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.observability.log import AUDIT_SINKS, get_logger
-from sso_proxy.web.console.event_model import encode, event_of
+from sso_proxy.web.console.event_model import ADMIN_KINDS, KINDS, encode, event_of
 from sso_proxy.web.console.event_store import EventStore
 
 log = get_logger("sso_proxy.console")
 QUEUE_SIZE = 1000
+ADMIN_QUEUE_SIZE = 100
 STOP_WAIT = 1.0
 
 Pending = tuple[str, dict[str, Any], object, float]
@@ -31,41 +32,51 @@ class EventSink:
         self.store = store
         # SECURITY (availability): bounded; a burst beyond it is dropped, never buffered without end.
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=queue_size)
+        # SECURITY (availability): admin actions and revocations queue apart, as they are stored
+        # apart (``Event.ring``): a flood of anyone's events filling ``queue`` drops none of them.
+        self.admin_queue: asyncio.Queue[Pending] = asyncio.Queue(maxsize=ADMIN_QUEUE_SIZE)
         self.dropped = 0
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
         self._failing = False
 
     def __call__(self, name: str, fields: Mapping[str, Any], subject: object) -> None:
         """The audit hook: enqueue and return at once."""
+        queue = self.admin_queue if KINDS.get(name) in ADMIN_KINDS else self.queue
         try:
-            self.queue.put_nowait((name, dict(fields), subject, time.time()))
+            queue.put_nowait((name, dict(fields), subject, time.time()))
         except asyncio.QueueFull:
             self.dropped += 1
 
     def start(self) -> None:
         AUDIT_SINKS.append(self)
-        self._writer = asyncio.create_task(self._write(), name="console-events")
+        self._writers = [
+            asyncio.create_task(self._write(queue), name=f"console-events-{kind}")
+            for kind, queue in (("admin", self.admin_queue), ("main", self.queue))
+        ]
 
     async def stop(self) -> None:
-        """Unhook, store what is queued (bounded by STOP_WAIT), stop the writer."""
+        """Unhook, store what is queued (bounded by STOP_WAIT), stop the writers."""
         with contextlib.suppress(ValueError):
             AUDIT_SINKS.remove(self)
-        if self._writer is None:
+        if not self._writers:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(STOP_WAIT):
+                await self.admin_queue.join()
                 await self.queue.join()
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        for writer in self._writers:
+            writer.cancel()
+        for writer in self._writers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
 
-    async def _write(self) -> None:
+    async def _write(self, queue: asyncio.Queue[Pending]) -> None:
         while True:
-            name, fields, subject, at = await self.queue.get()
+            name, fields, subject, at = await queue.get()
             try:
                 await self.store_one(name, fields, subject, at)
             finally:
-                self.queue.task_done()
+                queue.task_done()
 
     async def store_one(self, name: str, fields: Mapping[str, Any], subject: object, at: float) -> None:
         event = event_of(name, fields, subject, at)
