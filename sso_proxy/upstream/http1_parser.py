@@ -84,6 +84,9 @@ class ResponseParser:
         self.keep_alive = False
         self.dirty = False
         self._head_bytes = 0  # bytes fed while no final head had come (``MAX_RESPONSE_HEAD``)
+        # Bytes fed since the last whole chunk that were not body: a chunk's size line, and the
+        # trailers after the last one (which httptools builds in memory): bounded like a head.
+        self._framing = 0
         self._refused: str | None = None  # why a head just parsed cannot be relayed
 
     def begin(self, *, head_only: bool) -> None:
@@ -97,6 +100,7 @@ class ResponseParser:
         self.keep_alive = False
         self.dirty = False
         self._head_bytes = 0
+        self._framing = 0
         self._refused = None
 
     def feed(self, data: bytes) -> None:
@@ -108,6 +112,8 @@ class ResponseParser:
         waiting = self.head is None
         if waiting:
             self._head_bytes += len(data)
+        else:
+            self._framing += len(data)  # less what turns out to be body (``on_body``)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -118,6 +124,11 @@ class ResponseParser:
             raise UpstreamProtocolError(self._refused)
         if waiting and self.head is None and self._head_bytes > MAX_RESPONSE_HEAD:
             raise UpstreamProtocolError(f"response head larger than {MAX_RESPONSE_HEAD // 1024} KB")
+        # SECURITY: endless trailers (or a chunk-size line without end) are bounded like a head.
+        if not self.complete and self._framing > MAX_RESPONSE_HEAD:
+            raise UpstreamProtocolError(
+                f"chunk framing or trailers larger than {MAX_RESPONSE_HEAD // 1024} KB"
+            )
 
     def eof(self) -> bool:
         """The connection closed: True when that ends the response (a body with no Content-Length
@@ -179,12 +190,16 @@ class ResponseParser:
         self._sink.response_head(head)
 
     def on_body(self, body: bytes) -> None:
+        self._framing -= len(body)
         if self._refused is not None:
             return  # ``feed`` raises once llhttp returns
         if self.complete:
             self.dirty = True  # a body after a HEAD answer: the framing is not what we think
             return
         self._sink.response_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self._framing = 0  # a whole chunk: what was framing so far is behind us
 
     def on_message_complete(self) -> None:
         if self._refused is not None:

@@ -120,3 +120,50 @@ async def test_a_chunked_body_is_still_relayed(pipeline: str) -> None:
 
     answer = await answer_from(framed, pipeline)
     assert answer.startswith(b"HTTP/1.1 200") and b"ok" in answer, answer[:200]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+async def test_endless_trailers_are_cut_off(pipeline: str) -> None:
+    """The same class as the head: trailers after the last chunk, which httptools builds in memory."""
+    accepted = [0]
+
+    async def endless_trailers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        if not await read_request_head(reader):
+            return
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n")
+            while accepted[0] < HEAD_SENT:
+                writer.write(LINE.replace(b"X-Pad", b"X-Trailer") * 64)
+                await writer.drain()
+                accepted[0] += len(LINE) * 64
+            await asyncio.sleep(30)
+        except ConnectionError:
+            pass
+
+    await answer_from(endless_trailers, pipeline)
+    # SECURITY: the proxy stopped reading soon after the bound (socket buffers hold a few MB more).
+    assert accepted[0] < MAX_RESPONSE_HEAD + 8 * 1024 * 1024, accepted[0]
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+async def test_many_small_chunks_and_modest_trailers_are_relayed(pipeline: str) -> None:
+    """Framing is bounded per chunk, not per body: 20,000 one-byte chunks (120 KB of size lines)
+    and 8 KB of trailers still go through."""
+    body = b"".join(b"1\r\n%c\r\n" % (97 + i % 26) for i in range(20_000))
+    trailers = b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 1000) for i in range(8))
+
+    async def chunky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        if await read_request_head(reader):
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + body
+                + b"0\r\n"
+                + trailers
+                + b"\r\n"
+            )
+            await writer.drain()
+
+    answer = await answer_from(chunky, pipeline)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    _, _, framed = answer.partition(b"\r\n\r\n")
+    assert len(framed) > 20_000 and framed.endswith(b"0\r\n\r\n")
