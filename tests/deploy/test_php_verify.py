@@ -22,11 +22,9 @@ import hmac
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from support.identity import (
     received_headers,
     session_id,
 )
+from support.jwks_server import CountingJwks
 from support.php_fpm import php_cli_binary
 
 from sso_proxy.identity.key_files import SigningKey, b64url, ephemeral_keys, write_key_file
@@ -329,33 +328,6 @@ echo json_encode($results);
 """
 
 
-class CountingJwks:
-    """A JWKS endpoint that counts its hits; ``status`` other than 200 is an outage."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.document, self.hits, self.status = document, 0, 200
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.hits += 1
-                body = json.dumps(outer.document).encode() if outer.status == 200 else b"down"
-                self.send_response(outer.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-
-
 @dataclass
 class Outage:
     jwks: CountingJwks
@@ -374,8 +346,7 @@ def outage() -> Iterator[Outage]:
         IDENTITY, route_name="payslip", hcode=None, now=now
     )[0]
     yield Outage(jwks, key, good, unknown_kid)
-    jwks.server.shutdown()
-    jwks.server.server_close()
+    jwks.close()
 
 
 def storm(php: str, outage: Outage, token: str, cache: Path, requests: int = 20) -> tuple[list[Any], str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -211,10 +212,9 @@ async def test_kid_equals_the_rfc7638_thumbprint_computed_by_jose(node: str) -> 
     assert out.strip() == key.kid
 
 
-async def test_node_upstream_verifies_headers_and_decodes_the_thai_name(node: str, jwks: Jwks) -> None:
-    """verify.mjs serve: a real upstream app receiving the headers of contract §4."""
-    key = ephemeral_keys()[0]
-    jwks.publish(key)
+@contextlib.asynccontextmanager
+async def node_upstream(node: str, jwks: Jwks) -> AsyncIterator[str]:
+    """``verify.mjs serve`` against ``jwks``: its base URL; stopped on exit."""
     process = await asyncio.create_subprocess_exec(
         node, "verify.mjs", "serve", "0", jwks.url, ISSUER, AUDIENCE,
         cwd=NODE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -223,7 +223,17 @@ async def test_node_upstream_verifies_headers_and_decodes_the_thai_name(node: st
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
         assert line.startswith("listening on "), line
-        upstream = line.split()[-1]
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=10)
+
+
+async def test_node_upstream_verifies_headers_and_decodes_the_thai_name(node: str, jwks: Jwks) -> None:
+    """verify.mjs serve: a real upstream app receiving the headers of contract §4."""
+    key = ephemeral_keys()[0]
+    jwks.publish(key)
+    async with node_upstream(node, jwks) as upstream:
         identity = make_identity()
         token, _ = Signer([key], issuer=ISSUER).assertion(
             identity, route_name=ROUTE, hcode="10999", now=time.time()
@@ -239,9 +249,6 @@ async def test_node_upstream_verifies_headers_and_decodes_the_thai_name(node: st
         assert body["headers"]["x-provider-name-th"].encode() == NAME_TH.encode()
         assert body["headers"]["x-provider-hcode"] == "10999"
         assert dict(headers)["X-Provider-Name-Th"] == quote(NAME_TH, safe="")
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=10)
 
 
 # --- the JWKS endpoint fails: one fetch attempt per 30 s, and the 24 h limit -------------------------
@@ -347,23 +354,13 @@ async def test_node_upstream_answers_503_without_trusted_keys(
     node: str, jwks: Jwks, tokens: tuple[str, str]
 ) -> None:
     jwks.status = 502
-    process = await asyncio.create_subprocess_exec(
-        node, "verify.mjs", "serve", "0", jwks.url, ISSUER, AUDIENCE,
-        cwd=NODE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=30)).decode()
-        upstream = line.split()[-1]
+    async with node_upstream(node, jwks) as upstream:
         async with aiohttp.ClientSession() as session:
             for _ in range(3):
                 async with session.get(upstream, headers={"X-Provider-Assertion": tokens[0]}) as response:
                     assert response.status == 503, await response.text()
                     assert (await response.json())["error"] == "unavailable"
         assert jwks.hits == 1
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), timeout=10)
 
 
 def test_package_json_pins_jose_6() -> None:

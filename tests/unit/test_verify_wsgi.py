@@ -8,13 +8,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
+from support.jwks_server import CountingJwks
 
 from sso_proxy.identity.key_files import SigningKey, ephemeral_keys
 from sso_proxy.identity.profile import identity_from_profile
@@ -28,43 +27,16 @@ NAME_TH = "นายสาธิต รักษาดี"
 IDENTITY = identity_from_profile({"provider_id": "06FE192230A88", "name_th": NAME_TH}, ial=2.3)
 
 
-@dataclass
-class JwksState:
-    document: Any = None
-    status: int = 200
-    fetches: int = 0
-    url: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def publish(self, *keys: SigningKey) -> None:
-        self.document = Signer(keys, issuer=ISSUER).jwks()
+class JwksState(CountingJwks):
+    def publish(self, *keys: SigningKey, issuer: str = ISSUER) -> None:
+        super().publish(*keys, issuer=issuer)
 
 
 @pytest.fixture
 def jwks() -> Iterator[JwksState]:
     state = JwksState()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            with state.lock:
-                state.fetches += 1
-            body = json.dumps(state.document).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
     yield state
-    server.shutdown()
-    server.server_close()
+    state.close()
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -168,7 +140,7 @@ def test_sync_verifier_rotation_and_rate_limit(jwks: JwksState) -> None:
     for _ in range(3):
         with pytest.raises(UnknownKey):  # within min_refetch_interval: no new fetch
             verifier.verify(mint(key2, key1))
-    assert jwks.fetches == 1
+    assert jwks.hits == 1
     now[0] += 31
     assert verifier.verify(mint(key2, key1))["sub"] == "06FE192230A88"
     assert verifier.verify(mint(key1))["sub"] == "06FE192230A88"
