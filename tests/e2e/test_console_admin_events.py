@@ -15,15 +15,12 @@ import time
 
 import pytest
 from support.console_stack import (
-    ADMIN_RULES,
     ADMIN_USER,
     EVENTS_MAX_COUNT,
-    PROVIDER_IDS,
     console,
-    console_stack,
+    events_capped_stack,
     kinds_shown,
-    page_token,
-    post,
+    revoke_person,
     signed_in,
 )
 from support.redis_server import RedisServer
@@ -110,17 +107,12 @@ async def test_redis_streams_keep_admin_events_through_a_flood_of_refusals(
 async def test_a_flood_of_refusals_by_a_signed_in_nobody_leaves_the_revocation_shown(
     store: str, request: pytest.FixtureRequest
 ) -> None:
-    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
-    admin_block = {**ADMIN_RULES, "events": {"max_count": MAX_COUNT}}
-    async with console_stack(store=store, redis_url=redis_url, admin=admin_block) as stack:
+    async with events_capped_stack(store, request) as stack:
         victim = await signed_in(stack, "nurse2org")
         admin = await signed_in(stack, ADMIN_USER)
         flooder = await signed_in(stack, "doctor")
         try:
-            token = await page_token(admin, stack)
-            fields = {"token": token, "provider_id": PROVIDER_IDS["nurse2org"]}
-            status, _ = await post(admin, stack, "/sessions/revoke-person", fields)
-            assert status == 303
+            await revoke_person(admin, stack, "nurse2org")
             assert "revocation" in await kinds_shown(admin, stack)
             url = console(stack, "/sessions")
             for _ in range(MAX_COUNT + 20):

@@ -14,15 +14,12 @@ import time
 
 import pytest
 from support.console_stack import (
-    ADMIN_RULES,
     ADMIN_USER,
     EVENTS_MAX_COUNT,
     LOGIN_HOST,
-    PROVIDER_IDS,
-    console_stack,
+    events_capped_stack,
     kinds_shown,
-    page_token,
-    post,
+    revoke_person,
     signed_in,
 )
 from support.harness import Stack, browser
@@ -106,16 +103,11 @@ async def bad_callbacks(stack: Stack, count: int) -> None:
 async def test_a_flood_of_anonymous_bad_callbacks_leaves_the_revocation_shown(
     store: str, request: pytest.FixtureRequest
 ) -> None:
-    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
-    admin_block = {**ADMIN_RULES, "events": {"max_count": MAX_COUNT}}
-    async with console_stack(store=store, redis_url=redis_url, admin=admin_block) as stack:
+    async with events_capped_stack(store, request) as stack:
         victim = await signed_in(stack, "nurse2org")
         admin = await signed_in(stack, ADMIN_USER)
         try:
-            token = await page_token(admin, stack)
-            fields = {"token": token, "provider_id": PROVIDER_IDS["nurse2org"]}
-            status, _ = await post(admin, stack, "/sessions/revoke-person", fields)
-            assert status == 303
+            await revoke_person(admin, stack, "nurse2org")
             await bad_callbacks(stack, FLOOD)
 
             async def flood_stored() -> bool:

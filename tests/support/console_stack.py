@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import pytest
 
 from sso_proxy.mockidp.users import load_users
 from support.browser import CHROMIUM_ARGS, require_chromium
@@ -216,3 +217,21 @@ def session_of(client: aiohttp.ClientSession, stack: Stack) -> str:
 async def get(client: aiohttp.ClientSession, url: str, **headers: str) -> tuple[int, str, dict[str, str]]:
     async with client.get(url, allow_redirects=False, headers=headers) as response:
         return response.status, await response.text(), dict(response.headers)
+
+
+@contextlib.asynccontextmanager
+async def events_capped_stack(store: str, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """``console_stack`` on ``store`` (memory, or the test's redis-server) with the smallest
+    events bound (``EVENTS_MAX_COUNT``): what the flood tests fill."""
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    admin_block = {**ADMIN_RULES, "events": {"max_count": EVENTS_MAX_COUNT}}
+    async with console_stack(store=store, redis_url=redis_url, admin=admin_block) as stack:
+        yield stack
+
+
+async def revoke_person(admin: aiohttp.ClientSession, stack: Stack, user: str) -> None:
+    """The admin ends every session of ``user`` through the console (a 303 back to the page)."""
+    token = await page_token(admin, stack)
+    fields = {"token": token, "provider_id": PROVIDER_IDS[user]}
+    status, _ = await post(admin, stack, "/sessions/revoke-person", fields)
+    assert status == 303
