@@ -9,6 +9,9 @@ Strictness is the point: a typo or a YAML surprise must never silently weaken a 
   nobody believes a string comparison is happening.
 * Empty things are errors: ``{}`` would match everyone, ``any: []`` nobody, ``organization: {}``
   any workplace, ``allow:`` with no value is neither "nobody" nor "anyone" clearly.
+* Text is compared as the profile's is kept (``identity.profile.normalise_text``: NFC, no
+  invisible characters): a value copied from MOPH's own pages (Thai often carries U+200B, or a
+  tone mark typed before its vowel) matches the same text in a profile, and a ``deny`` rule fires.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sso_proxy.config.read import Problems, join, suggest, type_name
-from sso_proxy.identity.profile import ORG_BOOL_FIELDS, ORG_MATCH_FIELDS, ORG_STR_FIELDS
+from sso_proxy.identity.profile import ORG_BOOL_FIELDS, ORG_MATCH_FIELDS, ORG_STR_FIELDS, normalise_text
 from sso_proxy.policy.rules import (
     PERSON_FIELDS,
     AllOf,
@@ -213,7 +216,9 @@ def _values(
 
 def _text(value: Any, path: str, problems: Problems) -> str | None:
     if isinstance(value, str):
-        text = value.strip()
+        # SECURITY: one normaliser for both sides of every comparison; a rule kept in other bytes
+        # than the profile's text never matches, and a deny rule that never matches admits.
+        text = normalise_text(value)
         if not text:
             problems.add(path, "must not be empty")
             return None

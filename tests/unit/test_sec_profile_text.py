@@ -1,0 +1,62 @@
+"""Profile text and what is compared with it, put in headers, or passed on: one value for everyone.
+
+The profile is normalised once when the identity is built (NFC, no invisible characters); these
+tests hold the other side of each use to the same value: the rules an operator writes, the
+organization entries the assertion and userinfo carry, and the legacy headers of a route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from sso_proxy.config.read import Problems
+from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.policy.evaluate import RoutePolicy, compile_rule_list, evaluate
+
+# The same Thai words in the bytes MOPH may hold them in (and an operator may copy from its pages):
+# a tone mark typed before the vowel below (NFC puts the vowel first), and a zero-width space that
+# Thai word-breaking tools insert.
+TONE_FIRST = "ผ\u0e49\u0e39ช\u0e48วยพยาบาล"  # ผู้ช่วยพยาบาล
+ZERO_WIDTH = "นักศึกษา\u200bฝึกงาน"  # นักศึกษาฝึกงาน
+
+
+def person(position: str, **fields: Any) -> Identity:
+    org = {"hcode": "10999", "position": position}
+    return identity_from_profile({"provider_id": "P1", "organization": [org], **fields}, ial=2.3)
+
+
+def compiled(text: str, key: str) -> tuple[Any, ...]:
+    problems = Problems()
+    rules = compile_rule_list(yaml.safe_load(text), key, problems, present=True)
+    assert not problems.items, problems.items
+    assert rules is not None
+    return rules
+
+
+def rule_for(position: str) -> str:
+    return yaml.safe_dump([{"organization": {"hcode": "10999", "position": position}}], allow_unicode=True)
+
+
+@pytest.mark.parametrize("text", [TONE_FIRST, ZERO_WIDTH], ids=["tone-first", "zero-width"])
+def test_a_deny_rule_in_moph_bytes_refuses_the_profile_with_those_bytes(text: str) -> None:
+    """The operator copies MOPH's text into a deny rule: it must refuse the person it names."""
+    policy = RoutePolicy(allow=None, deny=compiled(rule_for(text), "deny"))
+    decision = evaluate(policy, person(text))
+    assert not decision.allowed, decision.reason
+    assert decision.rule == "deny[0]"
+
+
+@pytest.mark.parametrize("text", [TONE_FIRST, ZERO_WIDTH], ids=["tone-first", "zero-width"])
+def test_an_allow_rule_in_moph_bytes_admits_the_profile_with_those_bytes(text: str) -> None:
+    policy = RoutePolicy(allow=compiled(rule_for(text), "allow"), deny=())
+    assert evaluate(policy, person(text)).allowed
+
+
+def test_a_rule_value_of_invisible_characters_only_is_refused() -> None:
+    problems = Problems()
+    compile_rule_list([{"email": "\u200b\u200e"}], "allow", problems, present=True)
+    assert problems.items == ["allow[0].email: must not be empty"]
+
