@@ -18,16 +18,18 @@ put zero-width characters into real names, and a login must not fail over an inv
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sso_proxy.identity.profile_text import CITIZEN_ID_FIELDS as CITIZEN_ID_FIELDS
 from sso_proxy.identity.profile_text import INVISIBLE_CATEGORIES as INVISIBLE_CATEGORIES
+from sso_proxy.identity.profile_text import MAX_DEPTH as MAX_DEPTH
 from sso_proxy.identity.profile_text import as_bool as as_bool
 from sso_proxy.identity.profile_text import as_float as as_float
 from sso_proxy.identity.profile_text import as_text as as_text
 from sso_proxy.identity.profile_text import normalise_text as normalise_text
+from sso_proxy.identity.profile_text import public_value, token_field, withheld_field
 
 ORG_MATCH_FIELDS = (
     "hcode",
@@ -62,13 +64,6 @@ ORG_STR_FIELDS = (
     "moph_station_ref_code",
 )
 ORG_TOKEN_FIELDS = ("moph_access_token_idp", "moph_access_token_idp_fdh", "moph_access_token_idp_pcu")
-# SECURITY: no citizen id leaves the proxy. The documented profile has none, but variants carry
-# one (moph-api.md: ``full_cid``), and an organization entry passes its other fields on (the
-# assertion, userinfo): these names are dropped at any depth, in any letter case.
-MAX_DEPTH = 16  # nesting inside one organization entry (MOPH's deepest is 1: ``address``)
-CITIZEN_ID_FIELDS = frozenset(
-    {"cid", "full_cid", "id_card", "idcard", "citizen_id", "id_card_encrypt", "national_id"}
-)
 PERSON_STR_FIELDS = (
     "account_id",
     "hash_cid",
@@ -96,27 +91,6 @@ def _normalise_fields(instance: object, names: tuple[str, ...]) -> None:
             cleaned = normalise_text(value)
             if cleaned != value:
                 object.__setattr__(instance, name, cleaned or None)
-
-
-def _public_value(value: Any, depth: int = 0) -> Any:
-    """A value of an organization entry as the assertion carries it: text normalised, no citizen
-    id; what every verifier can parse: no NaN or infinity (not JSON), nothing nested deeper than
-    ``MAX_DEPTH`` (PHP's json_decode stops at 64): those become null."""
-    if isinstance(value, str):
-        return normalise_text(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (Mapping, list)) and depth >= MAX_DEPTH:
-        return None
-    if isinstance(value, Mapping):
-        return {k: _public_value(v, depth + 1) for k, v in value.items() if not _citizen_id_field(k)}
-    if isinstance(value, list):
-        return [_public_value(item, depth + 1) for item in value]
-    return value
-
-
-def _citizen_id_field(key: object) -> bool:
-    return isinstance(key, str) and key.lower() in CITIZEN_ID_FIELDS
 
 
 @dataclass(frozen=True)
@@ -153,13 +127,14 @@ def organization_from_raw(raw: Mapping[str, Any]) -> Organization:
     public: dict[str, Any] = {}
     tokens: dict[str, str] = {}
     for key, value in raw.items():
-        if not isinstance(key, str) or _citizen_id_field(key):
+        if not isinstance(key, str):
             continue
-        if key in ORG_TOKEN_FIELDS:
+        # SECURITY: a MOPH bearer token of any name stays secret (never in assertion, userinfo, logs).
+        if token_field(key):
             if isinstance(value, str) and value:
                 tokens[key] = value
-            continue
-        public[key] = _public_value(value)
+        elif not withheld_field(key):  # SECURITY: nor a citizen id
+            public[key] = public_value(value)
     text = {name: as_text(raw.get(name)) for name in ORG_STR_FIELDS}
     flags = {name: as_bool(raw.get(name)) for name in ORG_BOOL_FIELDS}
     return Organization(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 # Characters no identity value keeps: control (Cc), format (Cf: zero-width, bidi, BOM), surrogate
@@ -64,3 +65,45 @@ def as_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None  # drop NaN and the infinities (not JSON)
+
+
+# moph-api.md names the family ``moph_access_token_idp*`` ("depending on the client's rights"):
+# every name of it is a bearer token; ``identity.profile.ORG_TOKEN_FIELDS`` are the ones a route
+# may pass on to its app.
+ORG_TOKEN_PREFIX = "moph_access_token"
+# SECURITY: no citizen id leaves the proxy. The documented profile has none, but variants carry
+# one (moph-api.md: ``full_cid``; Health ID's account APIs: ``id_card_num``), and an organization
+# entry passes its other fields on (the assertion, userinfo): these names are dropped at any
+# depth, in any letter case, and so is a MOPH token below an entry's top level.
+CITIZEN_ID_FIELDS = frozenset(
+    {"cid", "full_cid", "id_card", "idcard", "id_card_num", "citizen_id", "id_card_encrypt", "national_id"}
+)
+MAX_DEPTH = 16  # nesting inside one organization entry (MOPH's deepest is 1: ``address``)
+
+
+def token_field(key: str) -> bool:
+    """A MOPH bearer token's name (``moph_access_token_idp``, ``..._fdh``, any other of them)."""
+    # SECURITY: the family by its prefix, not three names: a new kind of token is not public.
+    return key.lower().startswith(ORG_TOKEN_PREFIX)
+
+
+def withheld_field(key: object) -> bool:
+    """A name whose value never leaves the proxy in an organization entry: citizen id or token."""
+    return isinstance(key, str) and (key.lower() in CITIZEN_ID_FIELDS or token_field(key))
+
+
+def public_value(value: Any, depth: int = 0) -> Any:
+    """A value of an organization entry as the assertion carries it: text normalised, no citizen
+    id or token; what every verifier can parse: no NaN or infinity (not JSON), nothing nested
+    deeper than ``MAX_DEPTH`` (PHP's json_decode stops at 64): those become null."""
+    if isinstance(value, str):
+        return normalise_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (Mapping, list)) and depth >= MAX_DEPTH:
+        return None
+    if isinstance(value, Mapping):
+        return {k: public_value(v, depth + 1) for k, v in value.items() if not withheld_field(k)}
+    if isinstance(value, list):
+        return [public_value(item, depth + 1) for item in value]
+    return value

@@ -7,13 +7,16 @@ organization entries the assertion and userinfo carry, and the legacy headers of
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from sso_proxy.config.read import Problems
+from sso_proxy.identity.key_files import ephemeral_keys
 from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.identity.signing import Signer
 from sso_proxy.policy.evaluate import RoutePolicy, compile_rule_list, evaluate
 
 # The same Thai words in the bytes MOPH may hold them in (and an operator may copy from its pages):
@@ -60,3 +63,31 @@ def test_a_rule_value_of_invisible_characters_only_is_refused() -> None:
     compile_rule_list([{"email": "\u200b\u200e"}], "allow", problems, present=True)
     assert problems.items == ["allow[0].email: must not be empty"]
 
+
+# moph-api.md §4: "moph_access_token_idp*" (a family, "depending on the client's rights"); §7.1:
+# Health ID's account APIs call the citizen id "id_card_num".
+VARIANTS = {
+    "moph_access_token_idp": "eyJ.center.a",
+    "moph_access_token_idp_phr": "eyJ.center.b",
+    "MOPH_ACCESS_TOKEN_IDP_FDH": "eyJ.center.c",
+    "id_card_num": "1101700203451",
+    "address": {"province": "พิษณุโลก", "id_card_num": "1101700203451", "moph_access_token_idp": "eyJ.d"},
+}
+
+
+def test_no_moph_token_or_citizen_id_of_any_spelling_reaches_the_assertion_or_userinfo() -> None:
+    identity = identity_from_profile(
+        {"provider_id": "P1", "organization": [{"hcode": "10999", **VARIANTS}]}, ial=2.3
+    )
+    signer = Signer(ephemeral_keys(), issuer="https://sso.example", lifetime=120)
+    claims = signer.claims(identity, route_name="app", hcode=None, now=1_700_000_000)
+    for shown in (
+        json.dumps(claims, ensure_ascii=False),
+        json.dumps(identity.to_public_dict(), ensure_ascii=False),
+    ):
+        assert "eyJ" not in shown and "1101700203451" not in shown, shown
+        assert "พิษณุโลก" in shown  # the rest of the entry is passed on as before
+    (org,) = identity.organizations
+    # Tokens stay in the session, apart (a route passes only the documented three, when it opts in).
+    assert dict(org.tokens) == {k: v for k, v in VARIANTS.items() if k.lower().startswith("moph_")}
+    assert Identity.from_storage(identity.to_storage()).organizations[0].tokens == org.tokens
