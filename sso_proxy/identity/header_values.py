@@ -18,6 +18,8 @@ from urllib.parse import quote
 from sso_proxy.identity.profile import INVISIBLE_CATEGORIES, Identity, Organization
 
 ENCODINGS = ("percent", "rfc2047", "ascii")
+# Template fields that name a person or a workplace: an app may key its accounts on them.
+IDENTIFIER_FIELDS = frozenset({"provider_id", "account_id", "hash_cid", "email", "hcode"})
 _RFC2047_CHUNK = 45  # bytes per encoded word: 60 base64 chars + 12 of framing <= 75 (RFC 2047 §2)
 
 
@@ -81,6 +83,12 @@ def ascii_only(value: str) -> str:
         return value
     folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
     return " ".join(folded.split())
+
+
+def folds_to_itself(value: str) -> bool:
+    """``ascii_only`` leaves ``value`` (cleaned) as it is: nothing folded, dropped or collapsed."""
+    cleaned = clean_header_value(value)
+    return ascii_only(cleaned) == cleaned
 
 
 def encode_value(value: str, encoding: str) -> str:
@@ -161,13 +169,19 @@ def render_template(template: str, values: Mapping[str, str], encoding: str) -> 
 
     SECURITY: fields are looked up by exact name only (no ``str.format``), so a template cannot
     reach attributes or other objects; unknown names render empty (config rejects them anyway).
+    ``ascii`` folds accents and drops other non-ASCII text: fine for a name, but an identifier
+    folded so (``admín@h`` -> ``admin@h``) would name someone else: the header is left out.
     """
     parts: list[str] = []
     try:
         for literal, field_name, _spec, _conv in string.Formatter().parse(template):
             parts.append(literal)
             if field_name is not None:
-                parts.append(values.get(field_name, ""))
+                value = values.get(field_name, "")
+                # SECURITY: never fold an identifier into another person's (or workplace's).
+                if encoding == "ascii" and field_name in IDENTIFIER_FIELDS and not folds_to_itself(value):
+                    return ""
+                parts.append(value)
     except ValueError:  # unbalanced braces: config validation should have refused it
         return ""
     return encode_value("".join(parts), encoding)

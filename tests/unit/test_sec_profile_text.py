@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sso_proxy.config.read import Problems
+from sso_proxy.identity.header_values import render_header_map
 from sso_proxy.identity.key_files import ephemeral_keys
 from sso_proxy.identity.profile import Identity, identity_from_profile
 from sso_proxy.identity.signing import Signer
@@ -91,3 +92,35 @@ def test_no_moph_token_or_citizen_id_of_any_spelling_reaches_the_assertion_or_us
     # Tokens stay in the session, apart (a route passes only the documented three, when it opts in).
     assert dict(org.tokens) == {k: v for k, v in VARIANTS.items() if k.lower().startswith("moph_")}
     assert Identity.from_storage(identity.to_storage()).organizations[0].tokens == org.tokens
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "admín@hospital.example",
+        "admin\u0e01@hospital.example",
+        "\uff41\uff44\uff4d\uff49\uff4e@hospital.example",
+    ],
+    ids=["accent", "thai-letter", "fullwidth"],
+)
+def test_an_ascii_header_never_folds_an_identifier_into_someone_elses(email: str) -> None:
+    """``header_encoding: ascii`` folds é -> e and drops Thai: ``admín@`` would reach the app as the
+    real ``admin@``. An identifier that does not fold to itself leaves its header out."""
+    identity = identity_from_profile(
+        {"provider_id": "0ATTACKER0001", "email": email, "name_eng": "José", "organization": []}, ial=2.3
+    )
+    headers = dict(
+        render_header_map({"REMOTE_USER": "{email}", "X-Name": "{name_eng}"}, identity, None, "ascii")
+    )
+    assert "REMOTE_USER" not in headers, headers
+    assert headers["X-Name"] == "Jose"  # a name is still folded, as documented
+    percent = dict(render_header_map({"REMOTE_USER": "{email}"}, identity, None, "percent"))
+    assert percent["REMOTE_USER"] != "admin%40hospital.example"
+
+
+def test_an_ascii_identifier_still_reaches_the_app_in_ascii_mode() -> None:
+    identity = identity_from_profile({"provider_id": "0ABC", "email": "admin@hospital.example"}, ial=2.3)
+    rendered = render_header_map(
+        {"REMOTE_USER": "{email}", "X-Id": "u-{provider_id}"}, identity, None, "ascii"
+    )
+    assert dict(rendered) == {"REMOTE_USER": "admin@hospital.example", "X-Id": "u-0ABC"}
