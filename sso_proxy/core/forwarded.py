@@ -9,7 +9,8 @@ spirit of werkzeug's ``ProxyFix``:
   first untrusted address is the client. Entries left of it were written by the client itself and
   are dropped;
 * ``X-Forwarded-Proto`` / ``-Host`` are taken (rightmost value, i.e. from the nearest proxy) only
-  from a trusted peer, and only when well-formed;
+  from a trusted peer, and only when well-formed; the ``Host`` header only when it is a bare
+  ``host[:port]`` too (``plain_host``), whoever sent it;
 * every other forwarding or client-address header (``FORWARDING_HEADERS``) reaches the app only
   from a trusted peer (``sso_proxy.core.headers.ClientHeaderFilter`` drops the rest).
 
@@ -80,6 +81,12 @@ FORWARDING_HEADERS = (
 )
 # host, host:port, [v6], [v6]:port; no userinfo, path or whitespace.
 _HOST_RE = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+# The Host header: the same, plus a final dot (the same DNS name, as the router reads it) and "_"
+# (container and service names); at most a DNS name's 253 characters, a dot and a port.
+_HOST_HEADER_RE = re.compile(
+    r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+MAX_HOST = 253 + 1 + 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,7 @@ def client_view(
     the answer unless the direct peer is a trusted proxy.
     """
     peer, peer_trusted = _peer(peer_ip, trusted)
+    host = plain_host(host)
     # SECURITY: an untrusted peer's X-Forwarded-* are the client's own claims; believing them
     # would let anyone pick their IP (audit logs, IP rules) or the scheme/host of redirects.
     if not peer_trusted:
@@ -150,6 +158,17 @@ def client_view(
         peer=peer,
         trusted_peer=True,
     )
+
+
+def plain_host(host: str) -> str:
+    """The Host header when it is a bare host[:port], else "" (a host no route serves: 404).
+
+    SECURITY: the Host header is the client's, whoever passed it on. The router reads only its
+    part before the last ":", so "app.example:@evil.example" or 'app.example:"<script>' would be
+    judged as app.example and then reach the app as its X-Forwarded-Host (links, redirects and
+    caches built from it), and the proxy's own login URLs."""
+    host = host.strip()
+    return host if len(host) <= MAX_HOST and _HOST_HEADER_RE.fullmatch(host) else ""
 
 
 def _peer(peer_ip: str, trusted: Sequence[Network]) -> tuple[str, bool]:

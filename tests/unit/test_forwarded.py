@@ -115,3 +115,18 @@ def test_unparseable_peer_is_never_trusted() -> None:
 def test_missing_host_header_gives_no_forwarded_host() -> None:
     v = client_view("203.0.113.9", CIMultiDict(), TRUSTED, scheme="http", host="")
     assert [name for name, _ in outgoing_forwarded_headers(v)] == ["X-Forwarded-For", "X-Forwarded-Proto"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["app.example:@evil.example", "app.example:80/x", 'app.example:"<b>', "app.example:x y", "a" * 300, "a,"],
+)
+def test_a_host_header_that_is_no_host_name_names_no_host(host: str) -> None:
+    for peer in ("203.0.113.9", "10.0.0.1"):  # the client's own, or passed on by a trusted proxy
+        v = client_view(peer, CIMultiDict(), TRUSTED, scheme="http", host=host)
+        assert v.host == "" and ("X-Forwarded-Host", host) not in outgoing_forwarded_headers(v), (peer, v)
+
+
+@pytest.mark.parametrize("host", ["app.example", "App.Example.:8443", "[::1]:80", "10.0.0.5", "sso_proxy:80"])
+def test_a_plain_host_header_is_kept(host: str) -> None:
+    assert client_view("203.0.113.9", CIMultiDict(), TRUSTED, scheme="http", host=host).host == host

@@ -1,0 +1,47 @@
+"""The host an app is told is a host name.
+
+Review (auth front door): a client's ``Host`` header was passed on as the app's X-Forwarded-Host
+as sent, whatever it held (``app.test:@evil.example``, ``app.test:"<script>``), once its part
+before the last ``:`` named a route host; only a trusted proxy's X-Forwarded-Host was checked.
+Each test sends one request through the fast path and through aiohttp to a real upstream app.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from support.headers_stack import PIPELINES, Pair, get, start_pair
+
+BAD_HOSTS = [
+    "app.test:@evil.example",
+    "app.test:80/evil",
+    'app.test:"<script>',
+    "app.test:x y",
+    "app.test:" + "9" * 300,
+]
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    async with start_pair() as started:
+        yield started
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+async def test_a_host_header_that_is_no_host_name_reaches_no_app(pair: Pair, host: str) -> None:
+    for pipeline in PIPELINES:
+        for path in ("/public/x", "/x"):  # anonymous on a public path, and signed in
+            response = await pair.ask(pipeline, get(path, host, f"Cookie: {pair.cookie}"))
+            assert response.status == 404, (pipeline, path, response)
+            assert "evil" not in response.body.decode("utf-8", "replace"), (pipeline, response)
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+async def test_a_plain_host_with_a_port_or_a_final_dot_is_still_served(pair: Pair, pipeline: str) -> None:
+    for host in ("app.test:8443", "APP.test.", "app.test.:80"):
+        response = await pair.ask(pipeline, get("/public/x", host))
+        assert response.status == 200, (host, response)
+        sent = dict((k, v) for k, v in json.loads(response.body)["headers"])
+        assert sent["X-Forwarded-Host"].lower() == host.lower(), sent
