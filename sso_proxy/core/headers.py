@@ -8,7 +8,8 @@ What the client sent is never believed:
   X-Real-IP, True-Client-IP, X-Original-URL, ...) pass only from a trusted proxy, and then only
   in their plain spelling; the proxy sets its own X-Forwarded-For/-Proto/-Host (``forwarded.py``);
 * method-override headers (``X-HTTP-Method-Override`` ...) go unless the route opts in: an app
-  honouring one would run a POST that the route table judged as a GET;
+  honouring one would run a POST that the route table judged as a GET; headers naming another
+  target (``X-Original-URL`` ..., ``TARGET_HEADERS``) go from everyone, trusted proxies included;
 * hop-by-hop headers and every copy of the proxy's own cookies go too (``cookie_names``).
 
 The identity header values themselves are made in ``sso_proxy.identity.header_values`` (re-exported here).
@@ -46,6 +47,7 @@ __all__ = [
     "IDENTITY_HEADERS",
     "METHOD_OVERRIDE_HEADERS",
     "PROTECTED_PREFIXES",
+    "TARGET_HEADERS",
     "ClientHeaderFilter",
     "ascii_only",
     "auth_request_headers",
@@ -104,6 +106,18 @@ HOP_BY_HOP = frozenset(
 )
 # A route must opt in (``allow_method_override``): the route table judged the request's own method.
 METHOD_OVERRIDE_HEADERS = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
+# Names for another request target or method than the request line's: IIS-style apps, Zend/Laminas
+# and older Symfony serve X-Original-URL / X-Rewrite-URL instead of the path; front doors use the
+# rest to name the request they ask /oauth2/auth about. No proxy sets them on a forwarded request.
+TARGET_HEADERS = (
+    "X-Original-URL",
+    "X-Rewrite-URL",
+    "X-Original-URI",
+    "X-Forwarded-Uri",
+    "X-Forwarded-Path",
+    "X-Original-Method",
+    "X-Forwarded-Method",
+)
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SEPARATORS = re.compile(r"[^a-z0-9]+")
@@ -138,6 +152,7 @@ def is_protected_header(name: str, extra: Collection[str] = ()) -> bool:
 
 _FORWARDING = frozenset(canonical_name(name) for name in FORWARDING_HEADERS)
 _METHOD_OVERRIDE = frozenset(canonical_name(name) for name in METHOD_OVERRIDE_HEADERS)
+_TARGET = frozenset(canonical_name(name) for name in TARGET_HEADERS)
 
 
 def is_forwarding_header(name: str) -> bool:
@@ -197,6 +212,10 @@ class ClientHeaderFilter:
             return (_DROP, canon, lists_hops)
         # SECURITY: a method override would make the app run another method than the one judged.
         if canon in _METHOD_OVERRIDE and not self._method_override:
+            return (_DROP, canon, lists_hops)
+        # SECURITY: nor may a header naming another path: the app would serve another request
+        # than the one judged. Dropped from trusted proxies too, which pass a client's own on.
+        if canon in _TARGET:
             return (_DROP, canon, lists_hops)
         if canon in _FORWARDING or canon.startswith(FORWARDING_PREFIXES):
             # SECURITY: only a trusted proxy may say who the client is, and only in the plain

@@ -1,8 +1,11 @@
-"""The host an app is told is a host name.
+"""The request target an app receives is the one judged, and the host it is told is a host name.
 
 Review (auth front door): a client's ``Host`` header was passed on as the app's X-Forwarded-Host
 as sent, whatever it held (``app.test:@evil.example``, ``app.test:"<script>``), once its part
 before the last ``:`` named a route host; only a trusted proxy's X-Forwarded-Host was checked.
+And a trusted proxy in front (ingress-nginx, Caddy, the nginx login-host block), which passes on
+the client headers it does not set itself, let a client's ``X-Original-URL`` / ``X-Rewrite-URL``
+reach the app, which IIS-style and some PHP apps serve instead of the path the proxy judged.
 Each test sends one request through the fast path and through aiohttp to a real upstream app.
 """
 
@@ -14,6 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 from support.headers_stack import PIPELINES, Pair, get, start_pair
 
+from sso_proxy.core.headers import canonical_name
+
 BAD_HOSTS = [
     "app.test:@evil.example",
     "app.test:80/evil",
@@ -21,11 +26,28 @@ BAD_HOSTS = [
     "app.test:x y",
     "app.test:" + "9" * 300,
 ]
+OVERRIDES = [
+    "X-Original-URL: /admin/x",
+    "X-Rewrite-URL: /admin/x",
+    "X-Original-URI: /admin/x",
+    "X-Forwarded-Uri: /admin/x",
+    "X-Forwarded-Path: /admin/x",
+    "X-Original-Method: POST",
+    "X-Forwarded-Method: POST",
+    "x-original-url: /admin/x",
+]
 
 
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
     async with start_pair() as started:
+        yield started
+
+
+@pytest.fixture
+async def behind_proxy() -> AsyncIterator[Pair]:
+    """The test client's address (127.0.0.1) is a trusted proxy."""
+    async with start_pair(trusted=["127.0.0.1/32"]) as started:
         yield started
 
 
@@ -45,3 +67,14 @@ async def test_a_plain_host_with_a_port_or_a_final_dot_is_still_served(pair: Pai
         assert response.status == 200, (host, response)
         sent = dict((k, v) for k, v in json.loads(response.body)["headers"])
         assert sent["X-Forwarded-Host"].lower() == host.lower(), sent
+
+
+@pytest.mark.parametrize("line", OVERRIDES)
+async def test_a_header_naming_another_target_never_reaches_the_app_even_through_a_trusted_proxy(
+    behind_proxy: Pair, line: str
+) -> None:
+    name = line.split(":", 1)[0]
+    for pipeline in PIPELINES:
+        got = await behind_proxy.app_headers(pipeline, line, path="/public/x")
+        assert canonical_name(name) not in {canonical_name(k) for k, _ in got}, (pipeline, got)
+        assert not any("/admin" in v or v == "POST" for _, v in got), (pipeline, got)

@@ -181,3 +181,8 @@ def test_app_cookie_header_joins_and_cuts() -> None:
 
 def test_app_cookie_header_drops_a_pair_with_a_control_character() -> None:
     assert app_cookie_header(["a=1; b=\x01x; c=ไทย"], OWN) == "a=1; c=ไทย"
+
+
+@pytest.mark.parametrize("name", ["X-Original-URL", "X-Rewrite-URL", "x_original_url", "X-Forwarded-Uri"])
+def test_a_header_naming_another_target_is_dropped_even_from_a_trusted_peer(name: str) -> None:
+    assert ClientHeaderFilter().strip([(name, "/admin"), KEPT], trusted_peer=True) == [KEPT]
