@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from sso_proxy.config.read import Node
 from sso_proxy.core.headers import is_protected_header
-from sso_proxy.core.paths import normalise_path
+from sso_proxy.core.paths import match_form, normalise_path
 from sso_proxy.errors import BadRequest
 from sso_proxy.upstream.url import parse_upstream
 
@@ -122,7 +122,9 @@ def read_prefix(node: Node, default: str | None) -> str | None:
     except BadRequest:
         normal = ""
     if normal and unquote(normal) == unquote(text):
-        return normal  # e.g. Thai written as-is: stored in the percent-encoded form requests use
+        # e.g. Thai written as-is: stored in the percent-encoded form requests use, "%40" as "@"
+        # (core.paths.match_form: the form the router compares)
+        return match_form(normal)
     hint = f" (write {normal!r})" if normal else ""
     node.problems.add(
         node.path, f"must be a plain normalised path{hint}: no '.', '..', '//', '\\' or ambiguous escapes"

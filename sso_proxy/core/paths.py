@@ -18,7 +18,8 @@ The canonical form:
   with upper-case hex (``/pay%c3%a9`` == ``/pay%C3%A9``), raw characters that are not allowed in a
   path (non-ASCII, ``"``, ``<``, ``{`` ...) percent-encoded as UTF-8.
 
-``normalise_path(normalise_path(p)) == normalise_path(p)`` for every accepted ``p``.
+``normalise_path(normalise_path(p)) == normalise_path(p)`` for every accepted ``p``. The router
+compares ``match_form`` of it, where ``%2B`` is ``+`` (every server routes them alike).
 Pure: no aiohttp, no I/O.
 """
 
@@ -200,6 +201,24 @@ def _canonical_query(query: str) -> str:
     if query.isascii() and " " not in query and '"' not in query:
         return query
     return "".join(ch if ch.isascii() and ch not in ' "' else percent_encode_char(ch) for ch in query)
+
+
+# Escapes of the characters a canonical path may also hold raw, other than the unreserved ones
+# (decoded above): the sub-delims but ";" (refused), ":" and "@".
+_RAW_ESCAPE = re.compile(r"%(2[146-9ABC]|3[AD]|40)")
+
+
+def match_form(path: str) -> str:
+    """A canonical path as servers route it: ``%2B`` is ``+``, ``%40`` is ``@`` (``!$&'()*+,=:@``).
+
+    The canonical path keeps these escapes (RFC 3986 lets a server tell ``%2B`` from ``+``, and
+    an S3-style app does), and it is what is forwarded; but for routing every common server
+    decodes them. SECURITY: so the router and ``public_paths`` compare this form (and prefixes
+    are stored in it), else ``/c%2B%2B/x`` would miss a ``/c++`` route and reach its app through
+    the host's looser ``/`` route."""
+    if "%" not in path:
+        return path
+    return _RAW_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), path)
 
 
 def join_path_qs(path: str, query: str) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from sso_proxy.core.paths import PathParameters, split_target
+from sso_proxy.core.paths import PathParameters, match_form, split_target
 
 if TYPE_CHECKING:
     from sso_proxy.config.schema import RouteConfig
@@ -71,6 +71,7 @@ def route_prefix_matches(route: RouteConfig, prefix: str, path: str, folded: str
 
 def public_path(route: RouteConfig, path: str) -> str | None:
     """The first of ``route.public_paths`` that ``path`` is under, or None (login needed)."""
+    path = match_form(path)  # SECURITY: "/open%3Ax" is "/open:x" to the app (core.paths)
     return next((p for p in route.public_paths if route_prefix_matches(route, p, path)), None)
 
 
@@ -108,6 +109,7 @@ class RouteTable:
     def match(self, host: str, path: str, method: str) -> RouteConfig | None:
         """The route for a request's canonical ``path``, or None (the proxy answers 404)."""
         verb = method.upper()
+        path = match_form(path)  # SECURITY: "/c%2B%2B/x" is "/c++/x" to the app (core.paths)
         folded: str | None = None
         for route in self.routes_for_host(host):
             if route.methods is not None and verb not in route.methods:

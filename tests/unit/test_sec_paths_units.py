@@ -316,3 +316,26 @@ def test_a_path_prefix_with_parameters_is_a_config_error(prefix: str) -> None:
     assert any(p.startswith("routes[0].path_prefix: must be a plain normalised path") for p in problems), (
         problems
     )
+
+
+# ------------------------------------------------- escapes of characters a path may hold raw
+
+ESCAPED = RouteTable([route("root", public=("/open:x/",)), route("cpp", "/c++"), route("at", "/@admin")])
+
+
+@pytest.mark.parametrize("raw", ["/c%2B%2B/x", "/c%2b+/x", "/c++"])
+def test_an_escaped_plus_is_routed_as_the_app_reads_it(raw: str) -> None:
+    assert ESCAPED.locate("app.example", raw, "GET")[0].name == "cpp"  # type: ignore[union-attr]
+
+
+def test_an_escaped_spelling_keeps_its_escapes_upstream_and_meets_public_paths() -> None:
+    located, path, _ = ESCAPED.locate("app.example", "/open%3ax/y", "GET")
+    assert located is not None and path == "/open%3Ax/y"  # forwarded as sent (upper-case hex)
+    assert public_path(located, path) == "/open:x/"
+
+
+def test_a_prefix_written_escaped_is_stored_as_the_router_compares_it() -> None:
+    config = parse_config(
+        config_with({**APP, "path_prefix": "/%40admin", "public_paths": ["/%40admin/%2Bopen/"]}), {}
+    )
+    assert (config.routes[0].path_prefix, config.routes[0].public_paths) == ("/@admin", ("/@admin/+open/",))
