@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
 
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient
@@ -81,7 +82,7 @@ class BatchedReads:
     async def _mget(self, names: list[str]) -> list[Any]:
         client = self._client
         if isinstance(client, RedisCluster):
-            return list(await client.mget_nonatomic(names))  # keys of many slots
+            return checked(names, await client.mget_nonatomic(names))  # keys of many slots
         return await self._mget_direct(client, names)
 
     async def _mget_direct(self, client: Redis, names: list[str]) -> list[Any]:
@@ -92,7 +93,7 @@ class BatchedReads:
             for attempt in (0, 1):
                 try:
                     await conn.send_command("MGET", *names)
-                    values = await conn.read_response()
+                    values = checked(names, await conn.read_response())
                     break
                 except RedisConnectionError:
                     await conn.disconnect()
@@ -110,7 +111,22 @@ class BatchedReads:
             self._spare.append(conn)
         else:
             await pool.release(conn)
-        return list(values)
+        return values
+
+
+def checked(names: list[str], reply: Any) -> list[Any]:
+    """The MGET ``reply`` for ``names``, if it is one: a value (bytes) or None per name.
+
+    SECURITY: fail closed on a reply that is not (a middlebox's garbage, what is left of another
+    command's reply): every reader gets StoreUnavailable and the connection is dropped, where a
+    short list would leave readers waiting forever and anything else would read as "no session".
+    """
+    if type(reply) is not list or len(reply) != len(names):
+        raise InvalidResponse(f"MGET of {len(names)} keys answered by {type(reply).__name__}")
+    for value in reply:
+        if value is not None and type(value) is not bytes:
+            raise InvalidResponse(f"MGET answered a {type(value).__name__} value")
+    return reply
 
 
 def failure(exc: Exception) -> Exception:
