@@ -5,8 +5,8 @@ Layout (every name is an HMAC under a key derived from cookie_secret, see ``cryp
     sso:s2:<hmac(session id)>   STRING stamp (last_seen + MAC, 24 bytes) | AES-GCM(packed record,
                                        aad = key name); TTL = min(idle_timeout, remaining max_lifetime)
     sso:u2:<hmac(provider_id)>  HASH   field = the 32 raw bytes of each <hmac(session id)> of that
-                                       user, value empty (for revoke); TTL = max_lifetime from the
-                                       newest login
+                                       user, value = when it was written (for revoke, ``user_index``);
+                                       TTL = max_lifetime from the newest login
     sso:st:<hmac(state key)>    STRING AES-GCM(JSON, aad = key name), TTL from put_state, GETDEL'd
                                        (hand-off codes, written only for a logged-in browser)
     sso:invalidate              pub/sub channel of session hints (never cookie values)
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -49,10 +50,10 @@ from sso_proxy.sessions.model import (
 from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
 from sso_proxy.sessions.token_end import token_end
+from sso_proxy.sessions.user_index import DIGEST_BYTES, UserIndex, index_member
 
 log = get_logger("sso_proxy.sessions")
 CHANNEL = "sso:invalidate"
-_DIGEST_BYTES = 32
 
 # SECURITY: touch only an existing session; a sign-out racing a touch must not resurrect a stub
 # (SETRANGE on a missing key would create one).
@@ -60,12 +61,6 @@ _TOUCH = (
     "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
     "redis.call('SETRANGE', KEYS[1], 0, ARGV[1]) return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
 )
-_INDEX = "redis.call('HSET', KEYS[1], ARGV[1], '') return redis.call('PEXPIRE', KEYS[1], ARGV[2])"
-
-
-def index_member(digest: str) -> bytes:
-    """The per-user index entry of a session digest: its raw bytes (half the hex, same content)."""
-    return bytes.fromhex(digest)
 
 
 def _ms(seconds: float) -> int:
@@ -80,6 +75,7 @@ class RedisStore:
         self._lifetime = lifetime
         self._crypto = SessionCrypto(secret)
         self._reads = BatchedReads(client)  # the hot read: shared MGETs (``batch``)
+        self._index = UserIndex(client, self._crypto)
 
     def storage_hint(self, session_id: str) -> str:
         return self._crypto.session_digest(session_id)
@@ -100,9 +96,8 @@ class RedisStore:
         ttl = _ms(self._lifetime.ttl_after_touch(now, now))
         with unavailable_on_failure("create"):
             # SECURITY: index first, so a session can never exist that revoke-by-user would miss.
-            user_key = self._crypto.user_key(identity.provider_id)
-            member = index_member(name.removeprefix(SESSION_PREFIX))
-            await self._client.eval(_INDEX, 1, user_key, member, _ms(self._lifetime.max_lifetime))
+            digest = name.removeprefix(SESSION_PREFIX)
+            await self._index.add(identity.provider_id, digest, now=now, ttl=self._lifetime.max_lifetime)
             await self._client.set(name, value, px=ttl)
         return Session(session_id, identity, now, now, provider_access_token)
 
@@ -166,22 +161,15 @@ class RedisStore:
             await self.delete_digest(self.storage_hint(session_id))
 
     async def delete_user(self, provider_id: str) -> int:
-        user_key = self._crypto.user_key(provider_id)
         with unavailable_on_failure("delete_user"):
-            members = await self._client.hkeys(user_key)
-            digests = sorted(m.hex() for m in members if isinstance(m, bytes) and len(m) == _DIGEST_BYTES)
-            ended = 0
-            for digest in digests:
-                ended += await self._client.delete(SESSION_PREFIX + digest)
-            if digests:
-                # Only what we ended leaves the index: a login racing this call stays revocable.
-                await self._client.hdel(user_key, *(index_member(digest) for digest in digests))
-        for digest in digests:
+            # SECURITY: only entries of ended sessions leave the index (``user_index``).
+            ended = await self._index.end_all(provider_id, now=time.time())
+        for digest in ended:
             await self.publish_invalidation(digest)
-        return ended
+        return len(ended)
 
     async def delete_digest(self, digest: str) -> str | None:
-        if len(digest) != 2 * _DIGEST_BYTES or not all(c in "0123456789abcdef" for c in digest):
+        if len(digest) != 2 * DIGEST_BYTES or not all(c in "0123456789abcdef" for c in digest):
             return None  # not a digest of ours (the console posts them back): nothing to end
         name = SESSION_PREFIX + digest
         with unavailable_on_failure("delete"):

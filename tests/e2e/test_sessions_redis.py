@@ -140,7 +140,8 @@ async def test_key_layout(store: RedisStore, raw: redis.Redis) -> None:
     # The index: a small HASH (compact listpack) of raw 32-byte digests.
     user_key = next(name for name in names if name.startswith("sso:u2:"))
     assert raw.type(user_key) == b"hash" and raw.object("encoding", user_key) == b"listpack"
-    assert raw.hgetall(user_key) == {bytes.fromhex(hint): b""}
+    (member, written), *others = raw.hgetall(user_key).items()  # when it was written (ms)
+    assert member == bytes.fromhex(hint) and written == str(int(T0 * 1000)).encode() and not others
 
 
 async def test_keys_of_the_first_layout_are_ignored_not_errors(store: RedisStore, raw: redis.Redis) -> None:
