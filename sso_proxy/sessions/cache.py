@@ -30,7 +30,9 @@ class SessionCache:
     def get(self, hint: str, now: float) -> Session | None:
         """The session read from the store at most ``ttl`` seconds before ``now``."""
         hit = self.entries.get(hint)
-        if hit is None or now - hit[1] > self.ttl:
+        # SECURITY: an entry read "later" than now (the wall clock stepped back) is not younger
+        # than the bound: it would answer for as long as the step, past contract §2's 1 s.
+        if hit is None or not 0.0 <= now - hit[1] <= self.ttl:
             return None
         return hit[0]
 
