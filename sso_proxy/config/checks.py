@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from sso_proxy.config import addresses
 from sso_proxy.config.read import Node
 from sso_proxy.config.secret_rules import cookie_secret_problem
-from sso_proxy.core.routing import case_conflicts
+from sso_proxy.core.routing import RouteTable, case_conflicts
 
 if TYPE_CHECKING:
     from sso_proxy.config.schema import AdminConfig, Config, RouteConfig, SessionConfig, SigningConfig
@@ -33,6 +33,7 @@ def check_config(root: Node, config: Config) -> None:
     check_listen(root, config)
     check_egress_proxy(root.child("egress_proxy"), config.egress_proxy)
     check_console_origin(routes, config)
+    check_head_requests(routes, config.routes)
     # SECURITY: each worker would keep sessions of its own: a sign-out (or a revocation) in one
     # would leave the session alive in the others.
     if config.workers > 1 and config.session.store == "memory":
@@ -88,6 +89,25 @@ def check_listen(root: Node, config: Config) -> None:
             root.child("metrics_listen").path,
             f"must differ from listen ({config.listen} takes that port): metrics are never served publicly",
         )
+
+
+def check_head_requests(node: Node, routes: tuple[RouteConfig, ...]) -> None:
+    """A warning per route whose ``methods`` list GET but not HEAD while another route of its host
+    takes HEAD there: an app answers HEAD as it answers GET (headers only), so that route's rules,
+    not this one's, decide who sees them (HEAD is not implied by GET: ``core.routing``)."""
+    table = RouteTable(routes)
+    for index, route in enumerate(routes):
+        if route.methods is None or "GET" not in route.methods or "HEAD" in route.methods:
+            continue
+        host = "x" + route.host[1:] if route.host.startswith("*.") else route.host
+        other = table.match(host, route.path_prefix, "HEAD")
+        if other is not None and other.name != route.name:
+            node.problems.warn(
+                f"{node.path}[{index}].methods",
+                f"lists GET but not HEAD: HEAD requests under {route.path_prefix} go to {other.name}, "
+                f"whose rules then decide who sees what GET would answer (headers only); add HEAD "
+                f"(คำขอ HEAD ใต้ {route.path_prefix} จะไปที่ {other.name} และใช้กฎของเส้นทางนั้น ให้เพิ่ม HEAD)",
+            )
 
 
 def check_unique_routes(node: Node, routes: tuple[RouteConfig, ...]) -> None:

@@ -303,3 +303,26 @@ def test_admin_rules_are_checked_like_route_rules() -> None:
         parse_config(HEAD + "admin: {allow: [{organization: {hcod: '1'}}], alow: []}\n" + routes, {})
     assert any(p.startswith("admin.allow[0].organization.hcod: unknown key") for p in caught.value.problems)
     assert any(p.startswith("admin.alow: unknown key") for p in caught.value.problems)
+
+
+def test_a_get_route_without_head_is_a_warning_when_another_route_takes_head(tmp_path: Path) -> None:
+    """An app answers HEAD as it answers GET (headers only): with ``methods: [GET]`` on the
+    stricter route, HEAD goes to the host's looser one, whose rules decide. Said, not refused."""
+    data = base(tmp_path)
+    hr_only = [{"organization": {"hcode": "10999", "is_hr_admin": True}}]
+    data["routes"].append(
+        {"name": "pay", "host": "app.h.example", "path_prefix": "/pay", "methods": ["GET"],
+         "upstream": "http://127.0.0.1:9", "allow": hr_only}
+    )  # fmt: skip
+    done = run("check-config", tmp_path, data)
+    assert done.returncode == 0, done.stderr
+    warning = "warning: routes[1].methods: lists GET but not HEAD: HEAD requests under /pay go to app"
+    assert warning in done.stderr, done.stderr
+    assert "ให้เพิ่ม HEAD" in done.stderr and done.stdout.startswith("OK:")
+    data["routes"][1]["methods"] = ["GET", "HEAD"]
+    done = run("check-config", tmp_path, data)
+    assert done.returncode == 0 and "methods" not in done.stderr, done.stderr
+    data["routes"][1]["methods"] = ["GET"]
+    data["routes"][0]["methods"] = ["POST"]  # nobody else takes HEAD there: nothing to say
+    done = run("check-config", tmp_path, data)
+    assert done.returncode == 0 and "lists GET but not HEAD" not in done.stderr, done.stderr
