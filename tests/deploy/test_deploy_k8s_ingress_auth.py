@@ -13,7 +13,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from multidict import CIMultiDict
-from support.deploy import all_of, loaded_config
+from support.deploy import all_of, find, loaded_config
 
 from sso_proxy.config.schema import Config
 from sso_proxy.core import verdict as v
@@ -44,7 +44,8 @@ def asked_by_ingress_nginx(ingress: dict[str, Any], path: str, peer: str) -> Req
         proxy_set_header X-Forwarded-For         $remote_addr;
         proxy_set_header X-Auth-Request-Redirect $request_uri;
         proxy_set_header X-Forwarded-Proto       "";   (an empty value: not sent)
-    plus the browser's own headers (X-Original-URI only with auth-method, not set here)."""
+    plus the headers of the ConfigMap auth-proxy-set-headers names (X-Forwarded-Host: $host) and
+    the browser's own (X-Original-URI only with auth-method, not set here)."""
     notes = ingress["metadata"]["annotations"]
     host = ingress["spec"]["rules"][0]["host"]
     headers = CIMultiDict(
@@ -59,6 +60,9 @@ def asked_by_ingress_nginx(ingress: dict[str, Any], path: str, peer: str) -> Req
             "Accept": "text/html",
         }
     )
+    named = notes.get("nginx.ingress.kubernetes.io/auth-proxy-set-headers")
+    for name, value in (find("ConfigMap", named)["data"] if named else {}).items():
+        headers[name] = value.replace("$host", host)
     config = loaded_config()
     client = info_from((peer, 40000), headers, config.trusted_proxies, scheme="http")
     return RequestFacts(client, "GET", "", None, False, auth_question(headers.items()))

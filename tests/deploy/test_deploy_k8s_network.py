@@ -123,9 +123,13 @@ def test_auth_request_ingress_asks_oauth2_auth_in_cluster() -> None:
         }
         assert notes["auth-url"] == in_cluster + "/oauth2/auth"
         assert notes["auth-signin"] == config.public_url + "/oauth2/start"
-        # ingress-nginx's own X-Original-URL names the request: nothing else to configure
-        # (test_deploy_k8s_ingress_auth.py asks the ConfigMap's config what ingress-nginx asks)
-        assert "auth-method" not in notes and "auth-proxy-set-headers" not in notes
+        # ingress-nginx's own X-Original-URL names the path; the host it serves ($host) is added
+        # by the ConfigMap auth-proxy-set-headers names (its X-Original-URL carries $http_host,
+        # the client's Host: tests/deploy/test_ingress_nginx_host.py)
+        assert "auth-method" not in notes
+        headers = find("ConfigMap", notes["auth-proxy-set-headers"])
+        assert headers["metadata"]["namespace"] == ingress["metadata"]["namespace"]
+        assert headers["data"] == {"X-Forwarded-Host": "$host"}
         assert notes["auth-response-headers"] == (
             "X-Auth-Request-User,X-Auth-Request-Email,X-Auth-Request-Hcode,X-Auth-Request-Assertion"
         )
