@@ -114,7 +114,10 @@ def test_auth_request_ingress_asks_oauth2_auth_in_cluster() -> None:
     oauth2_hosts = {
         rule["host"]
         for rule in find("Ingress", "sso-proxy-oauth2-on-app-hosts")["spec"]["rules"]
-        if any(p["path"] == "/oauth2" for p in rule["http"]["paths"])
+        if {"/oauth2/handoff", "/oauth2/start", "/oauth2/sign_out"}
+        <= {p["path"] for p in rule["http"]["paths"]}
+        # never the whole prefix: /oauth2/auth is for the controller's own question only
+        and not any(p["path"].rstrip("/") in ("/oauth2", "/oauth2/auth") for p in rule["http"]["paths"])
     }
     for ingress in auth_ingresses:
         notes = {
@@ -137,6 +140,8 @@ def test_auth_request_ingress_asks_oauth2_auth_in_cluster() -> None:
             assert rule["host"] in {r.host for r in config.routes}, (
                 "/oauth2/auth answers 404 for unknown hosts"
             )
-            assert rule["host"] in oauth2_hosts, "the login hand-off needs /oauth2 on the app host"
+            assert rule["host"] in oauth2_hosts, (
+                "the login hand-off needs /oauth2/handoff etc. on the app host"
+            )
     # X-Original-URL names the host only from trusted proxies (the controller pods)
     assert config.trusted_proxies

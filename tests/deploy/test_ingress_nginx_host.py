@@ -73,6 +73,30 @@ def auth_proxy_set_headers(ingress: dict[str, Any]) -> dict[str, str]:
     return data
 
 
+def oauth2_locations(*, port_of_proxy: int) -> str:
+    """The paths ingress-sso.yaml routes to sso-proxy on the app host, as ingress-nginx renders a
+    Prefix path (``location = /p`` and ``location /p/``), proxied as it proxies any location."""
+    out = []
+    for ingress in all_of("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            if rule["host"] != APP_HOST or NOTE + "auth-url" in ingress["metadata"]["annotations"]:
+                continue
+            for path in rule["http"]["paths"]:
+                assert path["pathType"] == "Prefix" and path["backend"]["service"]["name"] == "sso-proxy"
+                prefix = path["path"].rstrip("/")
+                for location in (f"= {prefix}", f"{prefix}/"):
+                    out.append(
+                        f"        location {location} {{\n"
+                        "            proxy_set_header Host $http_host;\n"
+                        "            proxy_set_header X-Forwarded-Host $http_host;\n"
+                        "            proxy_set_header X-Forwarded-Proto $scheme;\n"
+                        f"            proxy_pass http://127.0.0.1:{port_of_proxy};\n"
+                        "        }\n"
+                    )
+    assert out, "the app host needs /oauth2/handoff etc. routed to sso-proxy"
+    return "".join(out)
+
+
 def ingress_nginx_conf(ingress: dict[str, Any], port: int, proxy_port: int, app: str, tmp: Path) -> str:
     """What ingress-nginx renders for ``ingress`` (the parts that decide what is asked and what the
     app gets), pointed at the local proxy and app."""
@@ -128,6 +152,7 @@ http {{
 {extra}            proxy_http_version 1.1;
             proxy_pass http://127.0.0.1:{proxy_port}{auth_url.path};
         }}
+{oauth2_locations(port_of_proxy=proxy_port)}
         location @signin {{
             internal;
             return 302 {notes[NOTE + "auth-signin"]}?rd=$scheme://$http_host$request_uri;
@@ -244,3 +269,29 @@ async def test_a_client_x_forwarded_host_does_not_name_the_host_either(controlle
         {"Host": OTHER_HOST, "X-Forwarded-Host": OTHER_HOST, "Cookie": controller.cookie},
     )
     assert controller.seen == [] and status >= 400
+
+
+async def test_a_browser_cannot_ask_oauth2_auth_on_the_app_host(controller: Controller) -> None:
+    """The controller is a trusted proxy, so /oauth2/auth's 202 carries the browser's cookies back
+    (X-Auth-Request-Cookie): a script on the app's page asking it would read the app's HttpOnly
+    cookies. ingress-sso.yaml routes only the endpoints the app host needs to sso-proxy."""
+    status, headers, _ = await raw_request(
+        controller.port,
+        APP_HOST,
+        "GET",
+        "/oauth2/auth",
+        {
+            "Host": APP_HOST,
+            "Cookie": f"{controller.cookie}; app_session=HTTPONLY-SECRET",
+            "X-Original-URI": "/static/app.css",  # a public path: a 202 for anyone
+        },
+    )
+    assert "x-auth-request-cookie" not in headers, (status, headers)
+    assert status != 202
+
+
+async def test_the_app_host_still_reaches_the_login_hand_off(controller: Controller) -> None:
+    for path in ("/oauth2/start?rd=/", "/oauth2/sign_in", "/oauth2/handoff?code=x", "/oauth2/sign_out"):
+        status, headers, _ = await raw_request(controller.port, APP_HOST, "GET", path, {"Host": APP_HOST})
+        assert controller.seen == [], path  # sso-proxy's, never the app's
+        assert status in (200, 302, 303, 400), (path, status, headers)
