@@ -19,6 +19,7 @@
     │   ├── IdpNoProviderId (403)      400 "This user has not provider id"
     │   └── IdpTokenInvalid (502)      a JWT from MOPH failed verification
     ├── StoreUnavailable (503)         the session store did not answer in time
+    │   └── EndedUnannounced (503)     ended in the store, not announced (sessions/ended.py)
     └── UpstreamError (502)            the upstream app could not be reached
         └── UpstreamTimeout (504)      the upstream app did not answer in time
 

@@ -2,7 +2,8 @@
 
 The live checks run concurrently (a host that does not answer costs one timeout, not one per
 check), but print in the order an operator reads them: the file, what to register, where the
-admin console is, how traffic leaves, each MOPH server, the session store, the signing keys.
+admin console is, how traffic leaves, each MOPH server, the session store (and, for Redis, its
+invalidation channel), the signing keys.
 Each line is printed as soon as it and every line above it are done.
 """
 
@@ -21,7 +22,7 @@ from sso_proxy.doctor.egress_line import egress_check, egress_for
 from sso_proxy.doctor.idp_checks import clock_check, key_check
 from sso_proxy.doctor.outcome import Check, Redactor, exit_code, failed, render
 from sso_proxy.doctor.reachability import probe_host
-from sso_proxy.doctor.store_checks import store_check
+from sso_proxy.doctor.store_checks import channel_check, store_check
 from sso_proxy.moph.egress import Egress
 from sso_proxy.sessions.redis_client import url_credentials
 from sso_proxy.upstream.clients import client_session
@@ -81,6 +82,8 @@ def _live(
         jobs.append(key_check(name, config, session, egress))
         jobs.append(clock_check(name, cfg.base_url, session, egress, cfg.timeout))
     jobs.append(store_check(config))
+    if config.session.store == "redis":
+        jobs.append(channel_check(config))
     return jobs
 
 

@@ -3,7 +3,10 @@
 A Redis that neither appends (AOF) nor snapshots (RDB save points) starts empty after a restart:
 every user is signed out at once. That works, so it is a warning, not a failure. So is an
 eviction policy that may drop sessions under memory pressure (``volatile-*`` policies evict keys
-with a TTL, which every session has). A read-only replica refuses every login: a failure.
+with a TTL, which every session and every user index has: an evicted index hides that user's
+sessions from a revocation). A read-only replica refuses every login: a failure. So is a Redis
+user that may not use the invalidation channel (``channel_check``): sign-outs would not reach the
+other replicas at once, and every replica turns its session cache off.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from sso_proxy.config.schema import Config
-from sso_proxy.doctor.outcome import Check, Status, failed, mask_url, warned, worst
-from sso_proxy.sessions.redis_client import REDIS_FAILURES, build_client
+from sso_proxy.doctor.outcome import Check, Status, failed, mask_url, passed, warned, worst
+from sso_proxy.sessions.redis_client import REDIS_FAILURES, build_client, url_credentials
+from sso_proxy.sessions.redis_pubsub import CHANNEL, acl_fix
 
 LABEL = "session store"
+CHANNEL_LABEL = "session channel"
+PROBE = "doctor"  # what doctor publishes: no storage hint, so every replica ignores it
 _FAILURES: tuple[type[BaseException], ...] = (*REDIS_FAILURES, ValueError)
 
 
@@ -74,7 +82,11 @@ def eviction(maxmemory: Any, policy: str | None) -> str | None:
         limit = 0
     if limit <= 0 or policy in (None, "noeviction"):
         return None
-    return f"maxmemory-policy {policy} may evict sessions when memory is full (use noeviction)"
+    return (
+        f"maxmemory-policy {policy} may evict sessions when memory is full, and a user's session index"
+        " with them: `sessions revoke` and the console's revoke would then miss that user's sessions"
+        " (use noeviction)"
+    )
 
 
 async def _config_value(client: Any, name: str) -> str | None:
@@ -132,3 +144,48 @@ def facts_check(config: Config, facts: Mapping[str, Any]) -> Check:
         notes.append("this Redis is a read-only replica: logins cannot be stored (point at the master)")
         status = Status.FAIL
     return Check(LABEL, status, en, "เชื่อมต่อ Redis ได้ " + th, tuple(notes))
+
+
+async def channel_check(config: Config, seconds: float = 10.0) -> Check:
+    """May the configured Redis user SUBSCRIBE and PUBLISH on the invalidation channel?"""
+    user = url_credentials(config.session.redis_url).get("username") or "default"
+    try:
+        async with asyncio.timeout(seconds):
+            refused = await _refused(config)
+    except _FAILURES as exc:
+        en = f"not tried: redis at {where(config)} not reachable: {type(exc).__name__}"
+        return failed(CHANNEL_LABEL, en, "ไม่ได้ตรวจ เพราะเชื่อมต่อ Redis ไม่ได้")
+    if refused is not None:  # NOPERM: an ACL user without the channel (Redis 7's default)
+        command, refusal = refused
+        en = (
+            f"redis user {user} may not {command} on channel {CHANNEL} ({refusal}): sign-outs and"
+            " revocations would not reach the other replicas at once, so every replica keeps its"
+            f" session cache off; fix: {acl_fix(user)} (and in the aclfile, if Redis uses one)"
+        )
+        th = f"ผู้ใช้ Redis {user} ไม่มีสิทธิ์ใช้ช่อง {CHANNEL}: การออกจากระบบไม่ถึงเครื่องอื่นทันที แก้ด้วย {acl_fix(user)}"
+        return failed(CHANNEL_LABEL, en, th)
+    en = f"redis user {user} may SUBSCRIBE and PUBLISH on {CHANNEL}: sign-outs reach every replica at once"
+    th = f"ผู้ใช้ Redis {user} ใช้ช่อง {CHANNEL} ได้: การออกจากระบบถึงทุกเครื่องทันที"
+    return passed(CHANNEL_LABEL, en, th)
+
+
+async def _refused(config: Config) -> tuple[str, ResponseError] | None:
+    """SUBSCRIBE until Redis confirms, then PUBLISH a probe: the command Redis refused, if any."""
+    client = build_client(config.session)
+    try:
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(CHANNEL)
+            while await pubsub.get_message(timeout=1.0) is None:
+                pass  # until the confirmation (or the refusal, raised)
+        except ResponseError as exc:
+            return "SUBSCRIBE", exc
+        finally:
+            await pubsub.aclose()
+        try:
+            await client.publish(CHANNEL, PROBE)
+        except ResponseError as exc:
+            return "PUBLISH", exc
+        return None
+    finally:
+        await client.aclose()

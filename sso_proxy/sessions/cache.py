@@ -26,6 +26,8 @@ class SessionCache:
     # Store reads in flight, by storage hint: the requests of a busy page that miss together
     # share one read instead of each asking the store.
     reading: dict[str, tuple[str, asyncio.Task[Session | None]]] = field(default_factory=dict)
+    # Counts the drops: a store read that one overtook is not cached (``SessionLookup._read``).
+    epoch: int = 0
 
     def get(self, hint: str, now: float) -> Session | None:
         """The session read from the store at most ``ttl`` seconds before ``now``."""
@@ -53,7 +55,11 @@ class SessionCache:
         self.hints[session.id] = hint
 
     def drop(self, hint: str) -> None:
+        self.epoch += 1
         if hint == INVALIDATE_ALL:
             self.entries.clear()
         else:
             self.entries.pop(hint, None)
+
+    def clear(self) -> None:
+        self.drop(INVALIDATE_ALL)

@@ -14,7 +14,9 @@ from sso_proxy.config.schema import Config
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.observability.log import audit
 from sso_proxy.sessions.model import SessionInfo
-from sso_proxy.sessions.store import SessionStore, make_store
+from sso_proxy.sessions.redis_client import url_credentials
+from sso_proxy.sessions.redis_pubsub import acl_fix
+from sso_proxy.sessions.store import EndedUnannounced, SessionStore, make_store
 
 MEMORY_REVOKE = (
     "ยกเลิกเซสชันจากคำสั่งนี้ไม่ได้: ที่เก็บเซสชันแบบ memory อยู่ในโปรเซสของพร็อกซีที่กำลังทำงาน"
@@ -87,18 +89,38 @@ async def cli_list(cfg: Config) -> int:
 async def revoke_user(store: SessionStore, provider_id: str, *, by: str | None = None) -> int:
     """End every session of ``provider_id`` on every replica (the store announces each end on its
     invalidation channel) and audit it; ``by``: the admin who asked, None from the shell. The one
-    path of ``sessions revoke`` and of the admin console."""
-    count = await store.delete_user(provider_id)
+    path of ``sessions revoke`` and of the admin console.
+
+    EndedUnannounced: ended in the store, audited as such, then raised for the caller to say so."""
+    try:
+        count = await store.delete_user(provider_id)
+    except EndedUnannounced as exc:
+        audit("session_revoked", provider_id=provider_id, count=exc.ended, announced=False, **_by(by))
+        raise
     audit("session_revoked", provider_id=provider_id, count=count, **_by(by))
     return count
 
 
 async def revoke_session(store: SessionStore, digest: str, *, by: str | None = None) -> str | None:
     """End the one session stored under ``digest`` the same way; whose it was (None: no such)."""
-    provider_id = await store.delete_digest(digest)
+    try:
+        provider_id = await store.delete_digest(digest)
+    except EndedUnannounced as exc:
+        if exc.provider_id is not None:
+            audit("session_revoked", provider_id=exc.provider_id, count=1, announced=False, **_by(by))
+        raise
     if provider_id is not None:
         audit("session_revoked", provider_id=provider_id, count=1, **_by(by))
     return provider_id
+
+
+def unannounced_note(user: str | None) -> str:
+    """What ``sessions revoke`` prints when the end is stored but not announced (stderr)."""
+    return (
+        "ยุติเซสชันในที่เก็บแล้ว แต่แจ้งพร็อกซีทุกเครื่องทันทีไม่ได้: เครื่องที่ยังรับช่องแจ้งอยู่จะเลิกยอมรับภายใน 1 วินาที /"
+        " the sessions are ended in the store, but the running proxies were not told at once:"
+        f" those still subscribed stop accepting them within identity_cache (<= 1 s). Fix: {acl_fix(user)}"
+    )
 
 
 def _by(admin: str | None) -> dict[str, str]:
@@ -115,6 +137,14 @@ async def cli_revoke(cfg: Config, provider_id: str) -> int:
     store = _open(cfg)
     try:
         count = await revoke_user(store, provider_id)
+    except EndedUnannounced as exc:
+        # SECURITY: not "done" (exit 1), nor "unavailable": the sessions ARE ended; say both.
+        _emit(f"ended {exc.ended} session(s) of {provider_id}")
+        _emit(
+            f"{exc.detail}: {unannounced_note(url_credentials(cfg.session.redis_url).get('username'))}",
+            err=True,
+        )
+        return 1
     except StoreUnavailable as exc:
         _emit(f"session store unavailable: {exc.detail or exc.message}", err=True)
         return 1

@@ -2,7 +2,9 @@
 
 Both front ends ask ``cached`` first (no I/O) and ``fetch`` on a miss. The cache may answer only
 while the store is known to be up; once the heartbeat (or a read) has found the store down, a
-miss is refused at once instead of waiting out another store timeout.
+miss is refused at once instead of waiting out another store timeout. And it may answer only
+while this process hears every sign-out and revocation (``listening``: the invalidation channel
+confirmed and not lost since); otherwise every request reads the store, which still answers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sso_proxy.errors import StoreUnavailable
 from sso_proxy.observability import metrics
 from sso_proxy.server.teardown import stop_requested
 from sso_proxy.sessions.cache import SessionCache
-from sso_proxy.sessions.model import Session
+from sso_proxy.sessions.model import INVALIDATE_ALL, NOT_LISTENING, Session
 from sso_proxy.sessions.store import SessionStore
 
 HEARTBEAT_EVERY = 0.2
@@ -33,14 +35,22 @@ class SessionLookup:
         # Set by a failed ping or read, cleared by a good one. Starts False: before the first
         # ping nothing is known, and a request then asks the store itself.
         self.store_down = False
+        # SECURITY: contract §2, sign-outs reach every replica at once: the cache answers only
+        # while the invalidation channel is confirmed (INVALIDATE_ALL) and not lost (NOT_LISTENING)
+        # since. Starts False (nothing heard yet), except for a store no announcement can miss.
+        self.listening = store.always_listening
         self.closing = False
 
     def cached(self, session_id: str) -> tuple[Session | None, str]:
         """The session from the in-process cache (None: ask the store) and its storage hint."""
         cache = self.cache
         hint = cache.hints.get(session_id) or self.store.storage_hint(session_id)
-        # SECURITY: the cache answers only while the store is known to be up (fail closed).
-        if time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH:
+        # SECURITY: the cache answers only while the store is known to be up (fail closed), and
+        # only while this process hears every sign-out and revocation (contract §2).
+        if (
+            self.listening  # SECURITY: deaf to the channel, it could serve an ended session
+            and time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH
+        ):
             cached = cache.get(hint, time.time())
             if cached is not None and cached.id == session_id:
                 return cached, hint
@@ -73,6 +83,7 @@ class SessionLookup:
         now = time.time()
         started = time.perf_counter()
         previous = self.cache.last(hint)
+        epoch = self.cache.epoch
         try:
             session = await self.store.get(session_id, now=now, previous=previous)
         except Exception as exc:
@@ -84,31 +95,46 @@ class SessionLookup:
                 self.store_down = True  # a failed read: known down
             raise
         metrics.observe_store("get", time.perf_counter() - started, True)
-        if session is not None:
+        if session is None:
+            self.cache.entries.pop(hint, None)
+        # SECURITY: a read that an invalidation overtook (this hint's, or a resubscription's
+        # INVALIDATE_ALL) may predate that end: it answers this caller only, it is not cached.
+        elif self.cache.epoch == epoch:
             self.cache.put(hint, session, now)
-        elif previous is not None:
-            self.cache.drop(hint)
         return session
 
     def forget(self, session_id: str) -> None:
         self.cache.drop(self.store.storage_hint(session_id))
 
     async def listen_invalidations(self) -> None:
-        """Drop what any replica announces ended; drop everything while the channel is down."""
+        """Drop what any replica announces ended; answer nothing from the cache while deaf."""
         # SECURITY (availability): stop_requested() ends the loop even when the store's client
         # swallowed our cancel; a loop that outlives its cancel hangs the event loop's teardown.
         while not (self.closing or stop_requested()):  # also after a swallowed cancel
             try:
                 async for hint in self.store.invalidations():
-                    self.cache.drop(hint)
+                    self.heard(hint)
                     if stop_requested():
                         return
             except asyncio.CancelledError:
                 raise
             except Exception:  # store down: drop everything, retry shortly
-                self.cache.entries.clear()
+                self.heard(NOT_LISTENING)
+                self.cache.clear()
                 if not stop_requested():
                     await asyncio.sleep(0.5)
+            else:
+                self.heard(NOT_LISTENING)  # the stream ended: nobody is listening now
+
+    def heard(self, hint: str) -> None:
+        """One item of ``invalidations()``: a storage hint, INVALIDATE_ALL or NOT_LISTENING."""
+        if hint == NOT_LISTENING:
+            # SECURITY: from now until a confirmed resubscription, announcements may be missed.
+            self.listening = self.store.always_listening
+            return
+        self.cache.drop(hint)  # INVALIDATE_ALL: everything, and every read in flight uncached
+        if hint == INVALIDATE_ALL:
+            self.listening = True  # confirmed: from now on every end is heard
 
     async def heartbeat(self) -> None:
         """Ping the store every HEARTBEAT_EVERY seconds; what the cache and ``fetch`` trust."""
@@ -125,5 +151,5 @@ class SessionLookup:
             except Exception:
                 self.store_ok_at = 0.0
                 self.store_down = True
-                self.cache.entries.clear()
+                self.cache.clear()
             await asyncio.sleep(HEARTBEAT_EVERY)

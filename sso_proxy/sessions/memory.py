@@ -46,6 +46,8 @@ class _Entry:
 class MemoryStore:
     """SessionStore in this process's memory."""
 
+    always_listening = True  # one process: its announcements cannot be missed
+
     def __init__(
         self,
         lifetime: Lifetime,

@@ -23,6 +23,10 @@ TOUCH_FRACTION = 60
 # Yielded by ``SessionStore.invalidations()`` after every (re)subscription: messages may have
 # been missed, so a cache must drop everything.
 INVALIDATE_ALL = "*"
+# Yielded by ``SessionStore.invalidations()`` when the channel is lost (connection dropped,
+# subscription refused): until the next INVALIDATE_ALL nothing published is heard, so a cache
+# must not answer. Never a value the channel itself can carry (it carries storage hints only).
+NOT_LISTENING = "-"
 SESSION_ID_BYTES = 32
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 

@@ -27,19 +27,15 @@ Multi-key operations go key by key (Redis Cluster works too). First-layout keys 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from sso_proxy.identity.profile import Identity
 from sso_proxy.observability.log import get_logger
-from sso_proxy.server.teardown import stop_requested
 from sso_proxy.sessions.batch import BatchedReads
 from sso_proxy.sessions.crypto import SESSION_PREFIX, STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.model import (
-    INVALIDATE_ALL,
     ClientMeta,
     Lifetime,
     Session,
@@ -49,11 +45,12 @@ from sso_proxy.sessions.model import (
 )
 from sso_proxy.sessions.record import Record, dump_record, dump_state, load_record, load_state
 from sso_proxy.sessions.redis_client import REDIS_FAILURES, RedisClient, unavailable_on_failure
+from sso_proxy.sessions.redis_pubsub import CHANNEL as CHANNEL  # where the tests and tools look
+from sso_proxy.sessions.redis_pubsub import subscription, unannounced
 from sso_proxy.sessions.token_end import token_end
 from sso_proxy.sessions.user_index import DIGEST_BYTES, UserIndex, index_member
 
 log = get_logger("sso_proxy.sessions")
-CHANNEL = "sso:invalidate"
 
 # SECURITY: touch only an existing session; a sign-out racing a touch must not resurrect a stub
 # (SETRANGE on a missing key would create one).
@@ -69,6 +66,8 @@ def _ms(seconds: float) -> int:
 
 class RedisStore:
     """SessionStore on Redis (single node, Sentinel-managed master, or Cluster)."""
+
+    always_listening = False  # replicas hear each other through a channel that can be lost
 
     def __init__(self, client: RedisClient, lifetime: Lifetime, *, secret: str) -> None:
         self._client = client
@@ -164,8 +163,7 @@ class RedisStore:
         with unavailable_on_failure("delete_user"):
             # SECURITY: only entries of ended sessions leave the index (``user_index``).
             ended = await self._index.end_all(provider_id, now=time.time())
-        for digest in ended:
-            await self.publish_invalidation(digest)
+        await self._announce(ended, provider_id=provider_id)
         return len(ended)
 
     async def delete_digest(self, digest: str) -> str | None:
@@ -179,8 +177,19 @@ class RedisStore:
             if record is not None:
                 user_key = self._crypto.user_key(record.identity.provider_id)
                 await self._client.hdel(user_key, index_member(digest))
-        await self.publish_invalidation(digest)
-        return record.identity.provider_id if record is not None else None
+        owner = record.identity.provider_id if record is not None else None
+        await self._announce([digest], provider_id=owner, ended=int(isinstance(value, bytes)))
+        return owner
+
+    async def _announce(self, digests: list[str], *, provider_id: str | None, ended: int = -1) -> None:
+        """Tell every replica; SECURITY: a failure is EndedUnannounced (a StoreUnavailable: fail
+        closed), never "done", and never "kept" either: the sessions ARE ended in the store."""
+        for digest in digests:
+            try:
+                await self._client.publish(CHANNEL, digest)
+            except REDIS_FAILURES as exc:
+                count = len(digests) if ended < 0 else ended
+                raise unannounced(exc, digests, ended=count, provider_id=provider_id) from exc
 
     async def list_sessions(self, *, now: float | None = None) -> list[SessionInfo]:
         """Every session (or every one alive at ``now``), oldest login first."""
@@ -247,41 +256,13 @@ class RedisStore:
         with unavailable_on_failure("publish"):
             await self._client.publish(CHANNEL, storage_hint)
 
-    async def invalidations(self) -> AsyncIterator[str]:
+    def invalidations(self) -> AsyncIterator[str]:
         """Storage hints of ended sessions, from every replica; reconnects by itself.
 
-        ``INVALIDATE_ALL`` comes on every (re)subscription, including the silent reconnects the
-        Redis client does on its own: what was published while we were not listening is lost,
-        so a cache must start over.
-        """
-        connected = True
-        # stop_requested(): a cancel the client swallowed (e.g. inside a retry) still ends this.
-        while not stop_requested():
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(CHANNEL)
-                while not stop_requested():
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    if message.get("type") == "subscribe":
-                        connected = True
-                        yield INVALIDATE_ALL
-                    elif message.get("type") == "message" and isinstance(message.get("data"), bytes):
-                        yield message["data"].decode("ascii", "replace")
-            except REDIS_FAILURES as exc:
-                if connected:  # once per outage, not once per retry
-                    log.warning("session_invalidations_lost", error=type(exc).__name__)
-                connected = False
-            finally:
-                await _close_quietly(pubsub)
-            if not stop_requested():
-                await asyncio.sleep(1.0)
-
-
-async def _close_quietly(pubsub: Any) -> None:
-    with contextlib.suppress(*REDIS_FAILURES):
-        await pubsub.aclose()
+        ``INVALIDATE_ALL`` comes on every confirmed (re)subscription (what was published while we
+        were not listening is lost, so a cache must start over) and ``NOT_LISTENING`` on every
+        loss of the channel (``redis_pubsub``)."""
+        return subscription(self._client)
 
 
 def _text(value: bytes | str) -> str:

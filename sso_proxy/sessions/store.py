@@ -10,7 +10,8 @@ Behaviour every store shares (checked by one conformance suite against memory an
 * store trouble raises ``StoreUnavailable``, never "no session" (contract §6: fail closed, lose
   nothing);
 * ``take_state`` is single use; ``delete``/``delete_user`` announce the ended sessions on
-  ``invalidations()`` as storage hints (see ``storage_hint``), never as cookie values.
+  ``invalidations()`` as storage hints (see ``storage_hint``), never as cookie values; when the
+  end is stored but the announcement fails they raise ``EndedUnannounced``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from typing import Any, Protocol
 
 from sso_proxy.config.schema import SessionConfig
 from sso_proxy.identity.profile import Identity
+from sso_proxy.sessions.ended import EndedUnannounced as EndedUnannounced  # the stores' one own error
 from sso_proxy.sessions.model import ClientMeta, Lifetime, Session, SessionInfo
 
 
 class SessionStore(Protocol):
+    # True when ``invalidations()`` cannot miss an announcement (one process: the memory store):
+    # the session cache may then answer without waiting for a confirmed subscription.
+    always_listening: bool
+
     async def create(
         self,
         identity: Identity,

@@ -53,6 +53,7 @@ from sso_proxy.web.loginstate import (
 )
 from sso_proxy.web.plainhttp import plain_http_refusal
 from sso_proxy.web.redirects import origin_of, safe_redirect
+from sso_proxy.web.session_end import end_session, signed_out_text
 from sso_proxy.web.useragent import browser_family
 
 __all__ = ["callback", "handoff", "login_start_url", "sign_out", "sign_out_page", "start", "userinfo"]
@@ -260,15 +261,7 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
             message_th="ปฏิเสธการออกจากระบบ เนื่องจากคำขอมาจากเว็บไซต์อื่น",
         )
     session_id = rt.cookies.session_of(cookie, info.host)  # SECURITY: sealed for this host only
-    if session_id:
-        session = await rt.store.get(session_id, now=time.time())
-        await rt.store.delete(session_id)
-        rt.forget_session(session_id)
-        audit(
-            "signed_out",
-            provider_id=session.provider_id if session else None,
-            client_ip=info.ip,
-        )
+    announced = await end_session(rt, session_id, info.ip) if session_id else True
     raw_rd = form.get("rd")
     rd = checked_rd(rt, str(raw_rd)) if isinstance(raw_rd, str) and raw_rd else None
     if rd and rd != "/":
@@ -278,8 +271,8 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
             pages.page(
                 title_th="ออกจากระบบแล้ว",
                 title_en="You are signed out",
-                body_th="ท่านได้ออกจากระบบเรียบร้อยแล้ว ปิดหน้าต่างนี้ได้",
-                body_en="You have been signed out. You may close this window.",
+                body_th=signed_out_text(announced)[0],
+                body_en=signed_out_text(announced)[1],
                 extra_html=pages.link_button(rd or "/", "เข้าสู่ระบบอีกครั้ง", "Sign in again"),
             )
         )

@@ -41,6 +41,7 @@ ORDER = [
     "provider_id key",
     "provider_id clock",
     "session store",
+    "session channel",
     "signing keys",
 ]
 
@@ -154,6 +155,7 @@ async def test_all_pass_exits_0_with_every_line_in_order(
     assert "register exactly https://sso.hospital.test/oauth2/callback" in lines["redirect_uri"]
     assert "RSA 2048-bit" in lines["health_id key"] and "RSA 2048-bit" in lines["provider_id key"]
     assert "Redis 7" in lines["session store"] and "AOF on" in lines["session store"]
+    assert "may SUBSCRIBE and PUBLISH on sso:invalidate" in lines["session channel"]
     assert "https://sso.hospital.test/.well-known/jwks.json" in lines["signing keys"]
     assert "direct" in lines["egress proxy"]
     assert " / " in lines["config"] and "ไฟล์ตั้งค่าถูกต้อง" in lines["config"]  # English / Thai
@@ -236,6 +238,28 @@ async def test_redis_without_persistence_warns_and_exits_0(
     assert report.status("session store") == "WARN"
     assert "no persistence" in report.lines["session store"]
     assert "signs everyone out" in report.lines["session store"]
+
+
+async def test_a_redis_user_without_the_invalidation_channel_fails_naming_the_acl_fix(
+    tmp_path: Path, mock: RunningMock, own_server: RedisServer
+) -> None:
+    with own_server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "sso", "on", ">sso-pass-3b9e", "~*", "+@all", "resetchannels"
+        )
+    url = f"redis://sso:sso-pass-3b9e@127.0.0.1:{own_server.port}/0"
+    report = await doctor(write_config(tmp_path, mock.base_url, mock.settings, **redis_session(url)))
+    assert report.code == 1, report.out
+    assert report.status("session store") == "WARN"  # reachable (no persistence): only the channel fails
+    line = report.lines["session channel"]
+    assert report.status("session channel") == "FAIL"
+    assert "may not SUBSCRIBE on channel sso:invalidate" in line and "ACL SETUSER sso &sso:invalidate" in line
+    assert "ผู้ใช้ Redis sso ไม่มีสิทธิ์ใช้ช่อง" in line  # English / Thai
+    assert "sso-pass-3b9e" not in report.out + report.err
+    with own_server.client() as client:
+        client.execute_command("ACL", "SETUSER", "sso", "&sso:invalidate")  # the fix it names
+    again = await doctor(write_config(tmp_path, mock.base_url, mock.settings, **redis_session(url)))
+    assert again.status("session channel") == "PASS" and again.code == 0, again.out
 
 
 async def test_memory_store_warns(tmp_path: Path, mock: RunningMock) -> None:

@@ -93,6 +93,34 @@ async def test_store_down_is_reported_with_exit_status_1(
     assert not [entry for entry in logs if entry["event"] == "session_revoked"]
 
 
+async def test_revoke_whose_announcement_is_refused_says_ended_and_the_fix_with_exit_status_1(
+    own_server: RedisServer, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """A Redis 7 ACL user without the channel: the sessions ARE ended; the replicas were not told."""
+    with own_server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "ops", "on", ">ops-pass-7c1d", "~*", "+@all", "resetchannels"
+        )
+    cfg = config_for(f"redis://ops:ops-pass-7c1d@127.0.0.1:{own_server.port}/0")
+    doctor_one, doctor_two = await login(cfg, DOCTOR, DOCTOR)
+    with capture_logs() as logs:
+        assert await cli_revoke(cfg, DOCTOR.provider_id) == 1
+    captured = capsysbinary.readouterr()
+    assert captured.out.decode() == f"ended 2 session(s) of {DOCTOR.provider_id}\n"
+    err = captured.err.decode("utf-8")
+    assert (
+        "NoPermissionError" in err and "ACL SETUSER ops &sso:invalidate" in err and "unavailable" not in err
+    )
+    (audit,) = [entry for entry in logs if entry["event"] == "session_revoked"]
+    assert (audit["count"], audit["announced"]) == (2, False)
+    store = make_store(cfg.session, secret=SECRET)
+    try:
+        now = time.time()
+        assert await store.get(doctor_one, now=now) is None and await store.get(doctor_two, now=now) is None
+    finally:
+        await store.close()
+
+
 async def test_thai_names_print_as_utf8_even_in_an_ascii_locale(redis_url: str) -> None:
     cfg = config_for(redis_url)
     await login(cfg, NURSE)

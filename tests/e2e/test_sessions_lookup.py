@@ -258,6 +258,7 @@ async def test_before_the_first_heartbeat_the_store_is_asked(redis_url: str) -> 
     store = redis_store(redis_url)
     try:
         lookup = SessionLookup(store, ttl=1.0)  # no heartbeat running
+        lookup.listening = True  # as a confirmed subscription: only the heartbeat is missing
         created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
         hint = store.storage_hint(created.id)
         assert lookup.cached(created.id)[0] is None  # the cache does not answer unconfirmed

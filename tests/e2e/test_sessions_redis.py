@@ -43,6 +43,7 @@ from sso_proxy.errors import StoreUnavailable
 from sso_proxy.sessions import INVALIDATE_ALL, make_store
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.memory import MemoryStore
+from sso_proxy.sessions.model import NOT_LISTENING
 from sso_proxy.sessions.redis_store import RedisStore
 
 # The shared server runs with the helper's defaults; outage tests get servers of their own.
@@ -345,10 +346,11 @@ async def test_invalidations_resubscribe_after_a_restart(own_server: RedisServer
     try:
         assert await asyncio.wait_for(anext(stream), 5) == INVALIDATE_ALL
         own_server.restart()
-        # The subscriber notices the lost connection and starts over with INVALIDATE_ALL.
+        # The subscriber says at once that it lost the channel, then starts over with INVALIDATE_ALL.
+        assert await asyncio.wait_for(anext(stream), 10) == NOT_LISTENING
         assert await asyncio.wait_for(anext(stream), 10) == INVALIDATE_ALL
-        await store.publish_invalidation("abc123")
-        assert await asyncio.wait_for(anext(stream), 5) == "abc123"
+        await store.publish_invalidation("abc123" * 10 + "abcd")  # the shape of a storage hint
+        assert await asyncio.wait_for(anext(stream), 5) == "abc123" * 10 + "abcd"
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
         await store.close()

@@ -309,6 +309,7 @@ def test_eviction_only_matters_with_a_memory_limit() -> None:
     assert eviction(1 << 30, "noeviction") is None
     note = eviction(1 << 30, "volatile-lru")
     assert note is not None and "volatile-lru" in note
+    assert "session index" in note and "sessions revoke" in note  # a revocation could miss sessions
 
 
 def test_store_facts_version_replica_and_eviction() -> None:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import pytest
 from support.sessions import DOCTOR, SECRET
 
-from sso_proxy.sessions import Lifetime, Session
+from sso_proxy.sessions import INVALIDATE_ALL, Lifetime, Session
 from sso_proxy.sessions.cache import SessionCache
 from sso_proxy.sessions.lookup import SessionLookup
 from sso_proxy.sessions.memory import MemoryStore
+from sso_proxy.sessions.model import NOT_LISTENING
 
 NOW = 1_770_000_000.0
 
@@ -44,3 +47,42 @@ async def test_a_wall_clock_stepped_back_never_stretches_the_cache_bound(
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 3600)
     assert lookup.cached(created.id)[0] is None
+
+
+@pytest.mark.parametrize("announced", ["this session's hint", INVALIDATE_ALL])
+async def test_a_read_an_invalidation_overtook_answers_its_caller_but_is_not_cached(
+    monkeypatch: pytest.MonkeyPatch, announced: str
+) -> None:
+    """A read that started before an end was announced (this session's, or a resubscription's
+    INVALIDATE_ALL after a gap) may carry the session from before that end: never cached."""
+    store = MemoryStore(Lifetime(idle_timeout=60, max_lifetime=300), secret=SECRET)
+    lookup = SessionLookup(store, ttl=1.0)
+    lookup.store_ok_at = time.monotonic() + 3600  # as a heartbeat that keeps reaching the store
+    created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
+    hint = store.storage_hint(created.id)
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real_get = MemoryStore.get
+
+    async def slow_get(self: MemoryStore, *args: Any, **kwargs: Any) -> Session | None:
+        entered.set()
+        await gate.wait()
+        return await real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryStore, "get", slow_get)
+    reading = asyncio.ensure_future(lookup.fetch(created.id, hint))
+    await entered.wait()
+    lookup.heard(INVALIDATE_ALL if announced == INVALIDATE_ALL else hint)  # while the read is in flight
+    gate.set()
+    assert await reading is not None  # the caller gets what the store said
+    assert lookup.cached(created.id)[0] is None  # SECURITY: but it is not kept
+    monkeypatch.setattr(MemoryStore, "get", real_get)
+    assert await lookup.fetch(created.id, hint) is not None
+    assert lookup.cached(created.id)[0] is not None  # a read nothing overtook is cached as before
+
+
+def test_the_memory_store_is_always_listening_and_redis_starts_deaf() -> None:
+    memory = MemoryStore(Lifetime(idle_timeout=60, max_lifetime=300), secret=SECRET)
+    lookup = SessionLookup(memory, ttl=1.0)
+    assert lookup.listening
+    lookup.heard(NOT_LISTENING)  # never sent by it; harmless if it were
+    assert lookup.listening

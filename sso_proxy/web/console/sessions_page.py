@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sso_proxy.sessions.commands import revoke_session, revoke_user
 from sso_proxy.sessions.model import SessionInfo
+from sso_proxy.sessions.store import EndedUnannounced
 from sso_proxy.web import pages
 from sso_proxy.web.console.console_http import Admin, audit_action
 from sso_proxy.web.console.console_layout import (
@@ -93,23 +94,49 @@ def revoked_notice(request: web.Request) -> str:
     ended, of = request.query.get("ended", ""), request.query.get("of", "")[:64]
     if not ended.isdigit():
         return ""
-    return label(f"ยกเลิกแล้ว {ended} เซสชันของ {of}", f"Ended {ended} session(s) of {of}")
+    notice = label(f"ยกเลิกแล้ว {ended} เซสชันของ {of}", f"Ended {ended} session(s) of {of}")
+    if request.query.get("announced") == "no":
+        notice += " " + label(
+            "แต่แจ้งพร็อกซีเครื่องอื่นทันทีไม่ได้ (ดูบันทึก session_end_unannounced): จะเลิกยอมรับภายใน 1 วินาที",
+            "but the other replicas were not told at once (see the log's session_end_unannounced):"
+            " they stop accepting them within 1 s",
+        )
+    return notice
 
 
 async def revoke_one(request: web.Request, admin: Admin) -> web.StreamResponse:
     digest = admin.field("session")[:128]
-    owner = await revoke_session(admin.rt.store, digest, by=admin.provider_id)
-    audit_action(admin, request, "revoke_session", owner or "-", count=1 if owner else 0)
-    return done(1 if owner else 0, owner or "-")
+    try:
+        owner, announced = await revoke_session(admin.rt.store, digest, by=admin.provider_id), True
+    except EndedUnannounced as exc:
+        owner, announced = exc.provider_id, unannounced(admin, exc)
+    audit_action(admin, request, "revoke_session", owner or "-", count=1 if owner else 0, **_told(announced))
+    return done(1 if owner else 0, owner or "-", announced)
 
 
 async def revoke_person(request: web.Request, admin: Admin) -> web.StreamResponse:
     provider_id = admin.field("provider_id").strip()[:64]
-    count = await revoke_user(admin.rt.store, provider_id, by=admin.provider_id) if provider_id else 0
-    audit_action(admin, request, "revoke_person", provider_id or "-", count=count)
-    return done(count, provider_id)
+    try:
+        count = await revoke_user(admin.rt.store, provider_id, by=admin.provider_id) if provider_id else 0
+        announced = True
+    except EndedUnannounced as exc:
+        count, announced = exc.ended, unannounced(admin, exc)
+    audit_action(admin, request, "revoke_person", provider_id or "-", count=count, **_told(announced))
+    return done(count, provider_id, announced)
 
 
-def done(count: int, of: str) -> web.StreamResponse:
+def unannounced(admin: Admin, exc: EndedUnannounced) -> bool:
+    """Ended in the store, not announced: at least this replica's cache forgets them now."""
+    for digest in exc.digests:
+        admin.rt.sessions.cache.drop(digest)  # SECURITY: this replica never answers for them again
+    return False
+
+
+def _told(announced: bool) -> dict[str, bool]:
+    return {} if announced else {"announced": False}
+
+
+def done(count: int, of: str, announced: bool = True) -> web.StreamResponse:
     """After a POST, back to the list (303: a reload does not post again)."""
-    return pages.redirect(url("sessions") + "?" + urlencode({"ended": str(count), "of": of}), status=303)
+    query = {"ended": str(count), "of": of, **({} if announced else {"announced": "no"})}
+    return pages.redirect(url("sessions") + "?" + urlencode(query), status=303)
