@@ -100,6 +100,8 @@ def check_head_requests(node: Node, routes: tuple[RouteConfig, ...]) -> None:
         if route.methods is None or "GET" not in route.methods or "HEAD" in route.methods:
             continue
         host = "x" + route.host[1:] if route.host.startswith("*.") else route.host
+        if table.match(host, route.path_prefix, "GET") is not route:
+            continue  # its GET goes elsewhere too: the route lint says so (policy.lint)
         other = table.match(host, route.path_prefix, "HEAD")
         if other is not None and other.name != route.name:
             node.problems.warn(

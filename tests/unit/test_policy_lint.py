@@ -171,7 +171,8 @@ def test_longer_prefix_with_slash_leaves_only_the_exact_path() -> None:
 
 def test_longer_prefix_for_some_methods_only_is_fine() -> None:
     config = load(
-        route("path_prefix: /app", name="short") + route("path_prefix: /app/\nmethods: [GET]", name="long")
+        route("path_prefix: /app", name="short")
+        + route("path_prefix: /app/\nmethods: [GET, HEAD]", name="long")
     )
     assert list(config.warnings) == []
 
