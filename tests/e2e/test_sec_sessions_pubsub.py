@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -22,15 +21,15 @@ from redis.asyncio import Redis as AsyncRedis
 from structlog.testing import capture_logs
 from support.harness import plain_session
 from support.login_stack import logged_in_browser, login_stack
+from support.lookup_replicas import Replica, close_replica, open_replica
 from support.redis_server import RedisServer
 from support.sessions import DOCTOR, NURSE, SECRET, session_config
 from support.waits import wait_until
 
-from sso_proxy.sessions import INVALIDATE_ALL, Session, make_store, redis_pubsub
+from sso_proxy.sessions import INVALIDATE_ALL, make_store, redis_pubsub
 from sso_proxy.sessions.commands import revoke_user
-from sso_proxy.sessions.lookup import SessionLookup
 from sso_proxy.sessions.model import NOT_LISTENING
-from sso_proxy.sessions.redis_store import CHANNEL, RedisStore
+from sso_proxy.sessions.redis_store import CHANNEL
 from sso_proxy.sessions.store import EndedUnannounced
 
 LONG_CACHE = 30.0  # seconds: only an announcement (or a deaf replica's store read) explains a refusal
@@ -62,46 +61,6 @@ async def subscribed_users(url: str) -> list[str]:
     return [str(entry.get("user")) for entry in listed]
 
 
-@dataclass
-class Replica:
-    store: RedisStore
-    lookup: SessionLookup
-    tasks: list[asyncio.Task[None]]
-    reads: list[str]
-
-    async def session(self, session_id: str) -> Session | None:
-        """As a front end asks: the cache first, the store on a miss (counted in ``reads``)."""
-        cached, hint = self.lookup.cached(session_id)
-        if cached is not None:
-            return cached
-        self.reads.append(session_id)
-        return await self.lookup.fetch(session_id, hint)
-
-    async def served_from_cache(self, session_id: str) -> bool:
-        before = len(self.reads)
-        found = await self.session(session_id)
-        return found is not None and len(self.reads) == before
-
-
-async def open_replica(url: str, *, listen: bool = True) -> Replica:
-    store = make_store(session_config(redis_url=url), secret=SECRET)
-    assert isinstance(store, RedisStore)
-    lookup = SessionLookup(store, ttl=LONG_CACHE)
-    tasks = [asyncio.create_task(lookup.heartbeat())]
-    if listen:
-        tasks.append(asyncio.create_task(lookup.listen_invalidations()))
-    await wait_until(lambda: lookup.store_ok_at > 0, what="a first heartbeat")
-    return Replica(store, lookup, tasks, [])
-
-
-async def close_replica(replica: Replica) -> None:
-    replica.lookup.closing = True
-    for task in replica.tasks:
-        task.cancel()
-    await asyncio.gather(*replica.tasks, return_exceptions=True)
-    await replica.store.close()
-
-
 @pytest.fixture
 async def opened() -> AsyncIterator[list[Replica]]:
     replicas: list[Replica] = []
@@ -122,7 +81,7 @@ async def cached_after_a_read(replica: Replica, session_id: str) -> bool:
 async def test_the_cache_answers_only_once_the_subscription_is_confirmed(
     own_server: RedisServer, opened: list[Replica]
 ) -> None:
-    replica = await open_replica(own_server.url, listen=False)  # heartbeat fresh, no subscription
+    replica = await open_replica(own_server.url, LONG_CACHE, listen=False)  # heartbeat fresh, no subscription
     opened.append(replica)
     created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
     for _ in range(3):  # SECURITY: nothing heard yet, so every ask reads the store
@@ -141,7 +100,7 @@ async def test_a_refused_subscription_keeps_the_cache_off_warns_once_and_keeps_r
     monkeypatch.setattr(redis_pubsub, "RETRY_EVERY", 0.05)
     url = acl_user(own_server, "nochannel", channel=False)
     with capture_logs() as logs:
-        replica = await open_replica(url)
+        replica = await open_replica(url, LONG_CACHE, subscribed=False)
         opened.append(replica)
         created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
 
@@ -170,8 +129,8 @@ async def test_a_revocation_is_never_served_from_the_cache_of_a_replica_not_subs
 ) -> None:
     """A (the default user) revokes while B's subscription is killed and refused again (its user
     lost the channel): B must not answer from its cache, which would keep the session 30 s."""
-    a = await open_replica(own_server.url)
-    b = await open_replica(acl_user(own_server, "replica_b", channel=True))
+    a = await open_replica(own_server.url, LONG_CACHE, subscribed=False)
+    b = await open_replica(acl_user(own_server, "replica_b", channel=True), LONG_CACHE, subscribed=False)
     opened += [a, b]
     now = time.time()
     revoked = await a.store.create(DOCTOR, provider_access_token=None, now=now)

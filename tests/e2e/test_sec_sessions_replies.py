@@ -13,20 +13,11 @@ import time
 from typing import Any
 
 import pytest
-from support.sessions import DOCTOR, NURSE, SECRET, session_config
+from support.sessions import DOCTOR, NURSE, SECRET, redis_store
 from support.waits import within
 
 from sso_proxy.errors import StoreUnavailable
-from sso_proxy.sessions import make_store
 from sso_proxy.sessions.crypto import SessionCrypto
-from sso_proxy.sessions.redis_store import RedisStore
-
-
-def redis_store(url: str, **overrides: Any) -> RedisStore:
-    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
-    assert isinstance(store, RedisStore)
-    return store
-
 
 # -- a store answering garbage -------------------------------------------------------------------
 

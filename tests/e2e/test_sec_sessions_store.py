@@ -13,19 +13,13 @@ from typing import Any
 
 import pytest
 from support.redis_server import RedisClusterOfServers
-from support.sessions import DOCTOR, SECRET, session_config
+from support.sessions import DOCTOR, SECRET, redis_store, session_config
 
-from sso_proxy.sessions import Lifetime, make_store
+from sso_proxy.sessions import Lifetime
 from sso_proxy.sessions.crypto import SessionCrypto
 from sso_proxy.sessions.redis_client import build_client
 from sso_proxy.sessions.redis_store import RedisStore
 from sso_proxy.sessions.user_index import PRUNE_AT
-
-
-def redis_store(url: str, **overrides: Any) -> RedisStore:
-    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
-    assert isinstance(store, RedisStore)
-    return store
 
 
 @pytest.fixture

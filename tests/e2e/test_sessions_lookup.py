@@ -12,76 +12,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import pytest
 import redis
+from support.lookup_replicas import Replica, close_replica, open_replica
 from support.redis_server import RedisServer
-from support.sessions import DOCTOR, FULL_STAFF, MAX, NURSE, SECRET, T0, session_config
+from support.sessions import DOCTOR, FULL_STAFF, MAX, NURSE, SECRET, T0, redis_store
 from support.waits import wait_until, within
 
 from sso_proxy.errors import StoreUnavailable
-from sso_proxy.sessions import Lifetime, Session, make_store
+from sso_proxy.sessions import Lifetime, Session
 from sso_proxy.sessions import record as record_module
 from sso_proxy.sessions.batch import MAX_SPARE
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
 from sso_proxy.sessions.lookup import SessionLookup
 from sso_proxy.sessions.record import dump_record
-from sso_proxy.sessions.redis_store import CHANNEL, RedisStore
+from sso_proxy.sessions.redis_store import RedisStore
 
 LONG_CACHE = 30.0  # seconds: far longer than any test, so only an invalidation can empty the cache
-
-
-@dataclass
-class Replica:
-    """One proxy process's session lookup, its heartbeat and invalidation listener running."""
-
-    store: RedisStore
-    lookup: SessionLookup
-    tasks: list[asyncio.Task[None]]
-
-    async def session(self, session_id: str) -> Session | None:
-        """As a front end asks: the cache first, the store on a miss."""
-        cached, hint = self.lookup.cached(session_id)
-        return cached if cached is not None else await self.lookup.fetch(session_id, hint)
-
-    def cached(self, session_id: str) -> Session | None:
-        return self.lookup.cached(session_id)[0]
-
-    def hint(self, session_id: str) -> str:
-        return self.store.storage_hint(session_id)
-
-
-def redis_store(url: str, **overrides: Any) -> RedisStore:
-    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
-    assert isinstance(store, RedisStore)
-    return store
-
-
-async def open_replica(url: str, ttl: float, **overrides: Any) -> Replica:
-    store = redis_store(url, **overrides)
-    lookup = SessionLookup(store, ttl=ttl)
-    listeners = subscribers(url)
-    tasks = [asyncio.create_task(lookup.heartbeat()), asyncio.create_task(lookup.listen_invalidations())]
-    replica = Replica(store, lookup, tasks)
-    await wait_until(lambda: lookup.store_ok_at > 0, what="a first heartbeat")
-    await wait_until(lambda: subscribers(url) > listeners, what="the invalidation listener")
-    return replica
-
-
-def subscribers(url: str) -> int:
-    with redis.Redis.from_url(url) as client:
-        return sum(int(count) for _, count in client.pubsub_numsub(CHANNEL))
-
-
-async def close_replica(replica: Replica) -> None:
-    replica.lookup.closing = True
-    for task in replica.tasks:
-        task.cancel()
-    await asyncio.gather(*replica.tasks, return_exceptions=True)
-    await replica.store.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -34,6 +33,7 @@ from support.sessions import (
     SECRET,
     T0,
     provider_token,
+    redis_store,
     same_identity,
     session_config,
 )
@@ -47,12 +47,6 @@ from sso_proxy.sessions.model import NOT_LISTENING
 from sso_proxy.sessions.redis_store import RedisStore
 
 # The shared server runs with the helper's defaults; outage tests get servers of their own.
-
-
-def redis_store(url: str, **overrides: Any) -> RedisStore:
-    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
-    assert isinstance(store, RedisStore)
-    return store
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from typing import Any
 
 from sso_proxy.config.schema import SessionConfig
 from sso_proxy.identity.profile import Identity, identity_from_profile
+from sso_proxy.sessions import make_store
+from sso_proxy.sessions.redis_store import RedisStore
 
 SECRET = "test-cookie-secret-0123456789-abcdefghijklmnop"  # >= 32 bytes
 IDLE = 60.0
@@ -152,6 +154,13 @@ def session_config(**overrides: Any) -> SessionConfig:
     }
     values.update(overrides)
     return SessionConfig(**values)
+
+
+def redis_store(url: str, **overrides: Any) -> RedisStore:
+    """A Redis session store at ``url`` with the test secret (``session_config`` plus ``overrides``)."""
+    store = make_store(session_config(redis_url=url, **overrides), secret=SECRET)
+    assert isinstance(store, RedisStore)
+    return store
 
 
 def same_identity(left: Identity, right: Identity) -> bool:
