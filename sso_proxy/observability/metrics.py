@@ -43,6 +43,11 @@ ACCESS_LOG_DROPPED = LabelCounts(
 BUILD = Info("sso_proxy_build", "The running sso-proxy")
 BUILD.info({"version": __version__, "python": platform.python_version()})
 STORE_UP = Gauge("sso_proxy_session_store_up", "1 when the session store answered the last heartbeat")
+STORE_LISTENING = Gauge(
+    "sso_proxy_session_invalidations_listening",
+    "1 while this process hears sign-outs and revocations from the other replicas "
+    "(its session cache answers only then)",
+)
 LOGINS = Counter("sso_proxy_logins_total", "Completed or failed logins", ["outcome"])
 LOGIN_SECONDS = Histogram(
     "sso_proxy_login_duration_seconds",
@@ -113,6 +118,7 @@ def count_decision(route: str, allowed: bool) -> None:
 async def metrics_handler(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     STORE_UP.set(0 if runtime.sessions.store_down or not runtime.store_ok_at else 1)
+    STORE_LISTENING.set(1 if runtime.sessions.listening else 0)
     body = generate_latest()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

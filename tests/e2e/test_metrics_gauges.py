@@ -98,3 +98,19 @@ async def test_the_store_gauge_follows_a_frozen_redis(
     finally:
         redis_server.resume()
     await wait_until(lambda: store_up_is(1.0), what="the store seen up again")
+
+
+async def test_the_listening_gauge_says_whether_the_cache_may_answer(stack: tuple[Stack, str, str]) -> None:
+    """1 once the invalidation channel is confirmed (a real Redis here); 0 while the process is deaf
+    to it (its session cache then answers nothing: sessions.lookup), which the alert rules watch."""
+    s, metrics, _ = stack
+    sessions = s.app[RUNTIME].sessions
+
+    async def listening_is(expected: float) -> bool:
+        return value(await scrape(metrics), "sso_proxy_session_invalidations_listening") == expected
+
+    await wait_until(lambda: listening_is(1.0), what="the channel confirmed")
+    sessions.listening = False
+    assert await listening_is(0.0)
+    sessions.listening = True
+    assert await listening_is(1.0)
