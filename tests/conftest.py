@@ -1,11 +1,14 @@
-"""Shared fixtures. A real redis-server is started once per test session."""
+"""Shared fixtures. A real redis-server is started once per test session. ``pair`` and
+``behind_proxy``: the header tests' proxy pair (``support.headers_stack``), plain and behind a
+trusted proxy; a module that needs another pair defines its own ``pair``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from support.access_lines import AccessLines, Discard
+from support.headers_stack import Pair, start_pair
 from support.redis_server import RedisServer
 
 from sso_proxy.observability.accesslog import ACCESS
@@ -53,3 +56,16 @@ def access_lines() -> Iterator[AccessLines]:
     yield lines
     ACCESS.flush()
     ACCESS.stream = Discard()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    async with start_pair() as started:
+        yield started
+
+
+@pytest.fixture
+async def behind_proxy() -> AsyncIterator[Pair]:
+    """The test client's address (127.0.0.1) is a trusted proxy."""
+    async with start_pair(trusted=["127.0.0.1/32"]) as started:
+        yield started

@@ -9,12 +9,11 @@ and aiohttp, against a real upstream app.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
 import pytest
-from support.headers_stack import PIPELINES, Pair, get, start_pair
+from support.headers_stack import PIPELINES, Pair, get
 
 # Set-Cookie values an app might send for the proxy's cookies (cookie_secure is off in these
 # stacks: session "sso_proxy", state "sso_proxy_login", hand-off "sso_proxy_handoff").
@@ -40,12 +39,6 @@ PROXY_COOKIE_COPIES = [
     "sso_proxy_login_9f3c=copy",
     "sso_proxy_handoff=copy",
 ]
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    async with start_pair() as started:
-        yield started
 
 
 def set_cookie_path(prefix: str, *values: str) -> str:

@@ -9,12 +9,10 @@ spelling of one header, through the fast path and through aiohttp, to a real ups
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 import yaml
 from support.harness import stack_config
-from support.headers_stack import PIPELINES, Headers, Pair, start_pair
+from support.headers_stack import PIPELINES, Headers, Pair
 
 from sso_proxy.config.schema import parse_config
 from sso_proxy.core.headers import canonical_name
@@ -55,19 +53,6 @@ CLIENT_SPELLINGS = [
     "X-SSL-Client-Verify",
 ]
 OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "x_http_method_override"]
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    async with start_pair() as started:
-        yield started
-
-
-@pytest.fixture
-async def behind_proxy() -> AsyncIterator[Pair]:
-    """The test client's address (127.0.0.1) is a trusted proxy."""
-    async with start_pair(trusted=["127.0.0.1/32"]) as started:
-        yield started
 
 
 def names(headers: Headers) -> set[str]:

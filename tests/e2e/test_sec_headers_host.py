@@ -12,10 +12,9 @@ Each test sends one request through the fast path and through aiohttp to a real 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-from support.headers_stack import PIPELINES, Pair, get, start_pair
+from support.headers_stack import PIPELINES, Pair, get
 
 from sso_proxy.core.headers import canonical_name
 
@@ -36,19 +35,6 @@ OVERRIDES = [
     "X-Forwarded-Method: POST",
     "x-original-url: /admin/x",
 ]
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    async with start_pair() as started:
-        yield started
-
-
-@pytest.fixture
-async def behind_proxy() -> AsyncIterator[Pair]:
-    """The test client's address (127.0.0.1) is a trusted proxy."""
-    async with start_pair(trusted=["127.0.0.1/32"]) as started:
-        yield started
 
 
 @pytest.mark.parametrize("host", BAD_HOSTS)
