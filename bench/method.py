@@ -62,10 +62,13 @@ def method_lines(settings: Settings) -> list[str]:
         f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "
         f"(vs {settings.sessions_small:,}). With the in-process identity cache each cookie reaches Redis "
         f"about once a second, so the C-spread rows rotate {settings.spread} distinct sessions: each "
-        "misses the cache about once a second, so some 1,000 requests a second read Redis, the way many "
-        "people making a few requests each do (the misses of one event-loop turn share one MGET; the "
-        "record is decrypted and parsed again only when it changed; a touch at most once per "
-        "`Lifetime.touch_interval`, idle_timeout/60 capped at 60 s).",
+        "is confirmed with Redis about once a second, so some 1,000 reads a second, the way many "
+        "people making a few requests each do. A session that comes back within the bound, as these "
+        "do, is read ahead of it (a hit on an entry older than 0.75 s answers at once and starts a "
+        "read that renews it; the reads ahead of 50 ms share one MGET); a session that does not, "
+        "misses (the misses of one event-loop turn share one MGET). The record is decrypted and "
+        "parsed again only when it changed; a touch at most once per `Lifetime.touch_interval`, "
+        "idle_timeout/60 capped at 60 s.",
         "- Filled sessions are written by the store's own `RedisStore.create` (its keys, crypto, record "
         "format and TTLs) with a client that pipelines the commands instead of awaiting each reply; a "
         "sample is read back through `store.get`, and every one must open. Each session belongs to a "

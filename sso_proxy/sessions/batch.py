@@ -37,24 +37,40 @@ class BatchedReads:
 
     def __init__(self, client: RedisClient) -> None:
         self._client = client
-        self._waiting: list[tuple[str, asyncio.Future[Any]]] = []
+        self._waiting: list[tuple[str, asyncio.Future[Any]]] = []  # sent on the loop's next turn
+        self._later: list[tuple[str, asyncio.Future[Any]]] = []  # reads ahead, sent together
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._spare: list[AbstractConnection] = []  # connections of the pool, idle between batches
 
-    async def get(self, name: str) -> Any:
-        """The value at ``name`` (None if none); StoreUnavailable when Redis fails."""
+    async def get(self, name: str, *, wait: float = 0.0) -> Any:
+        """The value at ``name`` (None if none); StoreUnavailable when Redis fails.
+
+        ``wait`` > 0: a read nobody waits for (a read ahead): it may wait that long for others
+        to share its MGET, the first of them setting when they all go."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._loop is not loop:  # a store used from a new event loop: the old one is gone
-            self._loop, self._waiting, self._spare = loop, [], []
-        if not self._waiting:
-            loop.call_soon(self._send)
-        self._waiting.append((name, future))
+            self._loop, self._waiting, self._later, self._spare = loop, [], [], []
+        if wait > 0.0:
+            if not self._later:
+                loop.call_later(wait, self._send_later)
+            self._later.append((name, future))
+        else:
+            if not self._waiting:
+                loop.call_soon(self._send)
+            self._waiting.append((name, future))
         return await future
 
     def _send(self) -> None:
         waiting, self._waiting = self._waiting, []
+        self._dispatch(waiting)
+
+    def _send_later(self) -> None:
+        later, self._later = self._later, []
+        self._dispatch(later)
+
+    def _dispatch(self, waiting: list[tuple[str, asyncio.Future[Any]]]) -> None:
         for start in range(0, len(waiting), MAX_BATCH):
             task = asyncio.ensure_future(self._fetch(waiting[start : start + MAX_BATCH]))
             self._sending.add(task)  # a reference until done: the loop keeps only weak ones

@@ -31,12 +31,20 @@ class SessionCache:
 
     def get(self, hint: str, now: float) -> Session | None:
         """The session read from the store at most ``ttl`` seconds before ``now``."""
+        hit = self.fresh(hint, now)
+        return None if hit is None else hit[0]
+
+    def fresh(self, hint: str, now: float) -> tuple[Session, float] | None:
+        """(session, its age in seconds), if it was read from the store at most ``ttl`` before ``now``."""
         hit = self.entries.get(hint)
+        if hit is None:
+            return None
+        age = now - hit[1]
         # SECURITY: an entry read "later" than now (the wall clock stepped back) is not younger
         # than the bound: it would answer for as long as the step, past contract §2's 1 s.
-        if hit is None or not 0.0 <= now - hit[1] <= self.ttl:
+        if not 0.0 <= age <= self.ttl:
             return None
-        return hit[0]
+        return hit[0], age
 
     def last(self, hint: str) -> Session | None:
         """The session last read, however long ago: never an answer, only the ``previous`` copy

@@ -88,7 +88,10 @@ class MemoryStore:
             self._drop(next(iter(self._sessions)))
         return Session(session_id, identity, now, now, provider_access_token)
 
-    async def get(self, session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
+    async def get(
+        self, session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        # ``previous`` and ``wait`` save a parse and a round trip: nothing to save here.
         if not looks_like_session_id(session_id):
             return None
         digest = self.storage_hint(session_id)

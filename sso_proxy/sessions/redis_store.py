@@ -100,12 +100,14 @@ class RedisStore:
             await self._client.set(name, value, px=ttl)
         return Session(session_id, identity, now, now, provider_access_token)
 
-    async def get(self, session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
+    async def get(
+        self, session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
         if not looks_like_session_id(session_id):
             return None
         name = self._crypto.session_key(session_id)
         with unavailable_on_failure("get"):
-            value = await self._reads.get(name)
+            value = await self._reads.get(name, wait=wait)
         if not isinstance(value, bytes):
             return None  # unknown or expired
         version = self._crypto.fingerprint(value)

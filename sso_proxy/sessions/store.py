@@ -40,8 +40,12 @@ class SessionStore(Protocol):
     ) -> Session: ...
 
     async def get(
-        self, session_id: str, *, now: float, previous: Session | None = None
-    ) -> Session | None: ...
+        self, session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        """The session, or None (unknown, ended, expired). ``previous``: the copy last read, whose
+        parsed identity may be reused. ``wait``: how long the read may wait to share its round
+        trip with others (a read ahead of the cache bound, which nobody waits for)."""
+        ...
 
     async def delete(self, session_id: str) -> None: ...
 

@@ -26,7 +26,7 @@ from sso_proxy.sessions import Lifetime, Session
 from sso_proxy.sessions import record as record_module
 from sso_proxy.sessions.batch import MAX_SPARE
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
-from sso_proxy.sessions.lookup import SessionLookup
+from sso_proxy.sessions.lookup import REFRESH_AT, SessionLookup
 from sso_proxy.sessions.record import dump_record
 from sso_proxy.sessions.redis_store import RedisStore
 
@@ -80,9 +80,11 @@ def count_store_reads(monkeypatch: pytest.MonkeyPatch, store: RedisStore) -> lis
     reads: list[str] = []
     original = store.get
 
-    async def counting(session_id: str, *, now: float, previous: Session | None = None) -> Session | None:
+    async def counting(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
         reads.append(session_id)
-        return await original(session_id, now=now, previous=previous)
+        return await original(session_id, now=now, previous=previous, wait=wait)
 
     monkeypatch.setattr(store, "get", counting)
     return reads
@@ -131,7 +133,12 @@ async def test_a_changed_record_is_seen_once_the_cache_bound_passes(
     name = crypto.session_key(created.id)
     raw.set(name, crypto.seal_session(name, dump_record(NURSE, now, None), now), keepttl=True)
     assert replica.cached(created.id) is before  # within the bound the cache may still answer
-    await wait_until(lambda: replica.cached(created.id) is None, what="the cache bound to pass")
+
+    def seen() -> bool:  # past the bound, or renewed by a read ahead of it: the new record
+        cached = replica.cached(created.id)
+        return cached is None or cached.identity == NURSE
+
+    await wait_until(seen, what="the cache bound to pass")
     after = await replica.session(created.id)
     assert after is not None and after.identity == NURSE and after.identity is not before.identity
 
@@ -145,6 +152,117 @@ async def test_a_deleted_record_is_seen_once_the_cache_bound_passes(
     await wait_until(lambda: replica.cached(created.id) is None, what="the cache bound to pass")
     assert await replica.session(created.id) is None
     assert replica.lookup.cache.last(replica.hint(created.id)) is None
+
+
+# -- a session in use is read again ahead of its bound --------------------------------------------
+
+
+def age_to(replica: Replica, session_id: str, share: float) -> None:
+    """Make the cached copy ``share`` of the cache's bound old."""
+    hint = replica.hint(session_id)
+    session, _ = replica.lookup.cache.entries[hint]
+    replica.lookup.cache.entries[hint] = (session, time.time() - share * replica.lookup.cache.ttl)
+
+
+async def read_in_flight(replica: Replica, session_id: str) -> Session | None:
+    """Wait for the store read in flight for ``session_id`` (there must be one)."""
+    pending = replica.lookup.cache.reading.get(replica.hint(session_id))
+    assert pending is not None, "no store read in flight"
+    return await pending[1]
+
+
+async def test_a_hit_past_the_read_ahead_point_answers_at_once_and_renews_in_the_background(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    first = await replica.session(created.id)
+    assert first is not None
+    reads = count_store_reads(monkeypatch, replica.store)
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)  # past the point, within the bound
+    assert replica.cached(created.id) is first  # answered from the entry, nothing awaited
+    assert replica.cached(created.id) is first  # a second hit meanwhile starts no second read
+    renewed = await read_in_flight(replica, created.id)
+    assert reads == [created.id] and renewed is not None and renewed.identity is first.identity
+    _, read_at = replica.lookup.cache.entries[replica.hint(created.id)]
+    assert time.time() - read_at < REFRESH_AT * replica.lookup.cache.ttl  # renewed: young again
+    assert replica.cached(created.id) is renewed and reads == [created.id]
+
+
+async def test_a_hit_before_the_read_ahead_point_reads_nothing(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    first = await replica.session(created.id)
+    reads = count_store_reads(monkeypatch, replica.store)
+    age_to(replica, created.id, REFRESH_AT / 2)
+    assert replica.cached(created.id) is first
+    assert replica.lookup.cache.reading == {} and reads == []
+
+
+async def test_a_read_ahead_never_stretches_the_bound(replica: Replica) -> None:
+    """SECURITY: contract §2: past the bound the entry never answers, read ahead or not."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    age_to(replica, created.id, 1.01)
+    assert replica.cached(created.id) is None
+
+
+async def test_a_read_ahead_that_finds_the_session_gone_drops_it(replica: Replica, raw: redis.Redis) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    assert raw.delete(SessionCrypto(SECRET).session_key(created.id)) == 1  # nothing announced
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    assert replica.cached(created.id) is not None  # within the bound it may still answer, once
+    assert await read_in_flight(replica, created.id) is None
+    assert replica.cached(created.id) is None  # gone at the read, not at the bound
+    assert replica.lookup.cache.last(replica.hint(created.id)) is None
+
+
+async def test_a_read_ahead_an_invalidation_overtook_is_not_cached(replica: Replica) -> None:
+    """SECURITY: a sign-out announced while the read ahead is in flight is not undone by its answer."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    assert replica.cached(created.id) is not None  # starts the read ahead
+    await asyncio.sleep(0)  # the read is under way: its question is on its way to the store
+    replica.lookup.heard(replica.hint(created.id))  # the announcement arrives before its answer
+    assert await read_in_flight(replica, created.id) is not None  # the store still had it
+    assert replica.cached(created.id) is None  # but it was not cached
+
+
+@pytest.mark.parametrize("state", ["store_down", "closing"])
+async def test_no_read_ahead_while_the_store_is_known_down_or_the_process_closes(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    first = await replica.session(created.id)
+    reads = count_store_reads(monkeypatch, replica.store)
+    monkeypatch.setattr(replica.lookup, state, True)
+    replica.lookup.store_ok_at = time.monotonic()  # the heartbeat's last word still fresh
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    assert replica.cached(created.id) is first
+    assert replica.lookup.cache.reading == {} and reads == []
+
+
+async def test_a_failed_read_ahead_marks_the_store_down_and_is_retrieved(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    first = await replica.session(created.id)
+
+    async def failing(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        raise StoreUnavailable(detail="test")
+
+    monkeypatch.setattr(replica.store, "get", failing)
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    assert replica.cached(created.id) is first
+    task = replica.lookup.cache.reading[replica.hint(created.id)][1]
+    await asyncio.wait((task,))
+    assert isinstance(task.exception(), StoreUnavailable) and replica.lookup.store_down
+    with pytest.raises(StoreUnavailable):  # the next miss: 503 at once
+        await replica.lookup.fetch(created.id, replica.hint(created.id))
 
 
 # -- sign-out and revocation reach every replica at once ---------------------------------------
@@ -315,6 +433,29 @@ async def test_concurrent_misses_share_one_mget_and_each_gets_its_own_session(
     for session, read in zip(created, found, strict=True):
         assert read is not None and read.id == session.id
         assert read.provider_access_token == session.provider_access_token
+
+
+async def test_reads_ahead_of_one_moment_share_one_mget(replica: Replica, raw: redis.Redis) -> None:
+    """Reads ahead wait a little for each other (AHEAD_WAIT): hits spread over several event-loop
+    turns, as requests arrive, still cost the store one round trip."""
+    now = time.time()
+    created = [
+        await replica.store.create(DOCTOR, provider_access_token=f"opaque-token-{index}", now=now)
+        for index in range(20)
+    ]
+    first = await asyncio.gather(*(replica.session(session.id) for session in created))
+    raw.config_resetstat()
+    for session in created:
+        age_to(replica, session.id, (REFRESH_AT + 1) / 2)
+    tasks = []
+    for session, cached in zip(created, first, strict=True):
+        assert replica.cached(session.id) is cached  # answered at once, the read started
+        tasks.append(replica.lookup.cache.reading[replica.hint(session.id)][1])
+        await asyncio.sleep(0)  # the next hit comes on a later turn of the event loop
+    renewed = await asyncio.gather(*tasks)
+    calls = {name: stats["calls"] for name, stats in raw.info("commandstats").items()}
+    assert calls.get("cmdstat_mget") == 1 and "cmdstat_get" not in calls
+    assert [read.id if read else None for read in renewed] == [session.id for session in created]
 
 
 async def test_a_failed_batch_fails_every_reader_closed(own_server: RedisServer) -> None:
