@@ -64,10 +64,14 @@ class SessionCache:
 
     def drop(self, hint: str) -> None:
         self.epoch += 1
+        # SECURITY: a read in flight may have been answered before the end it is dropped for: it
+        # still answers those who asked before, but nobody who asks from now on shares it.
         if hint == INVALIDATE_ALL:
             self.entries.clear()
+            self.reading.clear()
         else:
             self.entries.pop(hint, None)
+            self.reading.pop(hint, None)
 
     def clear(self) -> None:
         self.drop(INVALIDATE_ALL)

@@ -15,6 +15,7 @@ second; the entry itself never answers past the bound.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 
 from sso_proxy.errors import StoreUnavailable
@@ -88,7 +89,11 @@ class SessionLookup:
     def _start_read(self, session_id: str, hint: str, *, wait: float = 0.0) -> asyncio.Task[Session | None]:
         """The store read of ``session_id`` as a task of its own, shared while in flight."""
         reading = self.cache.reading
-        task = asyncio.ensure_future(self._read(session_id, hint, wait))
+        read = self._read(session_id, hint, wait)
+        # A read ahead belongs to no request: it logs in a context of its own, not under the
+        # request id of whichever request happened to start it.
+        context = contextvars.Context() if wait else None
+        task = asyncio.get_running_loop().create_task(read, context=context)
         reading[hint] = (session_id, task)
 
         def done(finished: asyncio.Task[Session | None]) -> None:

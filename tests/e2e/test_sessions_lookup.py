@@ -16,12 +16,14 @@ from functools import partial
 
 import pytest
 import redis
+import structlog
 from support.lookup_replicas import Replica, close_replica, open_replica
 from support.redis_server import RedisServer
 from support.sessions import DOCTOR, FULL_STAFF, MAX, NURSE, SECRET, T0, redis_store
 from support.waits import wait_until, within
 
 from sso_proxy.errors import StoreUnavailable
+from sso_proxy.observability.recorder import bind_request_id
 from sso_proxy.sessions import Lifetime, Session
 from sso_proxy.sessions import record as record_module
 from sso_proxy.sessions.batch import MAX_SPARE
@@ -224,10 +226,73 @@ async def test_a_read_ahead_an_invalidation_overtook_is_not_cached(replica: Repl
     assert await replica.session(created.id) is not None
     age_to(replica, created.id, (REFRESH_AT + 1) / 2)
     assert replica.cached(created.id) is not None  # starts the read ahead
+    task = replica.lookup.cache.reading[replica.hint(created.id)][1]
     await asyncio.sleep(0)  # the read is under way: its question is on its way to the store
     replica.lookup.heard(replica.hint(created.id))  # the announcement arrives before its answer
-    assert await read_in_flight(replica, created.id) is not None  # the store still had it
+    assert await task is not None  # the store still had it
     assert replica.cached(created.id) is None  # but it was not cached
+
+
+async def test_who_asks_after_an_invalidation_never_shares_a_read_from_before_it(
+    replica: Replica, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SECURITY: a read answered before a sign-out, still in flight when the sign-out is heard,
+    answers only those who asked before; a request after the announcement reads anew."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    stale = await replica.session(created.id)
+    assert stale is not None
+    release = asyncio.Event()
+    original = replica.store.get
+    calls: list[str] = []
+
+    async def answered_before_the_end(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        calls.append(session_id)
+        if len(calls) == 1:  # Redis answered this one before the delete; the reply is slow
+            await release.wait()
+            return stale
+        return await original(session_id, now=now, previous=previous, wait=wait)
+
+    monkeypatch.setattr(replica.store, "get", answered_before_the_end)
+    hint = replica.hint(created.id)
+    replica.lookup.cache.drop(hint)  # a miss from here on
+    before = asyncio.ensure_future(replica.lookup.fetch(created.id, hint))
+    await wait_until(lambda: bool(calls), what="the first read to start")
+    assert calls == [created.id]  # in flight
+    assert raw.delete(SessionCrypto(SECRET).session_key(created.id)) == 1  # signed out...
+    replica.lookup.heard(hint)  # ...and announced
+    after = await within(replica.lookup.fetch(created.id, hint), what="a read after the end")
+    assert after is None and calls == [created.id, created.id]  # read anew, not shared
+    release.set()
+    assert await before is stale  # the one who asked before the end gets the old answer
+    assert replica.cached(created.id) is None
+
+
+async def test_a_read_ahead_logs_under_no_request_id(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read ahead belongs to no request: its log lines must not name the one that started it."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    seen: list[dict[str, object]] = []
+    original = replica.store.get
+
+    async def looking(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        seen.append(structlog.contextvars.get_contextvars())
+        return await original(session_id, now=now, previous=previous, wait=wait)
+
+    monkeypatch.setattr(replica.store, "get", looking)
+    request_id = bind_request_id()  # the request whose hit starts the read ahead
+    try:
+        age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+        assert replica.cached(created.id) is not None
+        assert await read_in_flight(replica, created.id) is not None
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert seen == [{}] and request_id
 
 
 @pytest.mark.parametrize("state", ["store_down", "closing"])
