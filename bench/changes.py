@@ -171,6 +171,26 @@ machine's speed (bench/pace.py), used 69.1 us per request with the log and 65.0 
 6%), while separate processes differ by 7 to 18 us (C-routes and row C against C-nolog): part of
 the gap between rows is the processes, not the log. Full run of this session before this file's
 (speed 0.95 on average): C/B 1.64 (access log on), E/F 0.77, rotating sessions 0.86.
+
+Round 2, tenth pass (session 11): sessions in use are read ahead of the cache bound. A store read
+costs this process far more CPU as a round trip than as a key in one (measured in one process on
+uvloop against a real Redis: about 100 us for a read alone, 35 us each in batches of 8, 25-30 us
+in batches of 64), and under the rotating rows most misses went out one or two to an MGET, each
+request waiting for its own. Now a hit on an entry older than 0.75 of the 1 s bound answers at once
+and starts one read in the background, which renews the entry; the reads ahead of 50 ms share one
+MGET. The entry still never answers past the bound, and a sign-out heard meanwhile is not undone
+by the read's answer (nor shared with anyone who asks after it). A person who keeps clicking now
+waits for Redis on a first request only; one who comes back after more than a second misses as
+before. The name and stamp MACs copy a keyed HMAC instead of keying a new one (1.38 to 0.88 us
+each, two per read). Compared in the same minutes (C and C-spread, the code before and after
+alternated twice, 5 rounds each): what the rotation adds to sso-proxy's CPU per request, scaled by
+the machine's speed, 6.5 and 6.4 us before, 4.7 and 3.7 after; C-spread's p99 13.3 and 9.5 ms
+before, 9.8 and 7.9 after; its ratio to C 0.96 and 0.87 before, 0.88 and 1.01 after (this
+machine's drift is larger than the change). Instructions per cached GET (callgrind, as above):
+316,356 with the log, 283,022 without, as before. Row C-routes runs the same instructions per
+request as C (callgrind at 10 and at 1000 routes: 317,545 and 314,718), so its gap in some runs is
+not work per request. Full run of this session before this file's (speed 0.69 on average, few
+quiet rounds): C/B 1.92 (access log on), E/F 0.83, rotating sessions 0.85.
 """
 
 CHANGES = [
