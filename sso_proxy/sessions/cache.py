@@ -25,7 +25,8 @@ class SessionCache:
     hints: dict[str, str] = field(default_factory=dict)
     # Store reads in flight, by storage hint: the requests of a busy page that miss together
     # share one read instead of each asking the store.
-    reading: dict[str, tuple[str, asyncio.Task[Session | None]]] = field(default_factory=dict)
+    # (session id, the read, whether it is a read ahead: a miss does not wait for one of those).
+    reading: dict[str, tuple[str, asyncio.Task[Session | None], bool]] = field(default_factory=dict)
     # Counts the drops: a store read that one overtook is not cached (``SessionLookup._read``).
     epoch: int = 0
 

@@ -20,10 +20,13 @@ import time
 
 from sso_proxy.errors import StoreUnavailable
 from sso_proxy.observability import metrics
+from sso_proxy.observability.log import get_logger
 from sso_proxy.server.teardown import stop_requested
 from sso_proxy.sessions.cache import SessionCache
 from sso_proxy.sessions.model import INVALIDATE_ALL, NOT_LISTENING, Session
 from sso_proxy.sessions.store import SessionStore
+
+log = get_logger("sso_proxy.sessions")
 
 HEARTBEAT_EVERY = 0.2
 HEARTBEAT_FRESH = 0.5
@@ -82,7 +85,8 @@ class SessionLookup:
         if self.store_down:  # SECURITY: known down: 503 now, not after another store timeout
             raise StoreUnavailable(detail="session store down (heartbeat)")
         pending = self.cache.reading.get(hint)
-        if pending is not None and pending[0] == session_id:
+        # A read ahead may still be waiting to share its MGET: a miss reads at once instead.
+        if pending is not None and pending[0] == session_id and not pending[2]:
             return await asyncio.shield(pending[1])
         return await asyncio.shield(self._start_read(session_id, hint))
 
@@ -94,10 +98,13 @@ class SessionLookup:
         # request id of whichever request happened to start it.
         context = contextvars.Context() if wait else None
         task = asyncio.get_running_loop().create_task(read, context=context)
-        reading[hint] = (session_id, task)
+        reading[hint] = (session_id, task, bool(wait))
+        if wait:
+            task.add_done_callback(_unexpected)
 
         def done(finished: asyncio.Task[Session | None]) -> None:
-            if reading.get(hint, (None, None))[1] is finished:
+            pending = reading.get(hint)
+            if pending is not None and pending[1] is finished:
                 del reading[hint]
             if not finished.cancelled():
                 finished.exception()  # retrieved: the callers that still wait get it themselves
@@ -179,3 +186,12 @@ class SessionLookup:
                 self.store_down = True
                 self.cache.clear()
             await asyncio.sleep(HEARTBEAT_EVERY)
+
+
+def _unexpected(finished: asyncio.Task[Session | None]) -> None:
+    """A read ahead that failed other than by a store outage (which the heartbeat reports): a bug
+    nobody awaits, so it is logged here."""
+    if not finished.cancelled():
+        exc = finished.exception()
+        if exc is not None and not isinstance(exc, StoreUnavailable):
+            log.error("session_read_ahead_failed", error=type(exc).__name__)

@@ -17,6 +17,7 @@ from functools import partial
 import pytest
 import redis
 import structlog
+from structlog.testing import capture_logs
 from support.lookup_replicas import Replica, close_replica, open_replica
 from support.redis_server import RedisServer
 from support.sessions import DOCTOR, FULL_STAFF, MAX, NURSE, SECRET, T0, redis_store
@@ -28,7 +29,7 @@ from sso_proxy.sessions import Lifetime, Session
 from sso_proxy.sessions import record as record_module
 from sso_proxy.sessions.batch import MAX_SPARE
 from sso_proxy.sessions.crypto import STAMP_BYTES, SessionCrypto
-from sso_proxy.sessions.lookup import REFRESH_AT, SessionLookup
+from sso_proxy.sessions.lookup import AHEAD_WAIT, REFRESH_AT, SessionLookup
 from sso_proxy.sessions.record import dump_record
 from sso_proxy.sessions.redis_store import RedisStore
 
@@ -293,6 +294,55 @@ async def test_a_read_ahead_logs_under_no_request_id(
     finally:
         structlog.contextvars.clear_contextvars()
     assert seen == [{}] and request_id
+
+
+async def test_a_miss_never_waits_for_a_read_ahead_still_gathering_its_batch(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read ahead may wait AHEAD_WAIT to share an MGET; a request whose entry ran out meanwhile
+    reads at once, on the loop's next turn, instead of waiting for it."""
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    waits: list[float] = []
+    original = replica.store.get
+
+    async def noting(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        waits.append(wait)
+        return await original(session_id, now=now, previous=previous, wait=wait)
+
+    monkeypatch.setattr(replica.store, "get", noting)
+    age_to(replica, created.id, 0.99)
+    assert replica.cached(created.id) is not None  # the read ahead starts, to wait for company
+    ahead = replica.lookup.cache.reading[replica.hint(created.id)][1]
+    age_to(replica, created.id, 1.01)  # and the entry runs out before it went
+    found = await within(replica.session(created.id), what="a miss")
+    assert found is not None and not ahead.done()  # answered while the read ahead still waits
+    assert waits == [AHEAD_WAIT * replica.lookup.cache.ttl, 0.0]
+    await ahead
+
+
+async def test_a_read_ahead_that_fails_unexpectedly_is_logged(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+
+    async def broken(
+        session_id: str, *, now: float, previous: Session | None = None, wait: float = 0.0
+    ) -> Session | None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(replica.store, "get", broken)
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    with capture_logs() as events:
+        assert replica.cached(created.id) is not None
+        task = replica.lookup.cache.reading[replica.hint(created.id)][1]
+        await asyncio.wait((task,))
+        await asyncio.sleep(0)  # the done callbacks
+    assert [e["event"] for e in events] == ["session_read_ahead_failed"]
+    assert events[0]["error"] == "ValueError"
 
 
 @pytest.mark.parametrize("state", ["store_down", "closing"])
