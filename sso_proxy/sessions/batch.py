@@ -42,6 +42,13 @@ class BatchedReads:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._spare: list[AbstractConnection] = []  # connections of the pool, idle between batches
+        self._closed = False
+
+    def close(self) -> None:
+        """The store is closing (``RedisStore.close``): from now on every read fails closed."""
+        # SECURITY (availability): a read ahead outlives the requests that shutdown waits for; sent
+        # after the client closed, it would open a connection nothing closes again.
+        self._closed = True
 
     async def get(self, name: str, *, wait: float = 0.0) -> Any:
         """The value at ``name`` (None if none); StoreUnavailable when Redis fails.
@@ -71,6 +78,11 @@ class BatchedReads:
         self._dispatch(later)
 
     def _dispatch(self, waiting: list[tuple[str, asyncio.Future[Any]]]) -> None:
+        if self._closed:  # SECURITY (availability): see ``close``
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(detail="session store closed"))
+            return
         for start in range(0, len(waiting), MAX_BATCH):
             task = asyncio.ensure_future(self._fetch(waiting[start : start + MAX_BATCH]))
             self._sending.add(task)  # a reference until done: the loop keeps only weak ones
@@ -107,6 +119,8 @@ class BatchedReads:
         conn = self._spare.pop() if self._spare else await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             for attempt in (0, 1):
+                if self._closed:  # SECURITY (availability): never reconnect a closed client
+                    raise RedisConnectionError("session store closed")
                 try:
                     await conn.send_command("MGET", *names)
                     values = checked(names, await conn.read_response())
@@ -123,9 +137,11 @@ class BatchedReads:
             finally:
                 await pool.release(conn)
             raise
-        if len(self._spare) < MAX_SPARE:
+        if len(self._spare) < MAX_SPARE and not self._closed:
             self._spare.append(conn)
         else:
+            if self._closed:  # SECURITY (availability): the closed client closes nothing after this
+                await conn.disconnect()
             await pool.release(conn)
         return values
 

@@ -245,6 +245,7 @@ class RedisStore:
             await self._client.ping()
 
     async def close(self) -> None:
+        self._reads.close()  # SECURITY (availability): a read ahead left behind fails closed
         try:
             await self._client.aclose()
             # A Sentinel-managed master: the manager holds its own clients, one per sentinel.

@@ -380,6 +380,22 @@ async def test_a_failed_read_ahead_marks_the_store_down_and_is_retrieved(
         await replica.lookup.fetch(created.id, replica.hint(created.id))
 
 
+async def test_a_read_ahead_left_at_shutdown_never_reopens_the_closed_store(own_server: RedisServer) -> None:
+    """SECURITY (availability): a read ahead still waiting for company when the process closes its
+    store fails closed; it never opens a connection the closed client would never close again."""
+    replica = await open_replica(own_server.url, ttl=LONG_CACHE)  # the read ahead waits well past close
+    created = await replica.store.create(DOCTOR, provider_access_token=None, now=time.time())
+    assert await replica.session(created.id) is not None
+    age_to(replica, created.id, (REFRESH_AT + 1) / 2)
+    assert replica.cached(created.id) is not None  # starts the read ahead, to wait for company
+    ahead = replica.lookup.cache.reading[replica.hint(created.id)][1]
+    await close_replica(replica)  # as Runtime.close: the store closes while it still waits
+    assert isinstance((await asyncio.gather(ahead, return_exceptions=True))[0], StoreUnavailable)
+    with own_server.client() as raw:
+        others = [c for c in raw.client_list() if int(c["id"]) != raw.client_id()]
+    assert others == []
+
+
 # -- sign-out and revocation reach every replica at once ---------------------------------------
 
 
