@@ -27,8 +27,6 @@ class SessionCache:
     # share one read instead of each asking the store.
     # (session id, the read, whether it is a read ahead: a miss does not wait for one of those).
     reading: dict[str, tuple[str, asyncio.Task[Session | None], bool]] = field(default_factory=dict)
-    # Counts the drops: a store read that one overtook is not cached (``SessionLookup._read``).
-    epoch: int = 0
 
     def get(self, hint: str, now: float) -> Session | None:
         """The session read from the store at most ``ttl`` seconds before ``now``."""
@@ -64,9 +62,9 @@ class SessionCache:
         self.hints[session.id] = hint
 
     def drop(self, hint: str) -> None:
-        self.epoch += 1
         # SECURITY: a read in flight may have been answered before the end it is dropped for: it
-        # still answers those who asked before, but nobody who asks from now on shares it.
+        # still answers those who asked before, but nobody who asks from now on shares it, and
+        # its answer is not cached (``SessionLookup._read`` caches only a read still listed here).
         if hint == INVALIDATE_ALL:
             self.entries.clear()
             self.reading.clear()

@@ -59,19 +59,31 @@ class SessionLookup:
         """The session from the in-process cache (None: ask the store) and its storage hint."""
         cache = self.cache
         hint = cache.hints.get(session_id) or self.store.storage_hint(session_id)
+        hit = self._hit(session_id, hint)
+        if hit is None:
+            return None, hint
+        # Read ahead (module docstring): the answer is the entry, within the bound.
+        if hit[1] >= cache.ttl * REFRESH_AT and hint not in cache.reading:
+            self._read_ahead(session_id, hint)
+        return hit[0], hint
+
+    def peek(self, session_id: str) -> Session | None:
+        """What ``cached`` answers, without ever starting a read (the access log's question)."""
+        hit = self._hit(session_id, self.cache.hints.get(session_id) or self.store.storage_hint(session_id))
+        return None if hit is None else hit[0]
+
+    def _hit(self, session_id: str, hint: str) -> tuple[Session, float] | None:
+        """(session, age) from the cache, if it may answer now."""
         # SECURITY: the cache answers only while the store is known to be up (fail closed), and
         # only while this process hears every sign-out and revocation (contract §2).
         if (
             self.listening  # SECURITY: deaf to the channel, it could serve an ended session
             and time.monotonic() - self.store_ok_at < HEARTBEAT_FRESH
         ):
-            hit = cache.fresh(hint, time.time())
+            hit = self.cache.fresh(hint, time.time())
             if hit is not None and hit[0].id == session_id:
-                # Read ahead (module docstring): the answer is the entry, within the bound.
-                if hit[1] >= cache.ttl * REFRESH_AT and hint not in cache.reading:
-                    self._read_ahead(session_id, hint)
-                return hit[0], hint
-        return None, hint
+                return hit
+        return None
 
     def _read_ahead(self, session_id: str, hint: str) -> None:
         if not (self.store_down or self.closing):  # a read that would fail, or outlive the loop
@@ -116,7 +128,6 @@ class SessionLookup:
         now = time.time()
         started = time.perf_counter()
         previous = self.cache.last(hint)
-        epoch = self.cache.epoch
         try:
             session = await self.store.get(session_id, now=now, previous=previous, wait=wait)
         except Exception as exc:
@@ -131,8 +142,10 @@ class SessionLookup:
         if session is None:
             self.cache.entries.pop(hint, None)
         # SECURITY: a read that an invalidation overtook (this hint's, or a resubscription's
-        # INVALIDATE_ALL) may predate that end: it answers this caller only, it is not cached.
-        elif self.cache.epoch == epoch:
+        # INVALIDATE_ALL) may predate that end: it answers its callers only, it is not cached.
+        # Such an invalidation forgets the read (``SessionCache.drop``); another session's end
+        # does not, so nobody can keep every cache cold by signing out made-up sessions.
+        elif (pending := self.cache.reading.get(hint)) is not None and pending[1] is asyncio.current_task():
             self.cache.put(hint, session, now)
         return session
 

@@ -80,6 +80,47 @@ async def test_a_read_an_invalidation_overtook_answers_its_caller_but_is_not_cac
     assert lookup.cached(created.id)[0] is not None  # a read nothing overtook is cached as before
 
 
+async def test_another_sessions_end_does_not_keep_a_read_from_being_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone can sign out a made-up session (its hint is announced): that must not keep every
+    replica from caching the reads of everyone else (a cache kept cold by an anonymous client)."""
+    store = MemoryStore(Lifetime(idle_timeout=60, max_lifetime=300), secret=SECRET)
+    lookup = SessionLookup(store, ttl=1.0)
+    lookup.store_ok_at = time.monotonic() + 3600  # as a heartbeat that keeps reaching the store
+    created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
+    hint = store.storage_hint(created.id)
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real_get = MemoryStore.get
+
+    async def slow_get(self: MemoryStore, *args: Any, **kwargs: Any) -> Session | None:
+        entered.set()
+        await gate.wait()
+        return await real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryStore, "get", slow_get)
+    reading = asyncio.ensure_future(lookup.fetch(created.id, hint))
+    await entered.wait()
+    lookup.heard(store.storage_hint("B" * 43))  # somebody else's end, while the read is in flight
+    gate.set()
+    assert await reading is not None
+    assert lookup.cached(created.id)[0] is not None  # kept: that end was not this session's
+
+
+async def test_the_access_logs_look_at_the_cache_starts_no_read() -> None:
+    store = MemoryStore(Lifetime(idle_timeout=60, max_lifetime=300), secret=SECRET)
+    lookup = SessionLookup(store, ttl=1.0)
+    lookup.store_ok_at = time.monotonic() + 3600
+    created = await store.create(DOCTOR, provider_access_token=None, now=time.time())
+    hint = store.storage_hint(created.id)
+    found = await lookup.fetch(created.id, hint)
+    session, read_at = lookup.cache.entries[hint]
+    lookup.cache.entries[hint] = (session, read_at - 0.9)  # past the read-ahead point
+    assert lookup.peek(created.id) is found and lookup.cache.reading == {}
+    assert lookup.cached(created.id)[0] is found and hint in lookup.cache.reading  # cached() reads ahead
+    await lookup.cache.reading[hint][1]
+
+
 def test_the_memory_store_is_always_listening_and_redis_starts_deaf() -> None:
     memory = MemoryStore(Lifetime(idle_timeout=60, max_lifetime=300), secret=SECRET)
     lookup = SessionLookup(memory, ttl=1.0)

@@ -80,4 +80,4 @@ def signed_in(request: web.Request) -> Session | None:
     rt = request.app[RUNTIME]
     host = believed_client(request, rt.snapshot.config.trusted_proxies).host
     session_id = rt.cookies.session_of(request.cookies.get(rt.cookies.session_name), host)
-    return rt.sessions.cached(session_id)[0] if session_id is not None else None
+    return rt.sessions.peek(session_id) if session_id is not None else None
