@@ -13,6 +13,7 @@ from support.echo_app import start_echo
 from support.harness import Stack, browser, follow, login, start_stack
 from support.identity import session_id
 from support.redis_server import RedisServer
+from support.sign_out import sign_out
 from support.waits import wait_until, within
 
 from sso_proxy.server.runtime import HEARTBEAT_FRESH
@@ -126,17 +127,8 @@ async def test_sign_out_kills_the_session_server_side(stack: Stack) -> None:
         await login(client, stack, "doctor")
         cookie = session_id(client, stack)
         assert await stack.runtime.store.get(cookie, now=time.time()) is not None
-        async with client.get(stack.url("app.test", "/oauth2/sign_out")) as page:
-            html = await page.text()
-            assert page.status == 200 and 'method="post"' in html
-        token = html.split('name="token" value="')[1].split('"')[0]
-        async with client.post(
-            stack.url("app.test", "/oauth2/sign_out"),
-            data={"token": token},
-            headers={"Origin": stack.url("app.test").rstrip("/")},
-            allow_redirects=False,
-        ) as response:
-            assert response.status == 200
+        response, _ = await sign_out(client, stack.url("app.test", "/oauth2/sign_out"))  # form: method=post
+        assert response.status == 200
         assert await stack.runtime.store.get(cookie, now=time.time()) is None
     # the old cookie, replayed on another host, is dead too
     async with browser() as client:

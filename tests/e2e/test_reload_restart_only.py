@@ -29,6 +29,7 @@ from support.harness import (
     stack_config,
     start_proxy,
 )
+from support.sign_out import sign_out_token
 from yarl import URL
 
 from sso_proxy.config.schema import parse_config
@@ -101,18 +102,12 @@ async def walk(
     raise AssertionError(f"too many redirects, at {url}")
 
 
-async def sign_out_token(client: aiohttp.ClientSession, stack: Stack) -> str:
-    async with client.get(stack.url("app.test", "/oauth2/sign_out")) as page:
-        html = await page.text()
-    return html.split('name="token" value="')[1].split('"')[0]
-
-
 async def test_a_new_cookie_secret_waits_for_a_restart_and_nothing_made_before_breaks(live: Live) -> None:
     stack = live.stack
     async with browser() as signed_in, browser() as logging_in:
         status, _, _ = await walk(signed_in, stack.url("app.test", "/"), user="doctor")
         assert status == 200
-        token = await sign_out_token(signed_in, stack)
+        token = await sign_out_token(signed_in, stack.url("app.test", "/oauth2/sign_out"))
         # A login under way: its login-state cookie was sealed before the reload.
         _, at_idp, _ = await walk(logging_in, stack.url("app.test", "/ward"), stop_at_idp=True)
 

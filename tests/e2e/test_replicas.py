@@ -30,6 +30,7 @@ from support.replicas import (
     start_replicas,
     url,
 )
+from support.sign_out import sign_out as sign_out_at
 
 from sso_proxy.verify.verifier import decode_assertion, parse_jwks
 
@@ -84,17 +85,8 @@ async def test_login_on_a_is_used_on_b_with_interchangeable_assertions(replicas:
 
 
 async def sign_out(client: aiohttp.ClientSession, replica: ProxyProcess) -> None:
-    async with client.get(url(replica, "app.test", "/oauth2/sign_out")) as page:
-        assert page.status == 200
-        html = await page.text()
-    token = html.split('name="token" value="')[1].split('"')[0]
-    async with client.post(
-        url(replica, "app.test", "/oauth2/sign_out"),
-        data={"token": token},
-        headers={"Origin": f"http://app.test:{replica.port}"},
-        allow_redirects=False,
-    ) as response:
-        assert response.status == 200, await response.text()
+    response, body = await sign_out_at(client, url(replica, "app.test", "/oauth2/sign_out"))
+    assert response.status == 200, body
 
 
 async def test_sign_out_on_b_ends_the_session_on_a_within_1s(replicas: Replicas) -> None:

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from support.harness import Stack, plain_session
 from support.login_stack import PIPELINE_IDS, PIPELINES, hop, logged_in_browser, login_stack, start_url
+from support.sign_out import sign_out_token
 
 OWN = "app.test"
 
@@ -41,12 +42,6 @@ async def test_start_honours_the_login_host_at_its_origin(stack: Stack) -> None:
     assert status == 302 and location == rd
 
 
-async def sign_out_token(client: aiohttp.ClientSession, stack: Stack) -> str:
-    async with client.get(stack.url(OWN, "/oauth2/sign_out")) as page:
-        html = await page.text()
-    return html.split('name="token" value="')[1].split('"')[0]
-
-
 async def post_sign_out(
     client: aiohttp.ClientSession, stack: Stack, data: dict[str, str], headers: dict[str, str]
 ) -> aiohttp.ClientResponse:
@@ -65,7 +60,10 @@ async def still_signed_in(client: aiohttp.ClientSession, stack: Stack) -> bool:
 async def test_sign_out_refuses_rd_on_another_port(stack: Stack) -> None:
     client = await logged_in_browser(stack)
     try:
-        data = {"token": await sign_out_token(client, stack), "rd": "http://sso.test:1/x"}
+        data = {
+            "token": await sign_out_token(client, stack.url(OWN, "/oauth2/sign_out")),
+            "rd": "http://sso.test:1/x",
+        }
         response = await post_sign_out(client, stack, data, {"Origin": stack.url(OWN).rstrip("/")})
     finally:
         await client.close()
@@ -76,7 +74,7 @@ async def test_sign_out_follows_rd_at_our_origin(stack: Stack) -> None:
     client = await logged_in_browser(stack)
     try:
         rd = stack.url("sso.test", "/")
-        data = {"token": await sign_out_token(client, stack), "rd": rd}
+        data = {"token": await sign_out_token(client, stack.url(OWN, "/oauth2/sign_out")), "rd": rd}
         response = await post_sign_out(client, stack, data, {"Origin": stack.url(OWN).rstrip("/")})
     finally:
         await client.close()
@@ -86,7 +84,7 @@ async def test_sign_out_follows_rd_at_our_origin(stack: Stack) -> None:
 async def test_sign_out_with_foreign_origin_alone_is_refused(stack: Stack) -> None:
     client = await logged_in_browser(stack)
     try:
-        data = {"token": await sign_out_token(client, stack)}
+        data = {"token": await sign_out_token(client, stack.url(OWN, "/oauth2/sign_out"))}
         response = await post_sign_out(client, stack, data, {"Origin": "http://evil.test"})
         assert response.status == 403 and await still_signed_in(client, stack)
     finally:
@@ -96,7 +94,7 @@ async def test_sign_out_with_foreign_origin_alone_is_refused(stack: Stack) -> No
 async def test_sign_out_with_fetch_site_cross_site_alone_is_refused(stack: Stack) -> None:
     client = await logged_in_browser(stack)
     try:
-        data = {"token": await sign_out_token(client, stack)}
+        data = {"token": await sign_out_token(client, stack.url(OWN, "/oauth2/sign_out"))}
         response = await post_sign_out(client, stack, data, {"Sec-Fetch-Site": "cross-site"})
         assert response.status == 403 and await still_signed_in(client, stack)
     finally:
@@ -116,7 +114,7 @@ async def test_sign_out_with_null_origin_and_forged_token_is_refused(stack: Stac
 async def test_sign_out_with_null_origin_and_the_token_works(stack: Stack) -> None:
     client = await logged_in_browser(stack)
     try:
-        data = {"token": await sign_out_token(client, stack)}
+        data = {"token": await sign_out_token(client, stack.url(OWN, "/oauth2/sign_out"))}
         response = await post_sign_out(
             client, stack, data, {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
         )

@@ -24,6 +24,7 @@ from support.login_stack import logged_in_browser, login_stack
 from support.lookup_replicas import Replica, close_replica, open_replica
 from support.redis_server import RedisServer
 from support.sessions import DOCTOR, NURSE, SECRET, session_config
+from support.sign_out import sign_out
 from support.waits import wait_until
 
 from sso_proxy.sessions import INVALIDATE_ALL, make_store, redis_pubsub
@@ -221,16 +222,8 @@ async def test_sign_out_whose_publish_is_refused_signs_out_and_says_so_truthfull
         client = await logged_in_browser(stack)
         try:
             session_id = plain_session(client, stack.runtime.cookies.session_name)
-            async with client.get(stack.url("app.test", "/oauth2/sign_out")) as page:
-                token = (await page.text()).split('name="token" value="')[1].split('"')[0]
             with capture_logs() as logs:
-                async with client.post(
-                    stack.url("app.test", "/oauth2/sign_out"),
-                    data={"token": token},
-                    headers={"Origin": stack.url("app.test").rstrip("/")},
-                    allow_redirects=False,
-                ) as response:
-                    body = await response.text()
+                response, body = await sign_out(client, stack.url("app.test", "/oauth2/sign_out"))
             assert response.status == 200, body
             assert "You have been signed out" in body and "up to a second" in body
             assert any(
