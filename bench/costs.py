@@ -77,11 +77,19 @@ def difference(
 
 
 def auth_detail(
-    top: Mapping[str, float], bottom: Mapping[str, float], measured: float | None, goal: float
+    top: Mapping[str, float],
+    bottom: Mapping[str, float],
+    measured: float | None,
+    goal: float,
+    floor: Mapping[str, float] | None = None,
+    floor_ratio: float | None = None,
 ) -> str:
     """For E/F: E's extra CPU per request over F hop by hop, and what E/F = ``goal`` would leave
     sso-proxy's answer. Both rows keep the same cores busy, so their req/s go about as the
-    inverse of their sums (the text shows how close that came to the ``measured`` ratio)."""
+    inverse of their sums (the text shows how close that came to the ``measured`` ratio).
+    ``floor``: row E-floor's costs (E with sso-proxy's answer replayed by a server doing no work,
+    ``bench/replay_auth.py``), whose other processes show what E's would cost next to an answer
+    that quick (nginx, the app and wrk spend more per request when the answer is slow)."""
     hops = (("nginx", "nginx"), ("sso-proxy", "202 app"), ("app", "app"), ("wrk", "wrk"))
     detail = difference(top, bottom, hops)
     if not detail or "sso-proxy" not in top:
@@ -102,4 +110,18 @@ def auth_detail(
             f"at these figures E/F = {goal:g} would leave sso-proxy {room:.1f} us per request "
             f"(it took {ours:.1f})"
         )
-    return f"CPU per request, E minus F: {detail}. {sums}; {leaves}"
+    bound = _floor(floor, floor_ratio, allowed, goal)
+    return f"CPU per request, E minus F: {detail}. {sums}; {leaves}{bound}"
+
+
+def _floor(floor: Mapping[str, float] | None, ratio: float | None, allowed: float, goal: float) -> str:
+    """What row E-floor adds to the E/F detail (``auth_detail``): the room it leaves sso-proxy."""
+    if floor is None or ratio is None or "replay" not in floor:
+        return ""
+    replay = floor["replay"]
+    room = allowed - (sum(floor.values()) - replay)
+    return (
+        f". E-floor (E's very answer replayed by a server doing no work) / F is {ratio:.2f}: next to "
+        f"an answer that quick, E/F = {goal:g} leaves sso-proxy {room:.1f} us per request, of which "
+        f"the replay's socket reads and writes alone took {replay:.1f}"
+    )

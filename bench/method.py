@@ -56,7 +56,10 @@ def method_lines(settings: Settings) -> list[str]:
         "the internal `/oauth2/auth` location); only the target of `upstream sso_proxy` differs: "
         "sso-proxy for E, a second `bench/upstream_app.py` answering an empty 202 for F (until "
         "session 6 it answered `/oauth2/auth` with its 44-byte page: nginx reads no body of an "
-        "auth answer, so it closed that connection and opened a new one for every request of F).",
+        "auth answer, so it closed that connection and opened a new one for every request of F). "
+        "E-floor: the same again with `bench/replay_auth.py`, which asks sso-proxy the first "
+        "subrequest and answers every later one with those very bytes (a bare asyncio protocol on "
+        "uvloop that only finds the end of each request head): E with an answer that costs no work.",
         f"- Route scaling: C against a proxy configured with {settings.routes_large} routes on as many "
         f"hosts (vs {settings.routes_small}), the measured route in the middle of the list.",
         f"- Session scaling: C against a proxy whose Redis holds {settings.sessions_large:,} sessions "

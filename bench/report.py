@@ -91,10 +91,18 @@ def targets(results: Results, settings: Settings) -> list[Target]:
 
 def _e_minus_f(results: Results, goal: float = 1.1) -> str:
     """Where E's extra CPU per request over F goes (for the E/F target; ``costs.auth_detail``)."""
-    e, f = results.rows.get("E"), results.rows.get("F")
+    e, f, floor = results.rows.get("E"), results.rows.get("F"), results.rows.get("E-floor")
     if e is None or f is None:
         return ""
-    detail = auth_detail(e.cpu_per_request, f.cpu_per_request, results.ratio("E", "F"), goal)
+    floor_costs = floor.cpu_per_request if floor is not None else None
+    detail = auth_detail(
+        e.cpu_per_request,
+        f.cpu_per_request,
+        results.ratio("E", "F"),
+        goal,
+        floor_costs,
+        results.ratio("E-floor", "F"),
+    )
     return f"; {detail}" if detail else ""
 
 
@@ -118,6 +126,7 @@ def other_ratios(results: Results) -> list[tuple[str, float | None]]:
         ("C/A (sso-proxy vs the app itself)", results.ratio("C", "A")),
         ("B/A (naive proxy vs the app itself)", results.ratio("B", "A")),
         ("E/D (nginx + sso-proxy auth vs plain nginx)", results.ratio("E", "D")),
+        ("E-floor/F (E's answer replayed with no work vs trivial 202)", results.ratio("E-floor", "F")),
         ("C workers:2 / workers:1", results.ratio("C-workers2", "C")),
         ("C access log on / off (its cost)", results.ratio("C", "C-nolog")),
         ("C/B with the access log off", results.ratio("C-nolog", "B")),

@@ -19,6 +19,7 @@ TITLES = {
     "D": "nginx proxy_pass",
     "E": "nginx auth_request -> sso-proxy /oauth2/auth",
     "F": "nginx auth_request -> trivial 202 app",
+    "E-floor": "E with sso-proxy's 202 replayed (no work at all)",
     "C-routes": "C with {routes_large} routes",
     "C-sessions": "C with {sessions_large} sessions stored",
     "C-spread": "C rotating {spread} sessions",

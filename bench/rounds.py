@@ -24,7 +24,8 @@ from bench.settings import Settings
 from bench.wrk import WrkResult
 
 # Rows whose ratio is a target run next to each other, so load from elsewhere hits both alike:
-# C after B (C/B), C-spread after C (C-spread/C), C-spread-sessions after C-spread, E after F;
+# C after B (C/B), C-spread after C (C-spread/C), C-spread-sessions after C-spread, E after F
+# and E-floor (E's bound) before it;
 # C-nolog two before C (the access log's cost), C-sessions and C-routes close after.
 RUN_ORDER = (
     "A",
@@ -37,6 +38,7 @@ RUN_ORDER = (
     "C-routes",
     "C-workers2",
     "D",
+    "E-floor",
     "F",
     "E",
 )

@@ -41,7 +41,7 @@ class Bench:
         self.settings = settings
         self.wrk = require("wrk")
         self.redis_binary = require("redis-server")
-        self.nginx = require("nginx") if settings.wants("D", "E", "F") else None
+        self.nginx = require("nginx") if settings.wants("D", "E", "F", "E-floor") else None
         self.workdir = Path(tempfile.mkdtemp(prefix="sso-bench-"))
         self.services: list[Service] = []
         self.proxies: dict[str, Service] = {}
@@ -146,6 +146,21 @@ class Bench:
                     "nginx-F", "protected.conf", self.workdir, app_addr=addr, auth_port=auth, workers=workers
                 )
             )
+        if s.wants("E-floor"):
+            # E's bound: sso-proxy's own 202 for the first subrequest, replayed (bench/replay_auth.py).
+            port = free_port()
+            args = ["--port", str(port), "--capture-from", str(self.proxies["proxy-main"].port)]
+            self.replay = self.start(python_service("replay", "bench.replay_auth", args, self.workdir, port))
+            self.nginx_floor = self.start(
+                nginx_service(
+                    "nginx-E-floor",
+                    "protected.conf",
+                    self.workdir,
+                    app_addr=addr,
+                    auth_port=port,
+                    workers=workers,
+                )
+            )
 
     def close(self) -> None:
         for service in reversed(self.services):
@@ -239,6 +254,7 @@ class Bench:
             "D": (("nginx", "nginx-D"),),
             "E": (("nginx", "nginx-E"), (proxy, "proxy-main"), ("Redis", "redis-main")),
             "F": (("nginx", "nginx-F"), ("202 app", "auth202")),
+            "E-floor": (("nginx", "nginx-E-floor"), ("replay", "replay")),
             "C-routes": ((proxy, "proxy-routes"), ("Redis", "redis-main")),
             "C-sessions": ((proxy, "proxy-big"), ("Redis", "redis-big")),
             "C-spread": ((proxy, "proxy-main"), ("Redis", "redis-main")),
@@ -257,6 +273,8 @@ class Bench:
             table["E"] = (self.nginx_e.url, main, True)
         if s.wants("F"):
             table["F"] = (self.nginx_f.url, main, False)
+        if s.wants("E-floor"):
+            table["E-floor"] = (self.nginx_floor.url, main, True)
         if "proxy-routes" in self.proxies:
             table["C-routes"] = (self.proxies["proxy-routes"].url, main, True)
         if "proxy-big" in self.proxies:

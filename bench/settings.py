@@ -20,6 +20,7 @@ ALL_SCENARIOS = (
     "D",
     "E",
     "F",
+    "E-floor",
     "C-routes",
     "C-sessions",
     "C-spread",

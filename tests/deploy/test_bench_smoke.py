@@ -1,7 +1,7 @@
 """``make bench`` must keep working: run the bench harness in a tiny mode and check its report.
 
 Real processes as in the full run (redis-server, the mock IdP, the upstream app, ``sso-proxy
-serve``, nginx, wrk), but 1 s per row, one rep, rows A, C, C-nolog, E and F only, ten sessions.
+serve``, nginx, wrk), but 1 s per row, one rep, rows A, C, C-nolog, E, F and E-floor only, ten sessions.
 Timing is never asserted: benchmarks report, they do not fail the suite. A missing wrk,
 redis-server or nginx fails here with the apt-get line.
 """
@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
-    "BENCH_SCENARIOS": "A,C,C-nolog,F,E",
+    "BENCH_SCENARIOS": "A,C,C-nolog,F,E,E-floor",
     "BENCH_SECONDS": "1",
     "BENCH_WARMUP": "0",
     "BENCH_REPS": "1",
@@ -51,7 +51,7 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     for line in table.splitlines():
         if line.startswith("| "):
             rows.setdefault(line.split("|")[1].strip(), line)
-    assert set(rows) >= {"A", "C", "C-nolog", "E", "F"}
+    assert set(rows) >= {"A", "C", "C-nolog", "E", "F", "E-floor"}
     # Both rows reached the app, and every C request carried an assertion (the bench checks it).
     assert rows["A"].rstrip().endswith("| ok |"), rows["A"]
     assert rows["C"].rstrip().endswith("| ok |"), rows["C"]
@@ -60,6 +60,11 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     # request), and F's trivial endpoint answered every subrequest with its empty 202.
     assert rows["E"].rstrip().endswith("| ok |"), rows["E"]
     assert rows["F"].rstrip().endswith("| ok |"), rows["F"]
+    # E-floor: sso-proxy's own 202 replayed (bench/replay_auth.py); every request reached the app
+    # with its assertion, and the E/F detail says what room an answer that quick leaves.
+    assert rows["E-floor"].rstrip().endswith("| ok |"), rows["E-floor"]
+    assert "| E-floor | nginx " in table and ", replay " in table
+    assert "E-floor (E's very answer replayed by a server doing no work) / F is " in table
     assert "logins/s" in table and "bytes per session" in table
     # Where each row's CPU went, by process (bench.costs), and for E/F hop by hop.
     assert "| E | nginx " in table and ", sso-proxy " in table and "| F | nginx " in table
@@ -67,7 +72,7 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     report = output.read_text(encoding="utf-8")
     assert report.startswith("# Benchmarks")
     assert "| C | sso-proxy, authenticated GET |" in report
-    assert "`BENCH_SCENARIOS` | `A,C,C-nolog,F,E`" in report
+    assert "`BENCH_SCENARIOS` | `A,C,C-nolog,F,E,E-floor`" in report
     assert "| C access log on / off (its cost) |" in report
     # the machine's own speed was measured (bench.pace) and every target says which rounds it rests on
     assert "The machine's own speed (`bench/pace.py`) during the measured runs:" in report

@@ -73,6 +73,24 @@ def test_the_report_explains_e_over_f_hop_by_hop() -> None:
     assert "E/F = 1.1 would leave sso-proxy 10.0 us per request (it took 78.0)" in target.detail
     table = cpu_lines(found)
     assert "| E | nginx 48.0, sso-proxy 78.0, app 60.0, wrk 12.0 | 198.0 |" in table
+    assert "E-floor" not in target.detail  # not run: nothing said of it
+
+
+def test_the_e_over_f_detail_reads_the_room_off_row_e_floor() -> None:
+    """Next to an answer that costs nothing, nginx and the app cost less per request than in E:
+    the room E-floor leaves sso-proxy is F's sum over the goal minus E-floor's other processes."""
+    e = row("E", [{"nginx": 48.0, "sso-proxy": 78.0, "app": 60.0, "wrk": 12.0}] * 3)
+    f = row("F", [{"nginx": 37.0, "202 app": 45.0, "app": 49.0, "wrk": 12.0}] * 3)
+    floor = Row("E-floor", "E-floor")
+    for i in range(3):  # 11,000 req/s against F's 10,000-10,002
+        floor.add(WrkResult(11_000.0 + i, 1.0, 2.0, 10_000, 0, 0), [], 0.0, None,
+                  {"nginx": 40.0, "replay": 11.0, "app": 52.0, "wrk": 12.0})  # fmt: skip
+    found = Results(rows={"E": e, "F": f, "E-floor": floor})
+    target = next(t for t in targets(found, from_env({})) if t.name.startswith("E/F"))
+    # F sums 143: 143 / 1.1 = 130.0; E-floor's others 104: 26.0 us left to sso-proxy
+    assert "E-floor (E's very answer replayed by a server doing no work) / F is 1.10" in target.detail
+    assert "E/F = 1.1 leaves sso-proxy 26.0 us per request, of which the replay's socket" in target.detail
+    assert "alone took 11.0" in target.detail
 
 
 def test_a_server_is_counted_with_its_descendants() -> None:
