@@ -120,8 +120,13 @@ def _floor(floor: Mapping[str, float] | None, ratio: float | None, allowed: floa
         return ""
     replay = floor["replay"]
     room = allowed - (sum(floor.values()) - replay)
-    return (
+    said = (
         f". E-floor (E's very answer replayed by a server doing no work) / F is {ratio:.2f}: next to "
-        f"an answer that quick, E/F = {goal:g} leaves sso-proxy {room:.1f} us per request, of which "
-        f"the replay's socket reads and writes alone took {replay:.1f}"
+        f"an answer that quick, E/F = {goal:g} leaves sso-proxy {room:.1f} us per request"
+    )
+    if room <= replay:
+        return f"{said}, no more than the replay's socket reads and writes alone took ({replay:.1f})"
+    return (
+        f"{said}, of which the replay's socket reads and writes alone took {replay:.1f}: "
+        f"{room - replay:.1f} us for reading the question, the session, the rules, the answer and the log"
     )

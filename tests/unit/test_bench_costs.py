@@ -90,7 +90,18 @@ def test_the_e_over_f_detail_reads_the_room_off_row_e_floor() -> None:
     # F sums 143: 143 / 1.1 = 130.0; E-floor's others 104: 26.0 us left to sso-proxy
     assert "E-floor (E's very answer replayed by a server doing no work) / F is 1.10" in target.detail
     assert "E/F = 1.1 leaves sso-proxy 26.0 us per request, of which the replay's socket" in target.detail
-    assert "alone took 11.0" in target.detail
+    assert "alone took 11.0: 15.0 us for reading the question, the session, the rules" in target.detail
+    # E-floor's others cost 119 here: 130.0 - 119 = 11.0 left, no more than the replay's own
+    costly = Row("E-floor", "E-floor")
+    for i in range(3):
+        costly.add(WrkResult(11_000.0 + i, 1.0, 2.0, 10_000, 0, 0), [], 0.0, None,
+                   {"nginx": 45.0, "replay": 11.0, "app": 60.0, "wrk": 14.0})  # fmt: skip
+    found = Results(rows={"E": e, "F": f, "E-floor": costly})
+    target = next(t for t in targets(found, from_env({})) if t.name.startswith("E/F"))
+    assert (
+        "leaves sso-proxy 11.0 us per request, no more than the replay's socket reads and writes "
+        "alone took (11.0)" in target.detail
+    )
 
 
 def test_a_server_is_counted_with_its_descendants() -> None:
