@@ -45,8 +45,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 # Instructions per request under callgrind, access log on and off: immune to the machine's drift.
+# Row C (a proxied GET), then row E (nginx's /oauth2/auth question).
 bench-instructions: $(STAMP)
 	$(BIN)/python -m bench.instructions
+	$(BIN)/python -m bench.instructions --row E
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,10 @@ Under callgrind the proxy serves some 150 requests a second. The identity cache 
 2,700 instructions a request on average); each 50 ms access-log batch holds a few lines: the
 batch's fixed cost weighs more here than under load.
 
-Usage: ``python -m bench.instructions [--requests N] [--warmup N]`` (needs Debian ``valgrind``).
+``--row E`` counts nginx's question instead (``GET /oauth2/auth`` with the headers the shipped
+snippets send, answered 202 with the identity).
+
+Usage: ``python -m bench.instructions [--requests N] [--warmup N] [--row C|E]`` (needs Debian ``valgrind``).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from bench.settings import from_env
 START_WAIT = 600.0  # seconds sso-proxy may take to start under valgrind
 
 
-def count(bench: Bench, cookie: str, *, access_log: bool, requests: int, warmup: int) -> float:
+def count(
+    bench: Bench, cookie: str, *, access_log: bool, requests: int, warmup: int, row: str = "C"
+) -> float:
     """Instructions per request of one proxy under callgrind."""
     port = free_port()
     data = proxy_config(
@@ -63,11 +68,12 @@ def count(bench: Bench, cookie: str, *, access_log: bool, requests: int, warmup:
         proxy = subprocess.Popen([*argv, SSO_PROXY, "serve", "--config", str(path)], stdout=log, stderr=log)
     try:
         connection = _connect(port, proxy)
+        ask = _ask if row == "E" else _get
         for _ in range(warmup):
-            _get(connection, cookie)
+            ask(connection, cookie)
         _control(proxy, "--instr=on")
         for _ in range(requests):
-            _get(connection, cookie)
+            ask(connection, cookie)
         _control(proxy, "--instr=off")
         _control(proxy, "--dump")
         connection.close()
@@ -99,6 +105,19 @@ def _get(connection: http.client.HTTPConnection, cookie: str) -> None:
         raise RuntimeError(f"the counted request answered {response.status}")
 
 
+def _ask(connection: http.client.HTTPConnection, cookie: str) -> None:
+    """Row E's question: ``/oauth2/auth`` as the shipped nginx snippets ask it (the bench's
+    proxies trust 127.0.0.1, as sso-proxy trusts nginx)."""
+    host = f"{BENCH_HOST}:8080"
+    headers = {"Host": host, "X-Forwarded-Host": host, "X-Forwarded-Proto": "http"}
+    headers |= {"X-Forwarded-For": "127.0.0.1", "X-Original-URI": "/", "X-Original-Method": "GET"}
+    connection.request("GET", "/oauth2/auth", headers={**headers, "Cookie": f"{SESSION_COOKIE}={cookie}"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 202:
+        raise RuntimeError(f"the counted question answered {response.status}")
+
+
 def _control(proxy: subprocess.Popen[bytes], action: str) -> None:
     subprocess.run(["callgrind_control", action, str(proxy.pid)], check=True, capture_output=True)
 
@@ -122,18 +141,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=1500, help="requests counted (default 1500)")
     parser.add_argument("--warmup", type=int, default=300, help="requests before counting (default 300)")
+    parser.add_argument(
+        "--row", choices=("C", "E"), default="C", help="C: a proxied GET (default); E: nginx's /oauth2/auth"
+    )
     args = parser.parse_args(argv)
     bench = Bench(from_env({"BENCH_SCENARIOS": "C", "BENCH_MEMORY_SESSIONS": "0"}))
     try:
         bench.start_base()
         bench.start_proxy("proxy-main", bench.redis_main, routes=bench.settings.routes_small)
         cookie = bench.log_in_users("proxy-main")[0]
-        on = count(bench, cookie, access_log=True, requests=args.requests, warmup=args.warmup)
-        off = count(bench, cookie, access_log=False, requests=args.requests, warmup=args.warmup)
+        sizes = {"requests": args.requests, "warmup": args.warmup, "row": args.row}
+        on = count(bench, cookie, access_log=True, **sizes)
+        off = count(bench, cookie, access_log=False, **sizes)
     finally:
         bench.close()
         shutil.rmtree(bench.workdir, ignore_errors=True)
-    print(f"instructions per request (callgrind, {args.requests} sequential keep-alive GETs, row C):")
+    asked = "GETs" if args.row == "C" else "/oauth2/auth questions"
+    what = f"{args.requests} sequential keep-alive {asked}"
+    print(f"instructions per request (callgrind, {what}, row {args.row}):")
     print(f"  access log on (as shipped): {on:12,.0f}")
     print(f"  access log off:             {off:12,.0f}")
     print(f"  the log's share:            {on / off - 1:12.1%}")

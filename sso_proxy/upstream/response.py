@@ -18,6 +18,7 @@ from http import HTTPStatus
 from aiohttp.http import SERVER_SOFTWARE
 
 from sso_proxy.core.cookie_names import CookieNames, keeps_set_cookie
+from sso_proxy.upstream.head_lines import CRLF, header_line, status_line
 
 HOP_BY_HOP = frozenset(
     {
@@ -121,10 +122,6 @@ def passed_headers(headers: list[tuple[str, str]], own_cookies: CookieNames) -> 
 
 EMPTY_BODY_STATUSES = frozenset((204, 304, *range(100, 200)))
 REASONS = {status.value: status.phrase for status in HTTPStatus}
-# Every byte but the control characters a head may not carry in a name or value (all but tab):
-# deleting these from a head leaves its control characters, which must be its lines' CRLFs.
-_NOT_CONTROL = bytes(sorted(set(range(256)) - {*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F}))
-_CRLF = b"\r\n"
 # With all of these (and a type, and a status that has a body) aiohttp's header preparation is a no-op.
 _NOTHING_TO_ADD = frozenset({"content-length", "content-type", "date", "server"})
 _ADDED = _NOTHING_TO_ADD | {"transfer-encoding"}  # none of these: aiohttp only appends
@@ -206,16 +203,8 @@ def _serialize(status: int, reason: str, items: list[tuple[str, str]]) -> bytes:
     phrase = reason or REASONS.get(status, "")
     if "\r" in phrase or "\n" in phrase:
         raise ValueError("Reason cannot contain \\r or \\n")
-    parts = [f"HTTP/1.1 {status} {phrase}\r\n"]
-    parts += [f"{name}: {value}\r\n" for name, value in items]
-    parts.append("\r\n")
-    data = "".join(parts).encode("utf-8", "ignore")  # lone surrogates dropped, as aiohttp's writer does
-    # SECURITY: a control character in a name or value would split or corrupt the response head:
-    # the only ones allowed are the CRLF that end each line (and tabs). UTF-8 never puts a byte
-    # below 0x80 inside a longer character, so the bytes show every control character as it was.
-    if data.translate(None, _NOT_CONTROL) != _CRLF * (len(items) + 2):
-        raise ValueError("Forbidden control character detected in headers")
-    return data
+    # Each line checked for control characters (``head_lines``): none can split the head.
+    return b"".join([status_line(status, phrase), *map(header_line, items), CRLF])
 
 
 def complete_response(

@@ -80,10 +80,12 @@ def test_bench_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-def test_instruction_counts_run_end_to_end() -> None:
-    """``make bench-instructions``: sso-proxy under callgrind (Debian valgrind), log on and off."""
+@pytest.mark.parametrize("row", ["C", "E"])
+def test_instruction_counts_run_end_to_end(row: str) -> None:
+    """``make bench-instructions``: sso-proxy under callgrind (Debian valgrind), log on and off;
+    ``--row E`` counts nginx's /oauth2/auth question (each must be answered 202, or it fails)."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--requests", "20", "--warmup", "5"],
+        [sys.executable, "-m", "bench.instructions", "--requests", "20", "--warmup", "5", "--row", row],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, f"bench.instructions failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -93,3 +95,4 @@ def test_instruction_counts_run_end_to_end() -> None:
     }
     assert counts["access log on (as shipped)"] > 0 and counts["access log off"] > 0, done.stdout
     assert "the log's share" in counts
+    assert f", row {row}):" in done.stdout.splitlines()[0]
