@@ -34,6 +34,8 @@ def header_line(item: tuple[str, str]) -> bytes:
         return line
     line = f"{item[0]}: {item[1]}\r\n".encode("utf-8", "ignore")
     _check(line)
+    # SECURITY: bounded: values a client makes up (a login's Location names its rd) cost the
+    # memo an entry among LINES_KEPT, never memory.
     if len(line) <= LINE_BYTES_KEPT:
         if len(_LINES) >= LINES_KEPT:
             _LINES.clear()
