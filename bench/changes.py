@@ -215,9 +215,13 @@ cost of that answer went: every response head the proxy writes was checked for c
 byte by byte as a whole (`bytes.translate` over the 2 KB of identity headers, some 23,000
 instructions per answer); its lines are now checked one by one and kept by (name, value), a pure
 function of the pair in a bounded memo (`upstream/head_lines.py`), so a session's identity lines
-are checked once. Instructions per /oauth2/auth answer (`make bench-instructions`, which now
-counts row E's question too): 329,386 to 307,403 with the access log, 296,075 to 275,215 without;
-row C unchanged (315,648 and 284,327: its app's page has a small head).
+are checked once. And what a front door's question names (X-Original-URI and the rest, read
+strictly by `core.authdialect`) is kept per snapshot by every header but the cookies and by the
+asker (`core/questions.py`, bounded, refusals never kept): many people ask about the same pages.
+Instructions per /oauth2/auth answer (`make bench-instructions`, which now counts row E's question
+too): 329,386 before, 307,403 after the head lines, 280,176 after the questions, with the access
+log; 296,075, 275,215 and 247,083 without. Row C unchanged (315,648 and 284,327 with and without
+the log: its app's page has a small head).
 """
 
 CHANGES = [

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sso_proxy.config.schema import Config, RouteConfig
 from sso_proxy.core import verdict as v
-from sso_proxy.core.authdialect import Asked, asked
+from sso_proxy.core.authdialect import Asked
 from sso_proxy.core.facts import ClientInfo, RequestFacts
 from sso_proxy.core.identities import admitted_identity
 from sso_proxy.core.paths import join_path_qs
@@ -75,15 +75,7 @@ def _asked(snapshot: Snapshot, facts: RequestFacts) -> Asked | None:
     """The request a front door asks ``/oauth2/auth`` about (None: not a question); raises BadRequest."""
     if facts.auth is None:
         return None
-    return asked(
-        facts.auth,
-        facts.client,
-        login_host=snapshot.config.public_host,
-        route_host=snapshot.table.serves_host,
-        # SECURITY: on a host with method-specific routes, judging a POST as a GET could pick a
-        # route with other rules: the front door must say which method it asks about.
-        method_required=snapshot.table.method_specific,
-    )
+    return snapshot.questions.asked(facts.auth, facts.client)  # authdialect.asked, remembered
 
 
 def plain_http(

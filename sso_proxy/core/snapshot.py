@@ -21,6 +21,7 @@ from sso_proxy.core.cookie_names import CookieNames
 from sso_proxy.core.forwarded import ClientView, outgoing_forwarded_headers
 from sso_proxy.core.headers import ClientHeaderFilter
 from sso_proxy.core.identities import Headers, IdentityCache
+from sso_proxy.core.questions import Questions
 from sso_proxy.core.routing import RouteTable
 from sso_proxy.identity.signing import AssertionCache, Signer
 
@@ -45,14 +46,16 @@ class Snapshot:
     moph: MophClient
     filters: Mapping[str, ClientHeaderFilter]  # per route name
     identities: IdentityCache
+    questions: Questions  # front doors' /oauth2/auth questions, read once each (core.questions)
 
     @classmethod
     def of(cls, config: Config, *, signer: Signer, cookies: CookiePolicy, moph: MophClient) -> Snapshot:
         """The snapshot of ``config`` (already validated), with its keys and clients made by the caller."""
         own_cookies = CookieNames.of_policy(cookies.all_names, cookies.session_name)
+        table = RouteTable(config.routes)
         return cls(
             config=config,
-            table=RouteTable(config.routes),
+            table=table,
             cookies=cookies,
             own_cookies=own_cookies,
             signer=signer,
@@ -60,6 +63,7 @@ class Snapshot:
             moph=moph,
             filters={route.name: header_filter(route, own_cookies) for route in config.routes},
             identities=IdentityCache(),
+            questions=Questions(table, config.public_host),
         )
 
     def upstream_headers(

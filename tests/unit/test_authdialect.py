@@ -5,40 +5,20 @@ tests/e2e/test_frontdoor_dialects.py and tests/e2e/test_frontdoor_https.py.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
+from support.questions import ROUTE_HOSTS, client, config, question
 
-from sso_proxy.config.schema import Config, parse_config
+from sso_proxy.config.schema import Config
 from sso_proxy.core import verdict as v
 from sso_proxy.core.authdialect import Asked, asked, original_url, way_back
 from sso_proxy.core.decide import https_url, plain_http
-from sso_proxy.core.facts import AuthQuestion, ClientInfo, auth_question, info_from
+from sso_proxy.core.facts import AuthQuestion, ClientInfo, auth_question
 from sso_proxy.errors import BadRequest
-
-TRUSTED = [ipaddress.ip_network("10.0.0.1/32")]
-ROUTE_HOSTS = {"app.h.example", "api.h.example"}
-
-
-def client(host: str = "app.h.example", *, trusted: bool = True, **headers: str) -> ClientInfo:
-    sent = {"Host": host, **{k.replace("_", "-"): value for k, value in headers.items()}}
-    return info_from(("10.0.0.1" if trusted else "10.9.9.9", 4000), sent, TRUSTED, scheme="http")
-
-
-def question(**values: Any) -> AuthQuestion:
-    fields: dict[str, Any] = {"uris": (), "methods": (), "cookies": ()}
-    fields.update(
-        {
-            name: value if name == "host" else tuple(value) if isinstance(value, list) else (value,)
-            for name, value in values.items()
-        }
-    )
-    return AuthQuestion(**fields)
 
 
 def ask(q: AuthQuestion, who: ClientInfo | None = None, *, methods_matter: bool = False) -> Asked:
@@ -214,25 +194,6 @@ def test_way_back_for_sign_in() -> None:
 
 
 # ---- plain http where the cookies are Secure -------------------------------------------------
-
-
-def config(**top: Any) -> Config:
-    route = {"name": "app", "host": "app.h.example", "upstream": "http://10.0.0.9:80", **top.pop("route", {})}
-    data = {
-        "listen": "127.0.0.1:4180",
-        "public_url": top.pop("public_url", "https://sso.h.example"),
-        "health_id": {"base_url": "https://moph.id.th", "client_id": "h", "client_secret": "hsecret"},
-        "provider_id": {"base_url": "https://provider.id.th", "client_id": "p", "secret_key": "psecret"},
-        "session": {
-            "store": "memory",
-            "cookie_secret": "ENz3JvSZyJxFIsJ+9+1dE7nSHGuVniP7NeWbP9qAnAZnUF1+Z6G4161Xl+dp37Zw",
-            "cookie_secure": top.pop("cookie_secure", True),
-        },
-        "signing": {"ephemeral": True},
-        "routes": [route],
-        **top,
-    }
-    return parse_config(yaml.safe_dump(data), {})
 
 
 def verdict(cfg: Config, who: ClientInfo, *, public: bool = False) -> v.Insecure | None:
