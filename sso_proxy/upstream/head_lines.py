@@ -5,7 +5,7 @@ upstream's, relayed) from these lines. A header line is a pure function of its (
 lines already checked are kept and reused: the same identity headers (a signed assertion of some
 2 KB) head every answer to a session, and checking them byte by byte cost more than the rest
 of the head. The memo is bounded (emptied when full, long lines never kept), so headers that
-keep changing cost a lookup, never memory.
+keep changing cost a lookup, never memory; lines that carry cookies are never kept.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ _NOT_CONTROL = bytes(sorted(set(range(256)) - {*range(0x00, 0x09), *range(0x0A, 
 LINES_KEPT = 2048  # distinct lines kept at most
 LINE_BYTES_KEPT = 4096  # longer lines are checked each time, never kept
 _LINES: dict[tuple[str, str], bytes] = {}
+# Lines that carry a browser's or an app's cookies: checked each time, never kept (no one's
+# cookie outlives its answer here).
+_NEVER_KEPT = frozenset({"set-cookie", "x-auth-request-cookie"})
 
 
 def status_line(status: int, phrase: str) -> bytes:
@@ -36,7 +39,7 @@ def header_line(item: tuple[str, str]) -> bytes:
     _check(line)
     # SECURITY: bounded: values a client makes up (a login's Location names its rd) cost the
     # memo an entry among LINES_KEPT, never memory.
-    if len(line) <= LINE_BYTES_KEPT:
+    if len(line) <= LINE_BYTES_KEPT and item[0].lower() not in _NEVER_KEPT:
         if len(_LINES) >= LINES_KEPT:
             _LINES.clear()
         _LINES[item] = line

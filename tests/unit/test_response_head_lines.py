@@ -55,3 +55,14 @@ def test_long_lines_are_checked_each_time_and_never_kept() -> None:
 
 def test_lone_surrogates_are_dropped_as_aiohttp_drops_them() -> None:
     assert header_line(("X-Odd", "a\udcffb")) == b"X-Odd: ab\r\n"
+
+
+@pytest.mark.parametrize("name", ["Set-Cookie", "set-cookie", "X-Auth-Request-Cookie"])
+def test_lines_that_carry_cookies_are_never_kept(name: str) -> None:
+    header_line(("X-Warm", "up"))
+    before = head_lines.kept()
+    if before >= LINES_KEPT - 1:
+        header_line(("X-Empty", "it"))
+        before = head_lines.kept()
+    assert header_line((name, "app_session=s3cr3t")) == f"{name}: app_session=s3cr3t\r\n".encode()
+    assert head_lines.kept() == before
