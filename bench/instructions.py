@@ -98,11 +98,8 @@ def _connect(port: int, proxy: subprocess.Popen[bytes]) -> http.client.HTTPConne
 
 
 def _get(connection: http.client.HTTPConnection, cookie: str) -> None:
-    connection.request("GET", "/", headers={"Host": BENCH_HOST, "Cookie": f"{SESSION_COOKIE}={cookie}"})
-    response = connection.getresponse()
-    response.read()
-    if response.status != 200:
-        raise RuntimeError(f"the counted request answered {response.status}")
+    """Row C's request: a GET of the app through the proxy."""
+    _counted(connection, "/", {"Host": BENCH_HOST}, cookie, 200)
 
 
 def _ask(connection: http.client.HTTPConnection, cookie: str) -> None:
@@ -111,11 +108,17 @@ def _ask(connection: http.client.HTTPConnection, cookie: str) -> None:
     host = f"{BENCH_HOST}:8080"
     headers = {"Host": host, "X-Forwarded-Host": host, "X-Forwarded-Proto": "http"}
     headers |= {"X-Forwarded-For": "127.0.0.1", "X-Original-URI": "/", "X-Original-Method": "GET"}
-    connection.request("GET", "/oauth2/auth", headers={**headers, "Cookie": f"{SESSION_COOKIE}={cookie}"})
+    _counted(connection, "/oauth2/auth", headers, cookie, 202)
+
+
+def _counted(
+    connection: http.client.HTTPConnection, path: str, headers: dict[str, str], cookie: str, status: int
+) -> None:
+    connection.request("GET", path, headers={**headers, "Cookie": f"{SESSION_COOKIE}={cookie}"})
     response = connection.getresponse()
     response.read()
-    if response.status != 202:
-        raise RuntimeError(f"the counted question answered {response.status}")
+    if response.status != status:
+        raise RuntimeError(f"the counted request to {path} answered {response.status}")
 
 
 def _control(proxy: subprocess.Popen[bytes], action: str) -> None:

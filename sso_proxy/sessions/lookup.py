@@ -58,7 +58,7 @@ class SessionLookup:
     def cached(self, session_id: str) -> tuple[Session | None, str]:
         """The session from the in-process cache (None: ask the store) and its storage hint."""
         cache = self.cache
-        hint = cache.hints.get(session_id) or self.store.storage_hint(session_id)
+        hint = self._hint(session_id)
         hit = self._hit(session_id, hint)
         if hit is None:
             return None, hint
@@ -69,8 +69,12 @@ class SessionLookup:
 
     def peek(self, session_id: str) -> Session | None:
         """What ``cached`` answers, without ever starting a read (the access log's question)."""
-        hit = self._hit(session_id, self.cache.hints.get(session_id) or self.store.storage_hint(session_id))
+        hit = self._hit(session_id, self._hint(session_id))
         return None if hit is None else hit[0]
+
+    def _hint(self, session_id: str) -> str:
+        """The session's storage hint: remembered with its cache entry, else the store's."""
+        return self.cache.hints.get(session_id) or self.store.storage_hint(session_id)
 
     def _hit(self, session_id: str, hint: str) -> tuple[Session, float] | None:
         """(session, age) from the cache, if it may answer now."""
